@@ -1,0 +1,3 @@
+from specweave_ray.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""Filesystem helpers shared by every stage: atomic writes and exclusive number claims.
+
+Atomic means: the bytes go to a temporary file in the destination folder, are flushed to disk,
+and the file is renamed over the destination. A reader (or a crash) sees the old file or the new
+one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+if os.name == "posix":  # pragma: no branch
+    import fcntl
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn numpy scalars, tuples, paths and classes into plain JSON values (recursively)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    item = getattr(value, "item", None)  # numpy scalar
+    if callable(item):
+        with contextlib.suppress(Exception):
+            return to_jsonable(item())
+    tolist = getattr(value, "tolist", None)  # numpy array
+    if callable(tolist):
+        with contextlib.suppress(Exception):
+            return to_jsonable(tolist())
+    return repr(value)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
+    """Read a JSON file; ``default`` when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``folder/.lock`` (blocks until free)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def claim_numbered_dir(
+    parent: str | os.PathLike[str],
+    *,
+    pattern: re.Pattern[str],
+    make_name: Callable[[int], str],
+) -> Path:
+    """Create the next numbered folder under ``parent`` and return it.
+
+    ``pattern`` must capture the number of existing entries as group 1; the new folder takes
+    max + 1. The listing and the ``mkdir`` happen under one folder lock, so two processes never
+    get the same number; ``mkdir`` without ``exist_ok`` is the second line of defence.
+    """
+    parent = Path(parent)
+    with folder_lock(parent):
+        taken = [int(m.group(1)) for p in parent.iterdir() if (m := pattern.match(p.name))]
+        number = max(taken, default=0) + 1
+        while True:
+            path = parent / make_name(number)
+            try:
+                path.mkdir()
+            except FileExistsError:
+                number += 1
+                continue
+            return path

@@ -1,0 +1,121 @@
+"""The MLflow mirror of experiment records (records.py and coordinator.py call it).
+
+One MLflow experiment per increment (named by the increment id), one run per record, child runs
+under a parent run for a sweep. The tracking store is ``$MLFLOW_TRACKING_URI`` when set, else a
+sqlite file inside the increments root with artifacts beside it. Set ``SPECWEAVE_MLFLOW=0`` to
+switch the mirror off; records on disk are the source of truth either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+_LOCK = threading.Lock()
+_MAX_PARAM = 6000  # MLflow's limit on a param value's length
+
+
+def enabled() -> bool:
+    return os.environ.get("SPECWEAVE_MLFLOW", "1").lower() not in ("0", "false", "off", "no")
+
+
+def tracking_uri(root: Path) -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<root>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+@functools.lru_cache(maxsize=8)
+def _client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def client_for(root: Path) -> Any:
+    return _client(tracking_uri(root))
+
+
+def experiment_id(root: Path, increment_id: str) -> str:
+    """Get or create the MLflow experiment named after the increment."""
+    client = client_for(root)
+    with _LOCK:
+        exp = client.get_experiment_by_name(increment_id)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            location = (Path(root).resolve() / "mlartifacts" / increment_id).as_uri()
+        try:
+            return client.create_experiment(increment_id, artifact_location=location)
+        except Exception:  # another process created it first
+            exp = client.get_experiment_by_name(increment_id)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+
+def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    # sqlite raises "database is locked" when several processes write at once; a short
+    # backoff is enough because each write is a few milliseconds.
+    for attempt in range(8):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - MLflow wraps sqlite errors in several types
+            if "locked" not in str(err).lower() or attempt == 7:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    return None
+
+
+def start_run(
+    root: Path,
+    increment_id: str,
+    *,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> str:
+    """Create an MLflow run (a child when ``parent_run_id``) and return its id."""
+    client = client_for(root)
+    all_tags = {"mlflow.runName": name, "specweave.increment": increment_id, **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = _retry(client.create_run, experiment_id(root, increment_id), tags=all_tags, run_name=name)
+    return run.info.run_id
+
+
+def log_run(
+    root: Path,
+    run_id: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    history: Iterable[Mapping[str, Any]] = (),
+    tags: Mapping[str, str] | None = None,
+    artifacts_dir: Path | None = None,
+    status: str | None = None,
+) -> None:
+    """Log params, metrics (+ step history), tags, artifacts and the final status in few calls."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = client_for(root)
+    now = int(time.time() * 1000)
+    ms = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
+    ms += [Metric(h["name"], float(h["value"]), int(h.get("ts", now)), int(h["step"])) for h in history]
+    ps = [Param(k, str(v)[:_MAX_PARAM]) for k, v in (params or {}).items()]
+    ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    # log_batch accepts at most 1000 metrics, 100 params and 100 tags per call
+    for chunk, kind, size in ((ps, "params", 100), (ts, "tags", 100), (ms, "metrics", 1000)):
+        for i in range(0, len(chunk), size):
+            _retry(client.log_batch, run_id, **{kind: chunk[i : i + size]})
+    if artifacts_dir is not None and any(artifacts_dir.iterdir()):
+        _retry(client.log_artifacts, run_id, str(artifacts_dir))
+    if status:
+        _retry(client.set_terminated, run_id, status=status)
