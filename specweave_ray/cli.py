@@ -1,0 +1,233 @@
+"""The ``specweave-ray`` command. It only parses arguments, calls the package and prints.
+
+Any :class:`SpecweaveError` becomes one line on stderr and exit status 2 (``--debug`` shows the
+traceback); an interrupted run exits 130 with what was recorded kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .exceptions import SpecweaveError
+
+PROBLEM_TYPES = ("classification", "regression", "timeseries", "recommendation")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_inc(args: argparse.Namespace) -> int:
+    from .increment import Increment
+
+    inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok)
+    print(f"created {inc.path}")
+    for name in ("spec.md", "plan.md", "tasks.md", "tests.md"):
+        print(f"  {name}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .increment import Increment, list_increments, resolve_root
+    from .records import list_records
+
+    console = _console()
+    if args.id:
+        inc = Increment.open(args.id, root=args.root)
+        table = Table(title=f"{inc.id} — experiments")
+        for col in ("record", "kind", "status", "model", "cv_mean", "node"):
+            table.add_column(col)
+        for rec in list_records(inc):
+            score = rec.metrics.get("cv_mean")
+            table.add_row(rec.id, str(rec.kind), str(rec.status), str(rec.meta.get("candidate") or rec.meta.get("model") or ""),
+                          f"{score:.4f}" if score is not None else "", str(rec.meta.get("node") or "")[:16])
+        console.print(table)
+        done = sum(t.done for t in inc.tasks())
+        console.print(f"tasks: {done}/{len(inc.tasks())} done")
+        return 0
+    incs = list_increments(args.root)
+    if not incs:
+        print(f"no increments under {resolve_root(args.root)}")
+        return 0
+    table = Table(title=f"increments under {resolve_root(args.root)}")
+    for col in ("id", "title", "type", "experiments", "best", "tasks"):
+        table.add_column(col)
+    for inc in incs:
+        try:
+            spec = inc.spec()
+            title, ptype = spec.title, spec.problem_type
+        except SpecweaveError:
+            title, ptype = "(unreadable spec.md)", "?"
+        records = list_records(inc)
+        best = _best_of(inc)
+        tasks = inc.tasks()
+        table.add_row(inc.id, title, ptype, str(len(records)), best, f"{sum(t.done for t in tasks)}/{len(tasks)}")
+    console.print(table)
+    return 0
+
+
+def _best_of(inc: Any) -> str:
+    from ._fs import read_json
+
+    comp = read_json(inc.experiments_dir / "comparison.json")
+    if not comp or not comp.get("best"):
+        return ""
+    row = next((r for r in comp["rows"] if r["record"] == comp["best"]), None)
+    return f"{comp['best_candidate']} {comp['metric']}={row['cv_mean']:.4f}" if row else ""
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config, parse_config
+    from .pipeline import run_pipeline
+
+    if args.config and args.data:
+        raise _usage("give a CONFIG or --data, not both")
+    if args.config:
+        cfg = load_config(args.config)
+    elif args.data:
+        if not args.target or not args.type:
+            raise _usage("--data needs --target COLUMN and --type classification|regression")
+        name = args.increment or os.path.splitext(os.path.basename(args.data))[0]
+        cfg = parse_config({"increment": name, "problem_type": args.type,
+                            "data": {"path": os.path.abspath(args.data), "target": args.target},
+                            "sweep": {"cv": args.cv}}, source="command line")
+    else:
+        raise _usage("give a CONFIG file, or --data FILE --target COLUMN --type TYPE")
+    console = _console()
+    progress = _ProgressView(console)
+    try:
+        result = run_pipeline(cfg, root=args.root, address=args.address, use_cache=not args.no_cache,
+                              on_progress=progress.update, on_stage=lambda m: console.print(f"[bold]›[/] {m}"))
+    finally:
+        progress.stop()
+    _print_comparison(console, result.sweep)
+    console.print(f"records: {result.increment.experiments_dir}")
+    return 0
+
+
+class _ProgressView:
+    """Live trials done/running/failed and the best so far, drawn with rich."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self._progress = None
+        self._task = None
+
+    def update(self, p: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        if self._progress is None:
+            self._progress = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.description}"), TimeElapsedColumn(),
+                                      console=self.console, transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task("", total=p.total)
+        running = max(0, p.started - (p.finished - p.cached) - p.failed)
+        best = f"best {p.best:.4f} ({p.best_name})" if p.best is not None else ""
+        desc = f"running {running} · failed {p.failed} · cached {p.cached} · {best}"
+        self._progress.update(self._task, completed=p.finished + p.failed, total=p.total, description=desc)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _print_comparison(console: Any, sweep: Any) -> None:
+    from rich.table import Table
+
+    comp = sweep.comparison
+    table = Table(title=f"{comp['increment']}: {comp['metric']} ({'higher' if comp['mode'] == 'max' else 'lower'} is better)")
+    for col in ("", "candidate", "kind", "cv mean ± std", "lift vs best baseline", "fit s", "record"):
+        table.add_column(col)
+    for r in comp["rows"]:
+        lift = r["lift_over_best_baseline_pct"]
+        table.add_row("★" if r["best"] else "", r["candidate"], r["kind"],
+                      f"{r['cv_mean']:.4f} ± {r['cv_std'] or 0:.4f}", f"{lift:+.1f}%" if lift is not None else "—",
+                      f"{r['fit_time_s']:.2f}" if r["fit_time_s"] is not None else "—", r["record"])
+    console.print(table)
+    if comp["failed"]:
+        console.print(f"[yellow]{comp['failed']} of {comp['trials']} trials failed:[/]")
+        for f in comp["failures"][:10]:
+            console.print(f"  {f['record']}: {f['error']}")
+
+
+# -- parser --------------------------------------------------------------------------------
+class _UsageError(SpecweaveError, ValueError):
+    pass
+
+
+def _usage(msg: str) -> _UsageError:
+    return _UsageError(msg)
+
+
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    # On the subcommands the defaults are SUPPRESS: a subparser's default would otherwise
+    # overwrite the value given before the command (`specweave-ray --root X status`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=argparse.SUPPRESS if suppress else None,
+                        help="increments root (default $SPECWEAVE_ROOT, the config's root, "
+                             "or .specweave/increments)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="show tracebacks and debug logs")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(suppress=True)
+    parser = argparse.ArgumentParser(prog="specweave-ray", description=__doc__.splitlines()[0],
+                                     parents=[_common_options(suppress=False)])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inc", parents=[common], help="create an increment folder from templates")
+    p.add_argument("name", help='e.g. "Fraud Detection"')
+    p.add_argument("--type", required=True, choices=PROBLEM_TYPES)
+    p.add_argument("--exist-ok", action="store_true", help="reuse an increment with the same slug")
+    p.set_defaults(func=cmd_inc)
+
+    p = sub.add_parser("status", parents=[common], help="list increments, or one increment's experiments")
+    p.add_argument("id", nargs="?")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("run", parents=[common], help="create the increment if missing, then run the pipeline")
+    p.add_argument("config", nargs="?", help="pipeline config (YAML)")
+    p.add_argument("--data", help="CSV/Parquet file, instead of a config")
+    p.add_argument("--target", help="target column (with --data)")
+    p.add_argument("--type", choices=PROBLEM_TYPES, help="problem type (with --data)")
+    p.add_argument("--increment", help="increment name (with --data; default: the file name)")
+    p.add_argument("--cv", type=int, default=5, help="folds (with --data)")
+    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS or an embedded local Ray)")
+    p.add_argument("--no-cache", action="store_true", help="rerun trials already recorded as finished")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SpecweaveError as err:
+        if args.debug:
+            raise
+        print(f"specweave-ray {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are recorded; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
