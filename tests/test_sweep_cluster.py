@@ -1,0 +1,47 @@
+"""Two Ray nodes on one machine (``ray.cluster_utils.Cluster``): trials run on both, every record
+lands in the driver's increment with the node that ran it."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+from ray import cloudpickle
+from ray.cluster_utils import Cluster
+from sklearn.datasets import load_breast_cancer
+
+import sweep_helpers
+from specweave_ray import Increment, ModelExperiment, run_experiments
+from specweave_ray.records import list_records
+
+pytestmark = pytest.mark.slow
+cloudpickle.register_pickle_by_value(sweep_helpers)
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_trials_spread_over_both_nodes_and_are_all_recorded(two_nodes, tmp_path):
+    inc = Increment.create("Cluster", problem_type="classification", root=tmp_path)
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X, y = X.iloc[:200], y.iloc[:200]
+    exps = [ModelExperiment(f"sleepy-{i}", sweep_helpers.SleepyClassifier, {"sleep_s": 0.5}) for i in range(6)]
+    exps.append(ModelExperiment("xgb", "xgboost", {"n_estimators": 20}))
+    res = run_experiments(exps, X, y, increment=inc, cv=2, baselines=False, refit=True)
+
+    recs = [r for r in list_records(inc) if r.kind == "trial"]
+    assert len(recs) == 7 and all(r.status == "finished" for r in recs)
+    node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    used = {r.meta["node"] for r in recs}
+    assert used <= node_ids and len(used) == 2, used
+    # the best model of each candidate came back to the driver whatever node refitted it
+    for name, path in res.models.items():
+        assert (path / "meta.json").exists()
+    assert (inc.experiments_dir / res.best_per_candidate["xgb"].record_id / "model.ubj").exists()
