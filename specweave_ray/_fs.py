@@ -20,6 +20,11 @@ from typing import Any
 if os.name == "posix":  # pragma: no branch
     import fcntl
 
+# mkstemp creates files 0600; a record must get the mode any other file would (0666 - umask),
+# or other users of a shared results folder cannot read it. Read once: os.umask can only swap.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
@@ -27,6 +32,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), 0o666 & ~_UMASK)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -90,7 +97,14 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``folder/.lock`` (blocks until free)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    with file_lock(folder / ".lock"):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive advisory ``flock`` on ``path`` (created if missing; blocks until free)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -113,13 +127,21 @@ def claim_numbered_dir(
     """
     parent = Path(parent)
     with folder_lock(parent):
-        taken = [int(m.group(1)) for p in parent.iterdir() if (m := pattern.match(p.name))]
-        number = max(taken, default=0) + 1
-        while True:
-            path = parent / make_name(number)
-            try:
-                path.mkdir()
-            except FileExistsError:
-                number += 1
-                continue
-            return path
+        return make_next_dir(parent, pattern=pattern, make_name=make_name)
+
+
+def make_next_dir(
+    parent: Path, *, pattern: re.Pattern[str], make_name: Callable[[int], str]
+) -> Path:
+    """The body of :func:`claim_numbered_dir`, for a caller already holding ``folder_lock(parent)``
+    (``flock`` is per open file, so taking the lock again in the same process would deadlock)."""
+    taken = [int(m.group(1)) for p in parent.iterdir() if (m := pattern.match(p.name))]
+    number = max(taken, default=0) + 1
+    while True:
+        path = parent / make_name(number)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        return path

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ._fs import file_lock
+
 logger = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _MAX_PARAM = 6000  # MLflow's limit on a param value's length
@@ -35,7 +37,23 @@ def tracking_uri(root: Path) -> str:
 def _client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    db = _sqlite_file(uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri)
+    # MLflow creates and migrates a new sqlite store when a client is built; processes doing
+    # that at once collide ("table ... already exists"), so each process's first one waits its turn.
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(db.with_name(f"{db.name}.lock")):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # in case a later MLflow builds the store lazily
+    return client
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
 
 
 def client_for(root: Path) -> Any:
@@ -107,8 +125,22 @@ def log_run(
 
     client = client_for(root)
     now = int(time.time() * 1000)
-    ms = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
-    ms += [Metric(h["name"], float(h["value"]), int(h.get("ts", now)), int(h["step"])) for h in history]
+    ms = [Metric(h["name"], float(h["value"]), int(h.get("ts", now)), int(h["step"])) for h in history]
+    # A metric with a step history gets its final value at its last step (and only when it
+    # differs from it): a copy at step 0 would sit in the history, and MLflow reports the value
+    # of the highest step, which must be the one in metrics.json.
+    last: dict[str, Metric] = {}
+    for m in ms:
+        if m.key not in last or (m.step, m.timestamp) >= (last[m.key].step, last[m.key].timestamp):
+            last[m.key] = m
+    for k, v in (metrics or {}).items():
+        if v is None:
+            continue
+        prev = last.get(k)
+        if prev is None:
+            ms.append(Metric(k, float(v), now, 0))
+        elif float(v) != prev.value:
+            ms.append(Metric(k, float(v), max(now, prev.timestamp + 1), prev.step))
     ps = [Param(k, str(v)[:_MAX_PARAM]) for k, v in (params or {}).items()]
     ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
     # log_batch accepts at most 1000 metrics, 100 params and 100 tags per call

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._fs import atomic_write_text, claim_numbered_dir, folder_lock
+from ._fs import atomic_write_text, folder_lock, make_next_dir
 from .exceptions import IncrementError, IncrementNotFoundError
 
 if TYPE_CHECKING:
@@ -126,7 +126,9 @@ class Increment:
                     f"increment '{existing[0].name}' already exists under {base}; "
                     "pass --exist-ok to reuse it or choose another name"
                 )
-        path = claim_numbered_dir(base, pattern=_ID_RE, make_name=lambda n: f"{n:04d}-{slug}")
+            # claimed under the same lock as the check, so two processes creating the same
+            # name at once cannot both get past it
+            path = make_next_dir(base, pattern=_ID_RE, make_name=lambda n: f"{n:04d}-{slug}")
         inc = cls(path)
         for sub in SUBFOLDERS:
             (path / sub).mkdir(exist_ok=True)
@@ -146,12 +148,15 @@ class Increment:
             IncrementNotFoundError: nothing matches.
         """
         base = resolve_root(root)
-        if isinstance(ref, os.PathLike) or (isinstance(ref, str) and os.sep in ref):
+        if isinstance(ref, os.PathLike) or (isinstance(ref, str) and ("/" in ref or os.sep in ref)):
             path = Path(ref).expanduser()
             if path.is_dir() and _ID_RE.match(path.resolve().name):
-                return cls(path.resolve())
-            _check_inside(base, str(ref))
-            ref = str(ref)
+                return cls(path.resolve())  # an existing increment folder, named explicitly
+            # any other path must name a folder directly under the root (relative paths: to it)
+            full = (base / path).resolve()
+            if full.parent != base:
+                _refuse_outside(base, str(ref))
+            ref = full.name
         text = str(ref).strip()
         _check_inside(base, text)
         candidates = list_increments(base)
@@ -200,10 +205,14 @@ class Increment:
 
 def _check_inside(base: Path, ref: str) -> None:
     if os.path.isabs(ref) or ".." in Path(ref).parts:
-        raise IncrementError(
-            f"increment reference {ref!r} points outside the increments root {base}; "
-            "give an id such as 0001, a slug, or a folder inside the root"
-        )
+        _refuse_outside(base, ref)
+
+
+def _refuse_outside(base: Path, ref: str) -> None:
+    raise IncrementError(
+        f"increment reference {ref!r} points outside the increments root {base}; "
+        "give an id such as 0001, a slug, or a folder inside the root"
+    )
 
 
 def list_increments(root: str | os.PathLike[str] | None = None) -> list[Increment]:

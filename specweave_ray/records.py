@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 STATUSES = ("running", "finished", "failed")
 _EXP_RE = re.compile(r"^exp-(\d{3,})-")
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_RESERVED = frozenset({"meta.json", "params.json", "metrics.json", "logs"})
 _PACKAGES = ("specweave-ray", "numpy", "pandas", "scikit-learn", "ray", "optuna", "mlflow",
              "xgboost", "lightgbm", "torch", "pyarrow")
 
@@ -139,7 +140,7 @@ class Experiment:
         src = Path(path)
         if not src.exists():
             raise RecordError(f"artifact {src} does not exist")
-        dest = self.path / (name or src.name)
+        dest = self.path / _plain_name(name or src.name, what="artifact")
         if src.is_dir():
             shutil.copytree(src, dest, dirs_exist_ok=True)
         else:
@@ -150,9 +151,7 @@ class Experiment:
 
     def save_report(self, filename: str, text: str) -> Path:
         self._check_open()
-        if Path(filename).name != filename:
-            raise RecordError(f"report name {filename!r} must be a plain file name")
-        return atomic_write_text(self.path / filename, text)
+        return atomic_write_text(self.path / _plain_name(filename, what="report"), text)
 
     def save_artifact(self, estimator: Any, name: str = "model") -> dict[str, Any]:
         """Save a fitted model in its native format (XGBoost UBJ, LightGBM text, torch state
@@ -160,7 +159,11 @@ class Experiment:
         self._check_open()
         from .candidates.serialization import save_native
 
-        info = save_native(estimator, self.path, name=slugify(name) or "model")
+        stem = slugify(name) or "model"
+        if any(f"{stem}{ext}" in _RESERVED for ext in (".json", "")):
+            raise RecordError(f"artifact name {name!r} is reserved for the record's own files; "
+                              "choose another, e.g. 'model'")
+        info = save_native(estimator, self.path, name=stem)
         self.meta.setdefault("artifacts", {})[name] = info
         self._write_meta()
         return info
@@ -204,8 +207,10 @@ class Experiment:
         root = self.increment.root
         parent_run_id = parent_run_id or self.meta.get("mlflow_parent_run_id")
         try:
-            run_id = _mlflow.start_run(root, self.increment.id, name=self.id, parent_run_id=parent_run_id,
-                                       tags={"specweave.record": self.id, "specweave.kind": self.meta["kind"]})
+            # a run opened early (a sweep's parent run) is completed, not duplicated
+            run_id = self.meta.get("mlflow_run_id") or _mlflow.start_run(
+                root, self.increment.id, name=self.id, parent_run_id=parent_run_id,
+                tags={"specweave.record": self.id, "specweave.kind": self.meta["kind"]})
             tags = {f"specweave.{k}": v for k, v in self.meta.items()
                     if k in ("status", "model", "node", "trial_id", "data_fingerprint", "code_version")
                     and v is not None}
@@ -230,6 +235,14 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({self.path})"
+
+
+def _plain_name(name: str, *, what: str) -> str:
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise RecordError(f"{what} name {name!r} must be a plain file name (no folders)")
+    if name in _RESERVED:
+        raise RecordError(f"{what} name {name!r} is reserved for the record's own files; choose another")
+    return name
 
 
 def open_experiment(
