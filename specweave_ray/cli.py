@@ -88,7 +88,6 @@ def _best_of(inc: Any) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config, parse_config
-    from .pipeline import run_pipeline
 
     if args.config and args.data:
         raise _usage("give a CONFIG or --data, not both")
@@ -103,16 +102,54 @@ def cmd_run(args: argparse.Namespace) -> int:
                             "sweep": {"cv": args.cv}}, source="command line")
     else:
         raise _usage("give a CONFIG file, or --data FILE --target COLUMN --type TYPE")
+    return _run_tasks(args, cfg, increment=None)
+
+
+def cmd_do(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .increment import Increment
+    from .pipeline import stored_config
+
+    inc = Increment.open(args.id, root=args.root)
+    cfg = load_config(args.config) if args.config else stored_config(inc)
+    return _run_tasks(args, cfg, increment=inc)
+
+
+def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
+    from .pipeline import run_pipeline
+
     console = _console()
     progress = _ProgressView(console)
     try:
-        result = run_pipeline(cfg, root=args.root, address=args.address, use_cache=not args.no_cache,
-                              on_progress=progress.update, on_stage=lambda m: console.print(f"[bold]›[/] {m}"))
+        result = run_pipeline(cfg, root=args.root, increment=increment, start=args.start, address=args.address,
+                              use_cache=not args.no_cache, on_progress=progress.update,
+                              on_stage=lambda m: console.print(f"[bold]›[/] {m}"))
     finally:
         progress.stop()
-    _print_comparison(console, result.sweep)
+    if result.skipped:
+        console.print(f"skipped (already done): {', '.join(result.skipped)}; --from T-00N reruns from a task")
+    if result.sweep is not None:
+        _print_comparison(console, result.sweep.comparison)
+    if result.gate:
+        _print_gate(console, result.gate, result.evaluation)
     console.print(f"records: {result.increment.experiments_dir}")
     return 0
+
+
+def _print_gate(console: Any, rows: Any, evaluation: Any) -> None:
+    from rich.table import Table
+
+    title = f"gate: spec targets on the held-out test split ({evaluation['record']})" if evaluation else "gate"
+    table = Table(title=title)
+    for col in ("target", "measured", "95% CI", "status", "CI worse bound meets?"):
+        table.add_column(col)
+    style = {"met": "green", "not met": "red", "not measured": "yellow"}
+    for r in rows:
+        ci = f"[{r.ci_low:.4g}, {r.ci_high:.4g}]" if r.ci_low is not None and r.ci_high is not None else "—"
+        worst = {True: "yes", False: "no", None: "—"}[r.worst_bound_met]
+        table.add_row(r.target.render(), f"{r.value:.4g}" if r.value is not None else "—", ci,
+                      f"[{style[r.status]}]{r.status}[/]", worst)
+    console.print(table)
 
 
 class _ProgressView:
@@ -124,7 +161,13 @@ class _ProgressView:
         self._task = None
 
     def update(self, p: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         if self._progress is None:
             self._progress = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
@@ -142,10 +185,9 @@ class _ProgressView:
             self._progress.stop()
 
 
-def _print_comparison(console: Any, sweep: Any) -> None:
+def _print_comparison(console: Any, comp: Any) -> None:
     from rich.table import Table
 
-    comp = sweep.comparison
     table = Table(title=f"{comp['increment']}: {comp['metric']} ({'higher' if comp['mode'] == 'max' else 'lower'} is better)")
     for col in ("", "candidate", "kind", "cv mean ± std", "lift vs best baseline", "fit s", "record"):
         table.add_column(col)
@@ -182,6 +224,12 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _task_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="start", metavar="T-00N", help="rerun from this task even if ticked")
+    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS or an embedded local Ray)")
+    p.add_argument("--no-cache", action="store_true", help="rerun trials already recorded as finished")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(suppress=True)
     parser = argparse.ArgumentParser(prog="specweave-ray", description=__doc__.splitlines()[0],
@@ -205,9 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", choices=PROBLEM_TYPES, help="problem type (with --data)")
     p.add_argument("--increment", help="increment name (with --data; default: the file name)")
     p.add_argument("--cv", type=int, default=5, help="folds (with --data)")
-    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS or an embedded local Ray)")
-    p.add_argument("--no-cache", action="store_true", help="rerun trials already recorded as finished")
+    _task_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("do", parents=[common], help="run the open tasks of an increment (T-001 … T-006)")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--config", help="pipeline config (default: the one the increment last ran with)")
+    _task_options(p)
+    p.set_defaults(func=cmd_do)
     return parser
 
 

@@ -83,6 +83,7 @@ class CandidateConfig(_Frozen):
 class SweepConfig(_Frozen):
     cv: int = Field(default=5, ge=2, le=20)
     stages: int = Field(default=4, ge=1, le=20)
+    tuning_samples: int = Field(default=16, ge=1, le=1000)  # T-005: the best candidate's deeper search
     max_concurrent: int | None = Field(default=None, ge=1)
     address: str | None = None
     num_cpus: int | None = Field(default=None, ge=1)

@@ -23,9 +23,16 @@ import pandas as pd
 
 from . import _mlflow
 from ._fs import atomic_write_json, read_json
-from .coordinator import Coordinator, Progress, TrialResult, best_per_candidate, cached_records, write_comparison
+from .coordinator import (
+    Coordinator,
+    Progress,
+    TrialResult,
+    best_per_candidate,
+    cached_records,
+    write_comparison,
+)
 from .exceptions import CandidateError, ConfigError
-from .experiment import ModelExperiment, cache_key, estimator_path
+from .experiment import ModelExperiment, cache_key
 from .increment import Increment
 from .metrics import DEFAULT_METRIC, get_metric
 from .records import code_version, open_experiment, resolve_increment
@@ -153,15 +160,15 @@ def run_experiments(
         ConfigError, CandidateError: invalid metric/cv/candidates.
         SweepError: the cluster cannot host a candidate's resources.
     """
+    from . import sweep
     from .candidates.registry import resolve_estimator
     from .candidates.staged import budget_of
     from .features import build_preprocessor
-    from . import sweep
 
     inc = resolve_increment(increment, root)
     experiments = list(experiments)
-    if not experiments:
-        raise CandidateError("run_experiments needs at least one ModelExperiment")
+    if not experiments and not baselines:
+        raise CandidateError("run_experiments needs at least one ModelExperiment (or baselines=True)")
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         raise CandidateError(f"candidate names must be unique, got {names}")

@@ -14,13 +14,13 @@ from pathlib import Path
 import mlflow
 import pytest
 import ray
+import sweep_helpers
 from ray import cloudpickle
 from sklearn.datasets import load_breast_cancer, make_regression
 
-import sweep_helpers
 from specweave_ray import Increment, ModelExperiment, run_experiments
 from specweave_ray.exceptions import CandidateError, ConfigError, SweepError
-from specweave_ray.experiment import choice, loguniform, randint
+from specweave_ray.experiment import loguniform, randint
 from specweave_ray.records import list_records
 
 pytestmark = pytest.mark.slow

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import ray
+import sweep_helpers
 from ray import cloudpickle
 from ray.cluster_utils import Cluster
 from sklearn.datasets import load_breast_cancer
 
-import sweep_helpers
 from specweave_ray import Increment, ModelExperiment, run_experiments
 from specweave_ray.records import list_records
 
@@ -42,6 +42,6 @@ def test_trials_spread_over_both_nodes_and_are_all_recorded(two_nodes, tmp_path)
     used = {r.meta["node"] for r in recs}
     assert used <= node_ids and len(used) == 2, used
     # the best model of each candidate came back to the driver whatever node refitted it
-    for name, path in res.models.items():
+    for path in res.models.values():
         assert (path / "meta.json").exists()
     assert (inc.experiments_dir / res.best_per_candidate["xgb"].record_id / "model.ubj").exists()

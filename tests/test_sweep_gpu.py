@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 import ray
+import sweep_helpers
 from ray import cloudpickle
 from sklearn.datasets import load_breast_cancer
 
-import sweep_helpers
 from specweave_ray import Increment, ModelExperiment, run_experiments
 from specweave_ray.candidates.device import torch_cuda_usable
 from specweave_ray.records import list_records
