@@ -1,7 +1,9 @@
-"""The whole run, stage by stage: increment → data → features → baselines + candidates sweep.
+"""The whole run, task by task, as ``tasks.md`` lists them: T-001 data … T-006 evaluation.
 
-Only this module and ``cli.py`` import every stage. Each stage writes its record and ticks its
-task in ``tasks.md``.
+Only this module and ``cli.py`` import every stage. Each task writes its records and ticks its
+line in ``tasks.md``; a ticked task is skipped on the next run (its records are reused) unless
+``start`` names it or an earlier task. The config a run used is kept as ``<increment>/pipeline.yaml``
+so ``specweave-ray do ID`` can run the open tasks later without it.
 """
 
 from __future__ import annotations
@@ -9,29 +11,40 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import yaml
 
-from .config import PipelineConfig
+from ._fs import atomic_write_json, atomic_write_text, read_json
+from .config import PipelineConfig, parse_config
 from .coordinator import Progress
 from .exceptions import ConfigError
 from .experiment import ModelExperiment
 from .increment import Increment, list_increments, resolve_root, slugify
-from .records import track_experiment
+from .records import list_records, track_experiment
 
 logger = logging.getLogger(__name__)
+TASK_ORDER = ("T-001", "T-002", "T-003", "T-004", "T-005", "T-006")
+CONFIG_NAME = "pipeline.yaml"
 
 
-@dataclass(frozen=True)
+@dataclass
 class PipelineResult:
+    """What a run produced; ``gate`` is the list of ``GateRow`` from the held-out evaluation."""
+
     increment: Increment
-    sweep: Any               # SweepResults
     data_fingerprint: str
     rows_train: int
     rows_test: int
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    sweep: Any = None
+    evaluation: dict[str, Any] | None = None
+    gate: list[Any] = field(default_factory=list)
 
 
 def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None = None) -> Increment:
@@ -56,6 +69,25 @@ def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None
                             spec_text=spec_text)
 
 
+def save_config(inc: Increment, cfg: PipelineConfig) -> Path:
+    data = cfg.model_dump(mode="json", exclude_none=True, exclude={"source"})
+    return atomic_write_text(inc.path / CONFIG_NAME, yaml.safe_dump(data, sort_keys=False))
+
+
+def stored_config(inc: Increment) -> PipelineConfig:
+    path = inc.path / CONFIG_NAME
+    if not path.exists():
+        raise ConfigError(f"{inc.id} has no {CONFIG_NAME}; run it once with a config "
+                          f"(specweave-ray run CONFIG) or pass --config")
+    return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+
+
+def _problem_type(cfg: PipelineConfig) -> str:
+    from .spec import load_spec
+
+    return load_spec(cfg.spec).problem_type if cfg.spec else (cfg.problem_type or "classification")
+
+
 def load_data(cfg: PipelineConfig) -> pd.DataFrame:
     from .data import load_table
     from .datasets import generate
@@ -68,89 +100,223 @@ def load_data(cfg: PipelineConfig) -> pd.DataFrame:
     return load_table(cfg.data.path)
 
 
-def candidate_experiments(cfg: PipelineConfig, problem_type: str) -> list[ModelExperiment]:
+def candidate_experiments(cfg: PipelineConfig, problem_type: str, y: Any = None) -> list[ModelExperiment]:
+    """The config's candidates (or the default set), with class weighting added for rare positives."""
     from .candidates.registry import default_candidates
 
     if cfg.candidates is None:
-        return [ModelExperiment(c.name, c.estimator, c.params) for c in default_candidates(problem_type)]
-    return [ModelExperiment(c.name, c.estimator, c.params, num_samples=c.num_samples, resources=c.resources)
-            for c in cfg.candidates]
+        exps = [ModelExperiment(c.name, c.estimator, c.params) for c in default_candidates(problem_type)]
+    else:
+        exps = [ModelExperiment(c.name, c.estimator, c.params, num_samples=c.num_samples, resources=c.resources)
+                for c in cfg.candidates]
+    return _weight_rare_class(exps, problem_type, y)
+
+
+_WEIGHTING = {"LogisticRegression": "class_weight", "TorchMLPClassifier": "class_weight",
+              "RandomForestClassifier": "class_weight", "XGBClassifier": "scale_pos_weight",
+              "LGBMClassifier": "is_unbalance"}
+
+
+def _weight_rare_class(exps: list[ModelExperiment], problem_type: str, y: Any) -> list[ModelExperiment]:
+    """Binary targets with < 5% positives: each candidate that has a class-weighting parameter and
+    was not given one gets it (balanced weights; XGBoost's scale_pos_weight = negatives/positives)."""
+    if problem_type != "classification" or y is None:
+        return exps
+    counts = pd.Series(np.asarray(y)).value_counts()
+    if len(counts) != 2 or counts.min() / counts.sum() >= 0.05:
+        return exps
+    from .candidates.registry import resolve_estimator
+
+    values = {"class_weight": "balanced", "scale_pos_weight": float(counts.max() / counts.min()), "is_unbalance": True}
+    out = []
+    for e in exps:
+        param = _WEIGHTING.get(resolve_estimator(e.estimator, problem_type=problem_type).__name__)
+        out.append(replace(e, params={**e.params, param: values[param]}) if param and param not in e.params else e)
+    return out
+
+
+@dataclass
+class _Run:
+    cfg: PipelineConfig
+    inc: Increment
+    spec: Any
+    problem_type: str
+    df: pd.DataFrame
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+    fp: str
+    address: str | None
+    use_cache: bool
+    on_progress: Callable[[Progress], None] | None
+    say: Callable[[str], None]
+    sweep: Any = None
 
 
 def run_pipeline(
     cfg: PipelineConfig,
     *,
     root: str | os.PathLike[str] | None = None,
+    increment: Increment | None = None,
+    start: str | None = None,
     address: str | None = None,
     use_cache: bool = True,
     on_progress: Callable[[Progress], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> PipelineResult:
-    """Run the config end to end on an embedded local Ray (or ``address``)."""
+    """Run the increment's open tasks (T-001 … T-006) in order.
+
+    Args:
+        cfg: The pipeline config.
+        root: Increments root (``--root``).
+        increment: Use this increment instead of finding/creating it from ``cfg``.
+        start: Rerun from this task (``"T-004"``), even if it and later ones are ticked.
+        address: Ray cluster address (default ``$RAY_ADDRESS``, else an embedded local Ray).
+        use_cache: Reuse trials recorded as finished (see ``run_experiments``).
+    """
     from . import data as data_mod
-    from .features import feature_types
-    from .runner import run_experiments
 
     say = on_stage or (lambda _msg: None)
-    inc = ensure_increment(cfg, root=root)
+    if start is not None and start not in TASK_ORDER:
+        raise ConfigError(f"--from {start!r}: the pipeline's tasks are {', '.join(TASK_ORDER)}")
+    # Read and check the data before anything is written: bad input leaves no partial increment.
+    problem_type = increment.spec().problem_type if increment else _problem_type(cfg)
+    df = load_data(cfg)
+    X, y = data_mod.split_xy(df, target=cfg.data.target)
+    data_mod.check_target(y, problem_type)
+
+    inc = increment or ensure_increment(cfg, root=root)
     spec = inc.spec()
     problem_type = spec.problem_type
-    for folder in (inc.experiments_dir, inc.data_dir, inc.models_dir, inc.notebooks_dir):
-        folder.mkdir(parents=True, exist_ok=True)  # stage folders are not committed with a spec
     if problem_type not in ("classification", "regression", "timeseries"):
         raise ConfigError(f"{inc.spec_path}: the pipeline runs classification, regression and timeseries "
                           f"increments; {problem_type!r} is not supported yet")
-    say(f"increment {inc.id} ({problem_type}) under {inc.root}")
-
-    # T-001 data: load, validate against an earlier schema, profile, sample, hold out a test split
-    df = load_data(cfg)
-    target = cfg.data.target
-    X, y = data_mod.split_xy(df, target=target)
-    data_mod.check_target(y, problem_type)
     schema_path = inc.data_dir / "schema.yaml"
-    if schema_path.exists():
+    if schema_path.exists():  # later runs: new data must match what the increment was built on
         data_mod.validate(df, data_mod.read_schema(schema_path), source=str(cfg.data.path or cfg.data.generate))
-    fp = data_mod.fingerprint(df)
-    with track_experiment("data-profile", increment=inc, kind="data", meta={"data_fingerprint": fp}) as exp:
-        prof = data_mod.profile(df, target=target, problem_type=problem_type)
-        from ._fs import atomic_write_json
-
-        atomic_write_json(inc.data_dir / "profile.json", prof)
-        if not schema_path.exists():
-            data_mod.write_schema(data_mod.infer_schema(df, target=target), schema_path)
-        sample = data_mod.sample(df, target=target, n=1000, problem_type=problem_type, seed=cfg.seed)
-        sample.to_parquet(inc.data_dir / "sample.parquet", index=False)
-        exp.log_params({"source": cfg.data.path or f"generate:{cfg.data.generate}", "target": target,
-                        "test_size": cfg.data.test_size})
-        exp.log_metrics({"rows": len(df), "columns": df.shape[1],
-                         "missing_values": int(df.isna().sum().sum()),
-                         "duplicate_rows": int(prof.get("duplicate_rows", 0))})
-        data_mod.write_eda_report(df, prof, exp.path, target=target, problem_type=problem_type)
-    inc.tick("T-001")
+    for folder in (inc.experiments_dir, inc.data_dir, inc.models_dir, inc.notebooks_dir):
+        folder.mkdir(parents=True, exist_ok=True)  # stage folders are not committed with a spec
+    save_config(inc, cfg)
+    say(f"increment {inc.id} ({problem_type}) under {inc.root}")
     X_train, X_test, y_train, y_test = data_mod.holdout_split(
         X, y, problem_type=problem_type, test_size=cfg.data.test_size, seed=cfg.seed,
         time_column=cfg.data.time_column)
-    say(f"data: {len(df)} rows ({len(X_train)} train / {len(X_test)} held out), fingerprint {fp}")
+    run = _Run(cfg, inc, spec, problem_type, df, X_train, X_test, y_train, y_test, data_mod.fingerprint(df),
+               address, use_cache, on_progress, say)
+    say(f"data: {len(df)} rows ({len(X_train)} train / {len(X_test)} held out), fingerprint {run.fp}")
 
-    # T-002 features: the ColumnTransformer is fitted inside each CV fold by the sweep
-    with track_experiment("feature-pipeline", increment=inc, kind="features", meta={"data_fingerprint": fp}) as exp:
-        types = feature_types(X_train)
-        exp.log_params({"features": types})
+    result = PipelineResult(increment=inc, data_fingerprint=run.fp, rows_train=len(X_train), rows_test=len(X_test))
+    done = {t.id for t in inc.tasks() if t.done}
+    stages: dict[str, Callable[[_Run, PipelineResult], None]] = {
+        "T-001": _data, "T-002": _features, "T-003": _baselines, "T-004": _candidates, "T-005": _tuning,
+        "T-006": _evaluation}
+    rerun_from = TASK_ORDER.index(start) if start else len(TASK_ORDER)
+    for i, task in enumerate(TASK_ORDER):
+        if task in done and i < rerun_from:
+            result.skipped.append(task)
+            _load_outputs(run, result, task)
+            continue
+        stages[task](run, result)
+        inc.tick(task)
+        result.ran.append(task)
+    return result
+
+
+# -- stages --------------------------------------------------------------------------------
+def _data(run: _Run, result: PipelineResult) -> None:
+    from . import data as data_mod
+
+    inc, target = run.inc, run.cfg.data.target
+    with track_experiment("data-profile", increment=inc, kind="data", meta={"data_fingerprint": run.fp}) as exp:
+        prof = data_mod.profile(run.df, target=target, problem_type=run.problem_type)
+        atomic_write_json(inc.data_dir / "profile.json", prof)
+        schema_path = inc.data_dir / "schema.yaml"
+        if not schema_path.exists():
+            data_mod.write_schema(data_mod.infer_schema(run.df, target=target), schema_path)
+        sample = data_mod.sample(run.df, target=target, n=1000, problem_type=run.problem_type, seed=run.cfg.seed)
+        sample.to_parquet(inc.data_dir / "sample.parquet", index=False)
+        exp.log_params({"source": run.cfg.data.path or f"generate:{run.cfg.data.generate}", "target": target,
+                        "test_size": run.cfg.data.test_size, "rows_train": len(run.X_train),
+                        "rows_test": len(run.X_test), "leakage_suspects": prof.get("leakage_suspects")})
+        exp.log_metrics({"rows": len(run.df), "columns": run.df.shape[1],
+                         "missing_values": int(run.df.isna().sum().sum()),
+                         "duplicate_rows": int(prof.get("duplicate_rows", 0))})
+        data_mod.write_eda_report(run.df, prof, exp.path, target=target, problem_type=run.problem_type)
+    run.say(f"T-001 data profile → {exp.id}")
+
+
+def _features(run: _Run, result: PipelineResult) -> None:
+    from .features import feature_types
+
+    with track_experiment("feature-pipeline", increment=run.inc, kind="features",
+                          meta={"data_fingerprint": run.fp}) as exp:
+        types = feature_types(run.X_train)
+        exp.log_params({"features": types, "numeric": "median impute + standard scale",
+                        "categorical": "most-frequent impute + one-hot (max 20 levels, rare → infrequent)",
+                        "datetime": "year, month, day, weekday, hour", "fitted": "inside each CV fold"})
         exp.log_metrics({"n_features": len(types),
                          "n_numeric": sum(t == "numeric" for t in types.values()),
                          "n_categorical": sum(t == "categorical" for t in types.values())})
-    inc.tick("T-002")
+    run.say(f"T-002 feature pipeline ({len(types)} columns) → {exp.id}")
 
-    # T-003 baselines, T-004 candidates, T-005 tuning: one Ray Tune sweep
-    experiments = candidate_experiments(cfg, problem_type)
-    say(f"sweep: {len(experiments)} candidates + baselines, {cfg.sweep.cv}-fold CV")
-    sweep = run_experiments(
-        experiments, X_train, y_train, increment=inc, cv=cfg.sweep.cv, metric=cfg.metric or spec.primary_metric,
-        problem_type=problem_type, baselines=cfg.baselines.enabled, rule=cfg.baselines.rule,
-        stages=cfg.sweep.stages, seed=cfg.seed, address=address or cfg.sweep.address,
-        num_cpus=cfg.sweep.num_cpus, max_concurrent=cfg.sweep.max_concurrent, use_cache=use_cache,
-        data_fingerprint=fp, on_progress=on_progress)
-    for task in ("T-003", "T-004", "T-005"):
-        inc.tick(task)
-    return PipelineResult(increment=inc, sweep=sweep, data_fingerprint=fp,
-                          rows_train=len(X_train), rows_test=len(X_test))
+
+def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool) -> Any:
+    from .runner import run_experiments
+
+    cfg = run.cfg
+    return run_experiments(
+        experiments, run.X_train, run.y_train, increment=run.inc, cv=cfg.sweep.cv,
+        metric=cfg.metric or run.spec.primary_metric, problem_type=run.problem_type,
+        baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, stages=cfg.sweep.stages, seed=cfg.seed,
+        address=run.address or cfg.sweep.address, num_cpus=cfg.sweep.num_cpus,
+        max_concurrent=cfg.sweep.max_concurrent, use_cache=run.use_cache, refit=refit,
+        data_fingerprint=run.fp, on_progress=run.on_progress)
+
+
+def _baselines(run: _Run, result: PipelineResult) -> None:
+    run.sweep = result.sweep = _sweep(run, [], refit=False)
+    run.say(f"T-003 baselines: {', '.join(result.sweep.best_per_candidate)}")
+
+
+def _candidates(run: _Run, result: PipelineResult) -> None:
+    run.sweep = result.sweep = _sweep(run, candidate_experiments(run.cfg, run.problem_type, run.y_train), refit=False)
+    best = result.sweep.best
+    run.say(f"T-004 candidates: best {best.candidate} cv {result.sweep.metric}={best.score:.4f}" if best
+            else "T-004 candidates: no candidate finished")
+
+
+def _tuning(run: _Run, result: PipelineResult) -> None:
+    """A deeper Optuna search on the best candidate: the same study continues (earlier trials are
+    its prior), the budget grows to ``sweep.tuning_samples``; the others are reused from cache."""
+    exps = candidate_experiments(run.cfg, run.problem_type, run.y_train)
+    comp = read_json(run.inc.experiments_dir / "comparison.json", {})
+    best = comp.get("best_candidate")
+    budget = run.cfg.sweep.tuning_samples
+    exps = [replace(e, num_samples=max(budget, e.num_samples)) if e.name == best and e.has_search_space else e
+            for e in exps]
+    run.sweep = result.sweep = _sweep(run, exps, refit=True)
+    b = result.sweep.best
+    run.say(f"T-005 tuning ({best}: {budget} trials): best {b.candidate} cv {result.sweep.metric}={b.score:.4f}"
+            if b else "T-005 tuning: no candidate finished")
+
+
+def _evaluation(run: _Run, result: PipelineResult) -> None:
+    from .holdout import evaluate_holdout
+
+    result.evaluation, result.gate = evaluate_holdout(
+        run.inc, run.spec, X_train=run.X_train, y_train=run.y_train, X_test=run.X_test, y_test=run.y_test,
+        cv=run.cfg.sweep.cv, seed=run.cfg.seed, data_fingerprint=run.fp)
+    run.say(f"T-006 evaluation → {result.evaluation['record']}")
+
+
+def _load_outputs(run: _Run, result: PipelineResult, task: str) -> None:
+    """Outputs of a skipped task: everything later tasks need is on disk (comparison.json and the
+    records), so only the evaluation summary is read back for the caller."""
+    if task == "T-006":
+        evals = list_records(run.inc, kind="evaluation")
+        if evals:
+            result.evaluation = {"record": evals[-1].id, **evals[-1].metrics}
+
+
+__all__ = ["PipelineResult", "ensure_increment", "run_pipeline", "save_config", "stored_config"]

@@ -1,0 +1,148 @@
+"""The pipeline end to end through the CLI (real Ray, MLflow, Optuna), and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from specweave_ray.cli import main
+from specweave_ray.datasets import make_fraud, make_ltv
+from specweave_ray.increment import Increment, list_increments
+from specweave_ray.records import list_records
+
+pytestmark = pytest.mark.slow
+
+SMALL_CANDIDATES = [
+    {"name": "logistic", "estimator": "logistic", "params": {"max_iter": 500, "C": {"loguniform": [0.01, 10.0]}},
+     "num_samples": 2},
+    {"name": "xgboost", "estimator": "xgboost",
+     "params": {"n_estimators": 30, "max_depth": {"randint": [2, 5]}}, "num_samples": 2},
+]
+
+
+def _config(tmp_path: Path, **overrides) -> Path:
+    cfg = {"increment": "Fraud Small", "problem_type": "classification",
+           "data": {"generate": "fraud", "rows": 4000, "target": "is_fraud", "params": {"positive_rate": 0.03}},
+           "baselines": {"rule": "amount > 900 and card_present == 0"},
+           "sweep": {"cv": 3, "stages": 2, "tuning_samples": 3, "num_cpus": 2},
+           "candidates": SMALL_CANDIDATES, "seed": 3}
+    cfg.update(overrides)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture()
+def root(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPECWEAVE_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path / "incs"
+
+
+def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
+    cfg = _config(tmp_path)
+    assert main(["run", str(cfg), "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "gate" in out and "T-006" in out
+    inc = list_increments(root)[0]
+    assert [t.done for t in inc.tasks()][:6] == [True] * 6
+    for name in ("schema.yaml", "profile.json", "sample.parquet"):
+        assert (inc.data_dir / name).exists()
+    ev = list_records(inc, kind="evaluation")
+    assert len(ev) == 1
+    m = ev[0].metrics
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "threshold"):
+        assert key in m
+    assert m["roc_auc_ci_low"] <= m["roc_auc"] <= m["roc_auc_ci_high"]
+    assert (ev[0].path / "evaluation.md").read_text().count("Gate") >= 1
+    gate = json.loads((ev[0].path / "gate.json").read_text())
+    assert {g["status"] for g in gate} <= {"met", "not met", "not measured"}
+    baselines = list_records(inc, kind="baseline-evaluation")
+    assert {b.meta["candidate"] for b in baselines} == {"random-uniform", "random-prior", "majority", "rule"}
+    assert all("roc_auc" in b.metrics for b in baselines)
+    assert ev[0].meta["data_fingerprint"] == list_records(inc, kind="data")[0].meta["data_fingerprint"]
+    n = len(list_records(inc))
+
+    assert main(["run", str(cfg), "--root", str(root)]) == 0
+    assert "skipped (already done): T-001, T-002, T-003, T-004, T-005, T-006" in capsys.readouterr().out
+    assert len(list_records(inc)) == n
+
+    assert main(["do", inc.id, "--root", str(root), "--from", "T-006"]) == 0
+    assert len(list_records(inc, kind="evaluation")) == 2
+    assert not [r for r in list_records(inc, kind="trial") if r.meta.get("sweep") and r.status == "running"]
+
+
+def test_run_data_file_with_string_labels_and_regression(tmp_path, root):
+    df = make_fraud(3000, positive_rate=0.05, seed=1)
+    df["label"] = np.where(df.pop("is_fraud") == 1, "fraud", "legit")
+    path = tmp_path / "tx.csv"
+    df.to_csv(path, index=False)
+    assert main(["run", "--data", str(path), "--target", "label", "--type", "classification", "--cv", "3",
+                 "--root", str(root)]) == 0
+    inc = Increment.open("tx", root=root)
+    ev = list_records(inc, kind="evaluation")[0]
+    assert 0.5 < ev.metrics["roc_auc"] <= 1.0
+    assert "fraud" in json.dumps(json.loads((inc.experiments_dir / ev.meta["trial_record"] / "meta.json").read_text())["artifacts"]["classes"])
+
+    ltv = make_ltv(2000, seed=2)
+    p2 = tmp_path / "ltv.parquet"
+    ltv.to_parquet(p2, index=False)
+    cfg = _config(tmp_path, increment="LTV Small", problem_type="regression",
+                  data={"path": str(p2), "target": "ltv"}, baselines={"enabled": True},
+                  candidates=[{"name": "ridge", "estimator": "ridge", "params": {"alpha": 1.0}},
+                              {"name": "lightgbm", "estimator": "lightgbm",
+                               "params": {"n_estimators": 40, "verbose": -1}}])
+    assert main(["run", str(cfg), "--root", str(root)]) == 0
+    inc = Increment.open("ltv-small", root=root)
+    m = list_records(inc, kind="evaluation")[0].metrics
+    assert {"rmse", "mae", "r2", "mape", "rmse_ci_low", "rmse_ci_high"} <= set(m)
+    assert {b.meta["candidate"] for b in list_records(inc, kind="baseline-evaluation")} == {"mean", "median"}
+
+
+def _bad_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    good = make_fraud(500, positive_rate=0.05, seed=0)
+    (tmp_path / "good.csv").write_text(good.to_csv(index=False))
+    (tmp_path / "garbage.parquet").write_bytes(b"PAR1 this is not parquet")
+    one = good.assign(is_fraud=0)
+    one.to_csv(tmp_path / "one.csv", index=False)
+    nan = good.assign(empty=np.nan)
+    nan.to_csv(tmp_path / "nan.csv", index=False)
+    mixed = good.astype({"amount": object})
+    mixed.loc[5, "amount"] = "twelve"
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    (tmp_path / "wrongtype.yaml").write_text(yaml.safe_dump(
+        {"increment": "x", "problem_type": "classification", "data": {"generate": "fraud", "target": "is_fraud"},
+         "sweep": {"cv": "five"}}))
+    spec = tmp_path / "spec.md"
+    spec.write_text("# Bad\n\n**Problem type**: classification\n\n## Success Criteria\n- foo_score > 3\n")
+    (tmp_path / "badspec.yaml").write_text(yaml.safe_dump(
+        {"increment": "x", "spec": str(spec), "data": {"generate": "fraud", "target": "is_fraud"}}))
+    data = ["--target", "is_fraud", "--type", "classification"]
+    return {
+        "missing file": (["--data", str(tmp_path / "nope.csv"), *data], "nope.csv"),
+        "unreadable file": (["--data", str(tmp_path / "garbage.parquet"), *data], "garbage.parquet"),
+        "target absent": (["--data", str(tmp_path / "good.csv"), "--target", "fraud", "--type", "classification"],
+                          "fraud"),
+        "one class": (["--data", str(tmp_path / "one.csv"), *data], "class"),
+        "all-NaN feature": (["--data", str(tmp_path / "nan.csv"), *data], "empty"),
+        "mixed dtypes": (["--data", str(tmp_path / "mixed.csv"), *data], "amount"),
+        "config field type": ([str(tmp_path / "wrongtype.yaml")], "sweep.cv"),
+        "unknown spec metric": ([str(tmp_path / "badspec.yaml")], "foo_score"),
+    }
+
+
+def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, root):
+    for case, (args, needle) in _bad_cases(tmp_path).items():
+        proc = subprocess.run([sys.executable, "-m", "specweave_ray", "run", *args, "--root", str(root)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (case, proc.stderr)
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, (case, proc.stderr)
+        assert needle in lines[0], (case, lines[0])
+    assert not root.exists() or not any(list_records(i) for i in list_increments(root))
