@@ -121,6 +121,7 @@ def _refit_task(payload: dict[str, Any], name: str, params: dict[str, Any]) -> t
 def _make_searcher(experiments: Sequence[ModelExperiment], *, metric: str, mode: str, seed: int,
                    budgets: Mapping[str, int], prior: Mapping[str, list[tuple[dict[str, Any], float]]]) -> Any:
     import optuna
+    from ray import cloudpickle
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
 
@@ -166,6 +167,16 @@ def _make_searcher(experiments: Sequence[ModelExperiment], *, metric: str, mode:
                 self._owner[trial_id] = name
                 return {"candidate": name, "params": {**self._fixed[name], **params}}
             return None
+
+        def save(self, checkpoint_path: str) -> None:
+            # Tune checkpoints the searcher with the experiment state; the sub-searchers are
+            # Ray's OptunaSearch objects, which pickle with their studies.
+            with open(checkpoint_path, "wb") as fh:
+                cloudpickle.dump(self.__dict__, fh)
+
+        def restore(self, checkpoint_path: str) -> None:
+            with open(checkpoint_path, "rb") as fh:
+                self.__dict__.update(cloudpickle.load(fh))
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             sub = self._subs.get(self._owner.get(trial_id, ""))
