@@ -60,23 +60,32 @@ def client_for(root: Path) -> Any:
     return _client(tracking_uri(root))
 
 
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}
+
+
 def experiment_id(root: Path, increment_id: str) -> str:
-    """Get or create the MLflow experiment named after the increment."""
+    """Get or create the MLflow experiment named after the increment (cached per process: a sweep
+    mirrors one run per trial and the lookup is a query each time)."""
     client = client_for(root)
+    key = (tracking_uri(root), increment_id)
     with _LOCK:
+        if key in _EXPERIMENT_IDS:
+            return _EXPERIMENT_IDS[key]
         exp = client.get_experiment_by_name(increment_id)
-        if exp is not None:
+        if exp is not None and exp.lifecycle_stage == "active":
+            _EXPERIMENT_IDS[key] = exp.experiment_id
             return exp.experiment_id
         location = None
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             location = (Path(root).resolve() / "mlartifacts" / increment_id).as_uri()
         try:
-            return client.create_experiment(increment_id, artifact_location=location)
+            _EXPERIMENT_IDS[key] = client.create_experiment(increment_id, artifact_location=location)
         except Exception:  # another process created it first
             exp = client.get_experiment_by_name(increment_id)
             if exp is None:
                 raise
-            return exp.experiment_id
+            _EXPERIMENT_IDS[key] = exp.experiment_id
+        return _EXPERIMENT_IDS[key]
 
 
 def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -143,10 +152,13 @@ def log_run(
             ms.append(Metric(k, float(v), max(now, prev.timestamp + 1), prev.step))
     ps = [Param(k, str(v)[:_MAX_PARAM]) for k, v in (params or {}).items()]
     ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-    # log_batch accepts at most 1000 metrics, 100 params and 100 tags per call
-    for chunk, kind, size in ((ps, "params", 100), (ts, "tags", 100), (ms, "metrics", 1000)):
-        for i in range(0, len(chunk), size):
-            _retry(client.log_batch, run_id, **{kind: chunk[i : i + size]})
+    # log_batch takes at most 1000 entries, 100 of them params and 100 tags, per call: one call
+    # for a typical record, more only for large ones
+    while ps or ts or ms:
+        p_, t_ = ps[:100], ts[:100]
+        m_ = ms[: 1000 - len(p_) - len(t_)]
+        _retry(client.log_batch, run_id, params=p_, tags=t_, metrics=m_)
+        ps, ts, ms = ps[len(p_):], ts[len(t_):], ms[len(m_):]
     if artifacts_dir is not None and any(artifacts_dir.iterdir()):
         _retry(client.log_artifacts, run_id, str(artifacts_dir))
     if status:

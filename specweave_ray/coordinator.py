@@ -85,7 +85,7 @@ class Coordinator:
         self.metric = metric
         self.candidates = dict(candidates)
         self.meta = dict(meta)
-        self.parent_run_id = parent_run_id
+        self._parent_run_id = parent_run_id
         self.results: dict[str, TrialResult] = {}
         self.progress = Progress(total=total)
         self._on_progress = on_progress
@@ -167,43 +167,63 @@ class Coordinator:
             "cache_key": self._cache_key_fn(name, params) if self._cache_key_fn and error is None else None,
             "cache_context": self._contexts.get(name),
         }
-        exp = open_experiment(f"{name}-trial-{index:03d}", increment=self.increment, kind=meta["kind"],
-                              model=meta["model"], meta=meta, mirror=False)
-        exp.log_params(params)
-        if metrics:
-            exp.log_metrics(metrics)
-        for h in last.get("_history", []):
-            exp.log_metric(f"{h['name']}_by_stage", h["value"], step=h["step"])
-        if started is not None:
-            exp.meta["started"] = _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="milliseconds")
-            exp.meta["duration_s"] = round(time.time() - started, 4)
+        notes = []
         if meta["device_warnings"]:
-            exp.log_note("Device fallback: " + "; ".join(meta["device_warnings"]))
-        err = _TrialError(error) if error is not None else None
-        if err is not None:
-            exp.log_note(f"Trial failed:\n\n```\n{error.strip()[-4000:]}\n```")
-        exp.close(error=err)
-        if err is not None:  # Tune's text already holds the remote traceback
-            exp.meta["error"] = {"type": _error_type(error), "message": _error_message(error), "traceback": error}
-            exp.update_meta()
+            notes.append("Device fallback: " + "; ".join(meta["device_warnings"]))
+        if error is not None:
+            notes.append(f"Trial failed:\n\n```\n{error.strip()[-4000:]}\n```")
+            meta["status"] = "failed"
+            meta["error"] = {"type": _error_type(error), "message": _error_message(error), "traceback": error}
+        if started is not None:
+            meta["started"] = _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="milliseconds")
+            meta["duration_s"] = round(time.time() - started, 4)
+        # four writes (meta, params, metrics, notes) + one history append: this runs inside Tune's
+        # event loop, so every fsync here delays the next trial's scheduling
+        exp = open_experiment(f"{name}-trial-{index:03d}", increment=self.increment, kind=meta["kind"],
+                              model=meta["model"], meta=meta, mirror=False, params=params, metrics=metrics,
+                              notes="\n\n".join(notes))
+        history = last.get("_history", [])
+        if history:
+            exp.append_history([{**h, "name": f"{h['name']}_by_stage"} for h in history])
+        exp.close()
         if self._mirror is not None:
-            self._pending.append(self._mirror.submit(exp.mirror_to_mlflow, parent_run_id=self.parent_run_id))
+            self._pending.append(self._mirror.submit(self._mirror_one, exp))
         tr = TrialResult(candidate=name, kind=cand.kind, trial_id=trial_id, record_id=exp.id,
                          status=exp.meta["status"], params=params, metrics=metrics, node=info.get("node"),
-                         error=exp.meta["error"]["message"] if err is not None else None,
+                         error=meta["error"]["message"] if error is not None else None,
                          stopped_early=stopped_early)
         with self._lock:
             self.results[trial_id] = tr
-            if err is not None:
+            if error is not None:
                 self.progress.failed += 1
                 self.progress.events.append(f"{exp.id} failed: {tr.error}")
             else:
                 self.progress.finished += 1
                 self._update_best(tr)
-        if err is not None:
+        if error is not None:
             logger.warning("trial %s (%s) failed: %s", trial_id, name, tr.error)
         self._notify()
         return tr
+
+    def open_parent_run(self, factory: Callable[[], str | None]) -> None:
+        """Create the sweep's MLflow run on the mirror thread: the first use of a sqlite store
+        costs seconds (schema creation), which would otherwise delay the first trial."""
+        if self._mirror is not None:
+            self._parent = self._mirror.submit(factory)
+
+    @property
+    def parent_run_id(self) -> str | None:
+        fut = getattr(self, "_parent", None)
+        if fut is None:
+            return self._parent_run_id
+        try:
+            return fut.result()
+        except Exception as err:  # noqa: BLE001 - records on disk stay the truth
+            logger.warning("MLflow parent run could not be created: %s", err)
+            return None
+
+    def _mirror_one(self, exp: Any) -> None:
+        exp.mirror_to_mlflow(parent_run_id=self.parent_run_id)
 
     def _update_best(self, tr: TrialResult) -> None:
         score = tr.score
@@ -226,10 +246,6 @@ class Coordinator:
         if self._mirror is not None:
             self._mirror.shutdown(wait=True)
             self._mirror = None
-
-
-class _TrialError(Exception):
-    pass
 
 
 _TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",

@@ -77,6 +77,21 @@ def resolve_increment(increment: Increment | str | int | os.PathLike[str], root:
     return increment if isinstance(increment, Increment) else Increment.open(increment, root=root)
 
 
+def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    clean: dict[str, float] = {}
+    for key, value in metrics.items():
+        if not _METRIC_RE.match(key):
+            raise RecordError(f"metric name {key!r} must be lower snake case, e.g. 'precision_at_10'")
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as err:
+            raise RecordError(f"metric {key!r} must be a number, got {value!r}") from err
+        if not math.isfinite(number):
+            raise RecordError(f"metric {key!r} is {number}; only finite numbers are recorded")
+        clean[key] = int(number) if isinstance(value, int) and not isinstance(value, bool) else number
+    return clean
+
+
 class Experiment:
     """An open experiment record. Use :func:`track_experiment` rather than building one."""
 
@@ -109,17 +124,7 @@ class Experiment:
     def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
         """Record numbers; with ``step`` the history also goes to ``logs/metrics.jsonl``."""
         self._check_open()
-        clean = {}
-        for key, value in metrics.items():
-            if not _METRIC_RE.match(key):
-                raise RecordError(f"metric name {key!r} must be lower snake case, e.g. 'precision_at_10'")
-            try:
-                number = float(value)
-            except (TypeError, ValueError) as err:
-                raise RecordError(f"metric {key!r} must be a number, got {value!r}") from err
-            if not math.isfinite(number):
-                raise RecordError(f"metric {key!r} is {number}; only finite numbers are recorded")
-            clean[key] = int(number) if isinstance(value, (int,)) and not isinstance(value, bool) else number
+        clean = _check_metrics(metrics)
         self.metrics.update(clean)
         atomic_write_json(self.path / "metrics.json", self.metrics)
         if step is not None:
@@ -128,6 +133,16 @@ class Experiment:
             self._history.extend(rows)
             with open(self.path / "logs" / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(r) + "\n" for r in rows)
+
+    def append_history(self, rows: list[dict[str, Any]]) -> None:
+        """Add ``{"name", "value", "step"}`` rows to ``logs/metrics.jsonl`` (and the MLflow history)
+        without touching ``metrics.json``."""
+        self._check_open()
+        ts = int(time.time() * 1000)
+        rows = [{"ts": ts, **r} for r in rows]
+        self._history.extend(rows)
+        with open(self.path / "logs" / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
 
     def log_note(self, text: str) -> None:
         self._check_open()
@@ -254,8 +269,15 @@ def open_experiment(
     model: str | None = None,
     meta: Mapping[str, Any] | None = None,
     mirror: bool = True,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    notes: str = "",
 ) -> Experiment:
-    """Claim the next ``exp-NNN-<slug>`` folder and write its first files."""
+    """Claim the next ``exp-NNN-<slug>`` folder and write its first files.
+
+    ``params``, ``metrics`` and ``notes`` given here are written with those first files (one
+    write each), which is how the coordinator records a finished trial in four writes.
+    """
     inc = resolve_increment(increment, root)
     slug = slugify(re.sub(r"^exp-", "", name))
     if not slug:
@@ -272,10 +294,12 @@ def open_experiment(
     }
     record_meta.update(meta or {})
     exp = Experiment(path, inc, record_meta, mirror=mirror)
+    exp.params = {str(k): to_jsonable(v) for k, v in (params or {}).items()}
+    exp.metrics = _check_metrics(metrics or {})
     exp._write_meta()
-    atomic_write_json(path / "params.json", {})
-    atomic_write_json(path / "metrics.json", {})
-    atomic_write_text(path / "notes.md", f"# {name}\n\n")
+    atomic_write_json(path / "params.json", exp.params)
+    atomic_write_json(path / "metrics.json", exp.metrics)
+    atomic_write_text(path / "notes.md", f"# {name}\n\n" + (notes.rstrip("\n") + "\n\n" if notes else ""))
     return exp
 
 

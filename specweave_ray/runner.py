@@ -225,21 +225,17 @@ def run_experiments(
             "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem_type})
         sweep_exp.log_params({"candidates": names, "cv": cv_repr, "metric": metric_def.name, "seed": seed,
                               "problem_type": problem_type, "budgets": budgets, "cached": len(reuse)})
-        parent = None
-        if _mlflow.enabled():
-            try:
-                parent = _mlflow.start_run(inc.root, inc.id, name=sweep_exp.id, tags={"specweave.kind": "sweep"})
-                sweep_exp.update_meta(mlflow_run_id=parent)
-            except Exception as err:  # noqa: BLE001 - records on disk stay the truth
-                logger.warning("MLflow parent run could not be created: %s", err)
         coordinator = Coordinator(
             inc, metric=metric_def, candidates={e.name: e for e in experiments},
             meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name},
-            parent_run_id=parent, total=sum(budgets.values()) + len(reuse), on_progress=on_progress,
+            parent_run_id=None, total=sum(budgets.values()) + len(reuse), on_progress=on_progress,
             cache_key_fn=lambda name, params: cache_key(
                 candidate=name, fingerprint=train_fp, estimator=classes_by_name[name], params=params, cv=cv_repr,
                 version=version, metric=metric_def.name),
             contexts=contexts)
+        if _mlflow.enabled():
+            coordinator.open_parent_run(lambda: _mlflow.start_run(
+                inc.root, inc.id, name=sweep_exp.id, tags={"specweave.kind": "sweep"}))
         for rec in reuse:
             coordinator.add_cached(rec)
         payload = {
@@ -255,6 +251,8 @@ def run_experiments(
                                      mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
                                      max_concurrent=max_concurrent)
         coordinator.flush()
+        if coordinator.parent_run_id:
+            sweep_exp.update_meta(mlflow_run_id=coordinator.parent_run_id)
         trials = list(coordinator.results.values())
         summary = write_comparison(inc, trials, metric_def)
         best = best_per_candidate(trials, metric_def)

@@ -299,8 +299,21 @@ def run_tune(
     staged = [n for n, c in payload["candidates"].items() if c["stages"] > 1]
     resources = {e.name: tune.PlacementGroupFactory([{"CPU": float(e.resources["cpu"]), "GPU": float(e.resources["gpu"])}])
                  for e in experiments}
+    shapes = {(float(e.resources["cpu"]), float(e.resources["gpu"])) for e in experiments}
+    if len(shapes) == 1:
+        # One shape for every trial: a constant request lets Tune reuse actors and their placement
+        # groups across trials; a per-config callable gives each trial a placement group of its own.
+        (cpu, gpu), = shapes
+        per_trial: Any = {"cpu": cpu, "gpu": gpu}
+    else:
+        per_trial = lambda config: resources[config["candidate"]]  # noqa: E731
     trainable = tune.with_resources(tune.with_parameters(_trainable, payload_box=[payload_ref]),
-                                    resources=lambda config: resources[config["candidate"]])
+                                    resources=per_trial)
+    if max_concurrent is None:
+        # Without a cap Tune asks the searcher for every trial up front and starts an actor (and a
+        # placement group) for each pending one; capping at what the cluster can run at once keeps
+        # the pending queue short and lets finished trials hand their actor to the next one.
+        max_concurrent = _slots(experiments)
     own_tmp = storage_path is None
     storage = storage_path or tempfile.mkdtemp(prefix="specweave-tune-")
     try:
@@ -330,6 +343,18 @@ def run_tune(
         if own_tmp:
             shutil.rmtree(storage, ignore_errors=True)
     return payload_ref
+
+
+def _slots(experiments: Sequence[ModelExperiment]) -> int:
+    import ray
+
+    total = ray.cluster_resources()
+    slots = 0
+    for key, have in (("cpu", total.get("CPU", 0)), ("gpu", total.get("GPU", 0))):
+        wants = [float(e.resources[key]) for e in experiments if float(e.resources[key]) > 0]
+        if wants:
+            slots = max(slots, int(have // min(wants)))
+    return max(1, slots)
 
 
 def refit_best(payload_ref: Any, chosen: Mapping[str, tuple[ModelExperiment, dict[str, Any]]]) -> dict[str, Any]:
