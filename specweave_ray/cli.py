@@ -7,7 +7,9 @@ traceback); an interrupted run exits 130 with what was recorded kept.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -203,6 +205,139 @@ def _print_comparison(console: Any, comp: Any) -> None:
             console.print(f"  {f['record']}: {f['error']}")
 
 
+# -- serve, bench, drift --------------------------------------------------------------------
+def _version(raw: str) -> str | int:
+    text = str(raw).strip().lower()
+    if text == "latest":
+        return "latest"
+    digits = text.removeprefix("model-").removeprefix("v")
+    if not digits.isdigit() or int(digits) < 1:
+        raise _usage(f"--version must be 'latest' or a model version such as 3 or v3, got {raw!r}")
+    return int(digits)
+
+
+def _engine(args: argparse.Namespace) -> str:
+    if args.engine:
+        return args.engine
+    return "ray-serve" if (args.address or os.environ.get("RAY_ADDRESS")) else "local"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    version = _version(args.version)
+    engine = _engine(args)
+    if engine == "local" and args.replicas not in (None, 1):
+        raise _usage("--replicas needs --engine ray-serve (the local engine is one process)")
+    if not 0 < args.port < 65536:
+        raise _usage(f"--port must be between 1 and 65535, got {args.port}")
+    from .serve import check_port
+
+    check_port(args.host, args.port)
+    if engine == "local":
+        from .predictor import Predictor
+        from .serve import serve_local
+
+        predictor = Predictor.load(args.id, version=version, root=args.root)
+        print(f"serving {predictor.metadata.get('increment')} model-v{predictor.version} on "
+              f"http://{args.host}:{args.port} (engine local); Ctrl-C stops", flush=True)
+        try:
+            serve_local(predictor, host=args.host, port=args.port)
+        except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises the Ctrl-C
+            pass
+        return 0
+    from .serve import run_ray_serve
+
+    run_ray_serve(args.id, root=args.root, version=version, host=args.host, port=args.port,
+                  replicas=args.replicas or 1, address=args.address,
+                  on_ready=lambda url: print(f"serving on {url} (engine ray-serve); Ctrl-C stops",
+                                             flush=True))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .bench import run_bench
+
+    if args.engine and not args.http:
+        raise _usage("--engine picks the HTTP engine; add --http")
+    record_id, metrics, gate = run_bench(
+        args.id, root=args.root, version=_version(args.version), http=args.http,
+        engine=_engine(args), n_single=args.single, concurrency=args.concurrency,
+        total_requests=args.requests, address=args.address)
+    console = _console()
+    table = Table(title=f"inference benchmark ({record_id})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:,.0f}" if abs(value) >= 1000 or float(value).is_integer()
+                      else f"{value:.3f}")
+    console.print(table)
+    _print_bench_gate(console, gate)
+    return 0
+
+
+def _print_bench_gate(console: Any, rows: Any) -> None:
+    from rich.table import Table
+
+    if not rows:
+        console.print("gate: the spec has no latency or throughput target")
+        return
+    table = Table(title="gate: the spec's latency and throughput targets")
+    for col in ("target", "measured", "status"):
+        table.add_column(col)
+    style = {"met": "green", "not met": "red", "not measured": "yellow"}
+    for r in rows:
+        table.add_row(r.target.render(), f"{r.value:.4g}" if r.value is not None else "—",
+                      f"[{style[r.status]}]{r.status}[/]")
+    console.print(table)
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from .data import load_table
+    from .drift import drift_command, load_reference
+    from .predictor import Predictor
+    from .records import resolve_increment, track_experiment
+
+    inc = resolve_increment(args.id, args.root)
+    predictor = Predictor.load(inc, version=_version(args.version))
+    name = predictor.metadata.get("reference")
+    if not name:
+        raise _usage(f"model-v{predictor.version} of {inc.id} was packaged without a drift "
+                     "reference; rebuild the package (specweave_ray.package.build_package)")
+    reference = load_reference(predictor.folder / name)
+    data = load_table(args.data)
+    report, status = drift_command(reference, data, predict=_drift_predictions(predictor),
+                                   psi_threshold=args.psi, ks_alpha=args.ks_alpha)
+    rows = [*report.rows, *([report.prediction] if report.prediction is not None else [])]
+    metrics = {"drift_passed": int(report.passed), "drifted_features": len(report.drifted),
+               "max_psi": max((r.psi for r in rows if math.isfinite(r.psi)), default=0.0),
+               "rows": len(data)}
+    if report.prediction is not None:
+        metrics["prediction_psi"] = report.prediction.psi
+    with track_experiment("drift", increment=inc, kind="drift",
+                          model=f"model-v{predictor.version}") as exp:
+        exp.log_params({"data": os.path.abspath(args.data), "model_version": predictor.version,
+                        "psi_threshold": args.psi, "ks_alpha": args.ks_alpha})
+        exp.log_metrics(metrics)
+        exp.save_report("drift-report.md", report.to_markdown())
+        exp.save_report("drift-report.json", json.dumps(report.to_json(), indent=2))
+        record_id = exp.id
+    print(report.to_markdown())
+    print(f"record: {inc.experiments_dir / record_id}")
+    return status
+
+
+def _drift_predictions(predictor: Any) -> Any:
+    # The form the package's reference was built with (package._write_reference).
+    import numpy as np
+
+    if predictor.classes is None:
+        return predictor.predict
+    if len(predictor.classes) == 2:
+        return lambda X: predictor.predict_proba(X)[:, 1]
+    return lambda X: np.asarray([str(v) for v in predictor.predict(X)], dtype=object)
+
+
 # -- parser --------------------------------------------------------------------------------
 class _UsageError(SpecweaveError, ValueError):
     pass
@@ -261,7 +396,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="pipeline config (default: the one the increment last ran with)")
     _task_options(p)
     p.set_defaults(func=cmd_do)
+
+    p = sub.add_parser("serve", parents=[common], help="serve a packaged model over HTTP (loopback by default)")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--engine", choices=("local", "ray-serve"),
+                   help="local: uvicorn in this process (default); ray-serve: a Ray Serve deployment "
+                        "(default with --address or $RAY_ADDRESS)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--replicas", type=int, help="Ray Serve replicas (ray-serve only; default 1)")
+    p.add_argument("--version", default="latest", help="model version K or latest")
+    p.add_argument("--address", help="Ray cluster address (ray-serve; default $RAY_ADDRESS or a local Ray)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", parents=[common],
+                       help="inference latency/throughput against the spec's targets (a benchmark record)")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--http", action="store_true", help="also serve the model and load it over loopback HTTP")
+    p.add_argument("--engine", choices=("local", "ray-serve"), help="HTTP engine (with --http; default local)")
+    p.add_argument("--version", default="latest", help="model version K or latest")
+    p.add_argument("--single", type=int, default=2000, help="timed single-row calls in process")
+    p.add_argument("--requests", type=int, default=4000, help="HTTP requests (with --http)")
+    p.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients (with --http)")
+    p.add_argument("--address", help="Ray cluster address for --engine ray-serve")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("drift", parents=[common],
+                       help="PSI/KS drift of new data against the model's reference; exit 1 past thresholds")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--data", required=True, help="new data (CSV/Parquet), the model's input columns")
+    p.add_argument("--version", default="latest", help="model version K or latest")
+    p.add_argument("--psi", type=float, default=0.2, help="PSI above which a feature drifts (default 0.2)")
+    p.add_argument("--ks-alpha", type=float, default=0.01, help="KS p-value below which a numeric feature may drift")
+    p.set_defaults(func=cmd_drift)
     return parser
+
+
+def _quiet_dependencies() -> None:
+    """The CLI owns the terminal: Optuna's per-study INFO lines, MLflow's schema-migration INFO,
+    Ray's start-up banners and Optuna's note on list-valued choices are noise for a user (the
+    records hold every result); ``--debug`` shows them all."""
+    import warnings
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow configures its loggers
+    for name in ("optuna", "mlflow", "alembic", "ray", "ray.tune", "ray.serve"):
+        logging.getLogger(name).setLevel(logging.WARNING if name != "optuna" else logging.ERROR)
+    logging.getLogger("ray.tune.search.searcher").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Choices for a categorical distribution")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,6 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:
+        _quiet_dependencies()
     try:
         return int(args.func(args) or 0)
     except SpecweaveError as err:

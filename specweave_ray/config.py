@@ -89,6 +89,14 @@ class SweepConfig(_Frozen):
     num_cpus: int | None = Field(default=None, ge=1)
 
 
+class ABTestConfig(_Frozen):
+    """T-009: inputs of the A/B test plan's power analysis."""
+
+    mde_relative: float = Field(default=0.1, gt=0, lt=10)
+    daily_traffic: int = Field(default=50_000, ge=1)
+    traffic_split: float = Field(default=0.5, gt=0, lt=1)
+
+
 class BaselineConfig(_Frozen):
     enabled: bool = True
     rule: str | None = None
@@ -107,6 +115,7 @@ class PipelineConfig(_Frozen):
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     candidates: list[CandidateConfig] | None = None
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    abtest: ABTestConfig = Field(default_factory=ABTestConfig)
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ from .increment import Increment, list_increments, resolve_root, slugify
 from .records import list_records, track_experiment
 
 logger = logging.getLogger(__name__)
-TASK_ORDER = ("T-001", "T-002", "T-003", "T-004", "T-005", "T-006")
+TASK_ORDER = ("T-001", "T-002", "T-003", "T-004", "T-005", "T-006", "T-007", "T-008", "T-009")
 CONFIG_NAME = "pipeline.yaml"
 
 
@@ -210,7 +210,7 @@ def run_pipeline(
     done = {t.id for t in inc.tasks() if t.done}
     stages: dict[str, Callable[[_Run, PipelineResult], None]] = {
         "T-001": _data, "T-002": _features, "T-003": _baselines, "T-004": _candidates, "T-005": _tuning,
-        "T-006": _evaluation}
+        "T-006": _evaluation, "T-007": _explain, "T-008": _deploy, "T-009": _ab_plan}
     rerun_from = TASK_ORDER.index(start) if start else len(TASK_ORDER)
     for i, task in enumerate(TASK_ORDER):
         if task in done and i < rerun_from:
@@ -308,6 +308,102 @@ def _evaluation(run: _Run, result: PipelineResult) -> None:
         run.inc, run.spec, X_train=run.X_train, y_train=run.y_train, X_test=run.X_test, y_test=run.y_test,
         cv=run.cfg.sweep.cv, seed=run.cfg.seed, data_fingerprint=run.fp)
     run.say(f"T-006 evaluation → {result.evaluation['record']}")
+
+
+def _package_for_evaluation(run: _Run) -> int:
+    """The package built from the newest evaluation record, built now if there is none."""
+    from .package import build_package, list_packages
+
+    ev = list_records(run.inc, kind="evaluation")
+    if not ev:
+        raise ConfigError(f"{run.inc.id} has no evaluation record; run T-006 first")
+    for meta in reversed(list_packages(run.inc)):
+        if meta.get("evaluation_record") == ev[-1].id:
+            return int(meta["version"])
+    sample = run.X_train.sample(min(len(run.X_train), 5000), random_state=run.cfg.seed)
+    path = build_package(run.inc, evaluation_record=ev[-1].id, reference_data=sample)
+    return int(read_json(path)["version"])
+
+
+def _explain(run: _Run, result: PipelineResult) -> None:
+    """T-007: package the evaluated model (what gets explained is what ships), then global
+    importance as mean |SHAP| per input column on held-out rows, and explained examples."""
+    from ._explain_report import write_explainability
+    from .predictor import Predictor
+
+    version = _package_for_evaluation(run)
+    predictor = Predictor.load(run.inc, version=version)
+    record = write_explainability(run.inc, predictor, run.X_test, run.y_test, seed=run.cfg.seed,
+                                  data_fingerprint=run.fp)
+    run.say(f"T-007 explainability (model-v{version}, {predictor.explainer_kind}) → {record}")
+
+
+def _deploy(run: _Run, result: PipelineResult) -> None:
+    """T-008: benchmark the package in process and over HTTP on loopback, gate every spec target
+    (held-out metrics + latency/throughput), and mark the package passed or failed."""
+    from .bench import run_bench
+    from .package import mark
+    from .validate import check_targets, gate_json, gate_passed, render_gate
+
+    version = _package_for_evaluation(run)
+    bench_id, bench_metrics, _ = run_bench(run.inc, version=version, http=True, engine="local",
+                                           total_requests=3000)
+    ev = list_records(run.inc, kind="evaluation")[-1]
+    rows = check_targets(run.spec.targets, {**ev.metrics, **bench_metrics})
+    passed = gate_passed(rows)
+    mark(run.inc, version, status="passed" if passed else "failed")
+    with track_experiment("deployment-gate", increment=run.inc, kind="gate",
+                          meta={"data_fingerprint": run.fp, "package": f"model-v{version}",
+                                "evaluation_record": ev.id, "benchmark_record": bench_id}) as exp:
+        exp.log_params({"package": f"model-v{version}", "passed": passed})
+        exp.log_metrics({"targets": len(rows), "met": sum(r.status == "met" for r in rows),
+                         "not_met": sum(r.status == "not met" for r in rows),
+                         "not_measured": sum(r.status == "not measured" for r in rows)})
+        exp.save_report("gate.md", render_gate(rows))
+        atomic_write_json(exp.path / "gate.json", gate_json(rows))
+    result.gate = rows
+    run.say(f"T-008 model-v{version}: {'passed' if passed else 'failed'} the gate "
+            f"(benchmark {bench_id}, gate {exp.id})")
+
+
+def _ab_plan(run: _Run, result: PipelineResult) -> None:
+    """T-009: ab-test-plan.md with the sample size computed from the measured base rate."""
+    from .abtest import render_ab_plan
+
+    comp = read_json(run.inc.experiments_dir / "comparison.json", {})
+    spec = run.spec
+    previous = [i for i in list_increments(run.inc.root) if i.number < run.inc.number]
+    control = (f"the model of {previous[-1].id}" if previous else
+               f"today's process, approximated by the best baseline ({comp.get('best_baseline')})")
+    from .package import list_packages
+
+    pkgs = list_packages(run.inc)
+    candidate = (f"model-v{pkgs[-1]['version']} ({comp.get('best_candidate')})" if pkgs
+                 else str(comp.get("best_candidate")))
+    guardrails = [t.render() for t in spec.targets if t.metric in ("latency_p99", "latency_p95", "latency_p50",
+                                                                   "throughput", "precision", "recall")]
+    y = run.y_train
+    kwargs: dict[str, Any] = {}
+    if run.problem_type == "classification":
+        counts = pd.Series(np.asarray(y)).value_counts(normalize=True)
+        kwargs["baseline_rate"] = float(counts.min()) if len(counts) == 2 else float(counts.max())
+        metric = ("rate of positive outcomes missed per unit (e.g. fraud losses per transaction)"
+                  if len(counts) == 2 else "rate of correct decisions")
+    else:
+        values = np.asarray(y, dtype=float)
+        kwargs.update(baseline_rate=None, baseline_mean=float(values.mean()), baseline_std=float(values.std()))
+        metric = f"mean {run.cfg.data.target} per unit"
+    ab = run.cfg.abtest
+    text = render_ab_plan(increment_id=run.inc.id, problem_type=run.problem_type, control=control,
+                          candidate=candidate, primary_metric=metric, mde_relative=ab.mde_relative,
+                          daily_traffic=ab.daily_traffic, traffic_split=ab.traffic_split,
+                          guardrails=guardrails, **kwargs)
+    atomic_write_text(run.inc.path / "ab-test-plan.md", text)
+    with track_experiment("ab-test-plan", increment=run.inc, kind="ab-plan", meta={"data_fingerprint": run.fp}) as exp:
+        exp.log_params({"control": control, "candidate": candidate, "primary_metric": metric,
+                        "mde_relative": ab.mde_relative, "daily_traffic": ab.daily_traffic})
+        exp.save_report("ab-test-plan.md", text)
+    run.say(f"T-009 A/B test plan → {run.inc.path / 'ab-test-plan.md'}")
 
 
 def _load_outputs(run: _Run, result: PipelineResult, task: str) -> None:

@@ -51,7 +51,7 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
     out = capsys.readouterr().out
     assert "gate" in out and "T-006" in out
     inc = list_increments(root)[0]
-    assert [t.done for t in inc.tasks()][:6] == [True] * 6
+    assert [t.done for t in inc.tasks()] == [True] * 9
     for name in ("schema.yaml", "profile.json", "sample.parquet"):
         assert (inc.data_dir / name).exists()
     ev = list_records(inc, kind="evaluation")
@@ -67,14 +67,28 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
     assert {b.meta["candidate"] for b in baselines} == {"random-uniform", "random-prior", "majority", "rule"}
     assert all("roc_auc" in b.metrics for b in baselines)
     assert ev[0].meta["data_fingerprint"] == list_records(inc, kind="data")[0].meta["data_fingerprint"]
+    # T-007 explainability, T-008 package + benchmark + gate, T-009 A/B plan
+    meta = json.loads((inc.models_dir / "model-v1.metadata.json").read_text())
+    assert meta["status"] in ("passed", "failed") and meta["threshold"] == m["threshold"]
+    expl = list_records(inc, kind="explainability")[0]
+    assert any(k.startswith("importance_") for k in expl.metrics)
+    bench = list_records(inc, kind="benchmark")[0].metrics
+    assert {"latency_p50_ms", "latency_p99_ms", "throughput_rps"} <= set(bench)
+    gate_rec = list_records(inc, kind="gate")[0]
+    gate_rows = json.loads((gate_rec.path / "gate.json").read_text())
+    assert {g["metric_key"]: g["status"] for g in gate_rows}["latency_p99_ms"] in ("met", "not met")
+    plan = (inc.path / "ab-test-plan.md").read_text()
+    assert "## Sample size (power analysis)" in plan and "day(s)" in plan
     n = len(list_records(inc))
 
     assert main(["run", str(cfg), "--root", str(root)]) == 0
-    assert "skipped (already done): T-001, T-002, T-003, T-004, T-005, T-006" in capsys.readouterr().out
+    assert "skipped (already done): T-001, T-002, T-003, T-004, T-005, T-006, T-007, T-008, T-009" in \
+        capsys.readouterr().out.replace("\n", " ")
     assert len(list_records(inc)) == n
 
     assert main(["do", inc.id, "--root", str(root), "--from", "T-006"]) == 0
     assert len(list_records(inc, kind="evaluation")) == 2
+    assert (inc.models_dir / "model-v2.metadata.json").exists()
     assert not [r for r in list_records(inc, kind="trial") if r.meta.get("sweep") and r.status == "running"]
 
 
