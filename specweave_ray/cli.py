@@ -125,16 +125,17 @@ def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
     try:
         result = run_pipeline(cfg, root=args.root, increment=increment, start=args.start, address=args.address,
                               use_cache=not args.no_cache, on_progress=progress.update,
-                              on_stage=lambda m: console.print(f"[bold]›[/] {m}"))
+                              on_stage=lambda m: console.print(f"[bold]›[/] {m}", soft_wrap=True))
     finally:
         progress.stop()
     if result.skipped:
-        console.print(f"skipped (already done): {', '.join(result.skipped)}; --from T-00N reruns from a task")
+        console.print(f"skipped (already done): {', '.join(result.skipped)}; --from T-00N reruns from a task",
+                      soft_wrap=True)
     if result.sweep is not None:
         _print_comparison(console, result.sweep.comparison)
     if result.gate:
         _print_gate(console, result.gate, result.evaluation)
-    console.print(f"records: {result.increment.experiments_dir}")
+    console.print(f"records: {result.increment.experiments_dir}", soft_wrap=True)
     return 0
 
 
@@ -202,7 +203,7 @@ def _print_comparison(console: Any, comp: Any) -> None:
     if comp["failed"]:
         console.print(f"[yellow]{comp['failed']} of {comp['trials']} trials failed:[/]")
         for f in comp["failures"][:10]:
-            console.print(f"  {f['record']}: {f['error']}")
+            console.print(f"  {f['record']}: {f['error']}", soft_wrap=True)
 
 
 # -- serve, bench, drift --------------------------------------------------------------------

@@ -62,7 +62,8 @@ def _load_best(inc: Increment, comp: Mapping[str, Any]) -> tuple[Any, Any, dict[
 
 def _predict(model: Any, features: Any, X: pd.DataFrame, *, classification: bool) -> Any:
     Xt = features.transform(X) if features is not None else X
-    return model.predict_proba(Xt) if classification else model.predict(Xt)
+    # float64: XGBoost's float32 probabilities do not sum to 1 exactly for scikit-learn's checks
+    return np.asarray(model.predict_proba(Xt) if classification else model.predict(Xt), dtype=np.float64)
 
 
 def _oof_proba(rec: Any, X: pd.DataFrame, y: np.ndarray, *, cv: int, seed: int) -> np.ndarray:

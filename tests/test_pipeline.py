@@ -83,7 +83,7 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
 
     assert main(["run", str(cfg), "--root", str(root)]) == 0
     assert "skipped (already done): T-001, T-002, T-003, T-004, T-005, T-006, T-007, T-008, T-009" in \
-        capsys.readouterr().out.replace("\n", " ")
+        capsys.readouterr().out
     assert len(list_records(inc)) == n
 
     assert main(["do", inc.id, "--root", str(root), "--from", "T-006"]) == 0
