@@ -18,10 +18,10 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 run: setup  ## the main job: fraud detection on an embedded local Ray
-	$(BIN)/specweave-ray run $(CONFIG)
+	$(BIN)/specweave-ray run $(CONFIG) --root .specweave/increments
 
 run-ltv: setup
-	$(BIN)/specweave-ray run configs/ltv-prediction.yaml
+	$(BIN)/specweave-ray run configs/ltv-prediction.yaml --root .specweave/increments
 
 test: setup  ## the whole suite (real Ray, MLflow, Optuna)
 	$(BIN)/python -m pytest -q

@@ -441,6 +441,7 @@ def _quiet_dependencies() -> None:
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow configures its loggers
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("optuna", "mlflow", "alembic", "ray", "ray.tune", "ray.serve"):
         logging.getLogger(name).setLevel(logging.WARNING if name != "optuna" else logging.ERROR)
     logging.getLogger("ray.tune.search.searcher").setLevel(logging.ERROR)

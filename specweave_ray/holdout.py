@@ -62,8 +62,11 @@ def _load_best(inc: Increment, comp: Mapping[str, Any]) -> tuple[Any, Any, dict[
 
 def _predict(model: Any, features: Any, X: pd.DataFrame, *, classification: bool) -> Any:
     Xt = features.transform(X) if features is not None else X
-    # float64: XGBoost's float32 probabilities do not sum to 1 exactly for scikit-learn's checks
-    return np.asarray(model.predict_proba(Xt) if classification else model.predict(Xt), dtype=np.float64)
+    if not classification:
+        return np.asarray(model.predict(Xt), dtype=np.float64)
+    # XGBoost's float32 probabilities miss 1 by ~1e-7, more than scikit-learn's log-loss check allows
+    proba = np.asarray(model.predict_proba(Xt), dtype=np.float64)
+    return proba / proba.sum(axis=1, keepdims=True)
 
 
 def _oof_proba(rec: Any, X: pd.DataFrame, y: np.ndarray, *, cv: int, seed: int) -> np.ndarray:
