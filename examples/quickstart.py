@@ -21,7 +21,7 @@ def main(root: str = "increments", samples: int = 12) -> None:
          ModelExperiment("torch-mlp", "torch-mlp", {"epochs": 20}, resources={"cpu": 1, "gpu": 0})],
         X, y, increment=inc, cv=5, metric="roc_auc")  # + random/majority baselines as trials
     print(results.best.candidate, results.best.score)
-    print(results.table)
+    print(results.table.to_string())
 
 
 if __name__ == "__main__":
