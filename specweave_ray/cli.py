@@ -307,7 +307,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
                      "reference; rebuild the package (specweave_ray.package.build_package)")
     reference = load_reference(predictor.folder / name)
     data = load_table(args.data)
-    report, status = drift_command(reference, data, predict=_drift_predictions(predictor),
+    report, status = drift_command(reference, data, predict=predictor.monitored_output,
                                    psi_threshold=args.psi, ks_alpha=args.ks_alpha)
     rows = [*report.rows, *([report.prediction] if report.prediction is not None else [])]
     metrics = {"drift_passed": int(report.passed), "drifted_features": len(report.drifted),
@@ -326,17 +326,6 @@ def cmd_drift(args: argparse.Namespace) -> int:
     print(report.to_markdown())
     print(f"record: {inc.experiments_dir / record_id}")
     return status
-
-
-def _drift_predictions(predictor: Any) -> Any:
-    # The form the package's reference was built with (package._write_reference).
-    import numpy as np
-
-    if predictor.classes is None:
-        return predictor.predict
-    if len(predictor.classes) == 2:
-        return lambda X: predictor.predict_proba(X)[:, 1]
-    return lambda X: np.asarray([str(v) for v in predictor.predict(X)], dtype=object)
 
 
 # -- parser --------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from . import _mlflow
@@ -267,17 +266,9 @@ def _feature_names(features: Any, groups: list[str]) -> list[str]:
 
 def _write_reference(path: Path, X: pd.DataFrame, predictor: Any) -> str | None:
     """The drift baseline of the reference rows and the model's predictions on them."""
-    try:
-        from .drift import reference_profile
-    except ImportError:  # the monitoring stage is optional; the package is complete without it
-        return None
-    if predictor.classes is None:
-        predictions = predictor.predict(X)
-    elif len(predictor.classes) == 2:
-        predictions = predictor.predict_proba(X)[:, 1]
-    else:
-        predictions = np.asarray([str(v) for v in predictor.predict(X)], dtype=object)
-    atomic_write_json(path, reference_profile(X, predictions))
+    from .drift import reference_profile
+
+    atomic_write_json(path, reference_profile(X, predictor.monitored_output(X)))
     return path.name
 
 

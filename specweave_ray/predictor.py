@@ -141,13 +141,27 @@ class Predictor:
     def predict(self, rows: Rows) -> np.ndarray:
         """Labels (classifiers; the binary threshold applied) or predicted values (regressors)."""
         scores = self._score(self._encode_fast(rows))
-        if self.classes is None:
-            return scores
+        return scores if self.classes is None else self.labels(scores)
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        """Labels from :meth:`predict_proba`'s output: the binary threshold on the second class's
+        probability, else the most probable class. Callers holding probabilities (the HTTP
+        routes) use it instead of scoring the rows twice."""
         if len(self.classes) == 2 and self.threshold is not None:
-            codes = (scores[:, 1] >= self.threshold).astype(np.intp)
+            codes = (proba[:, 1] >= self.threshold).astype(np.intp)
         else:
-            codes = np.argmax(scores, axis=1)
+            codes = np.argmax(proba, axis=1)
         return self.classes[codes]
+
+    def monitored_output(self, rows: Rows) -> np.ndarray:
+        """What drift monitoring compares: the positive-class probability (binary), the label as
+        text (multi-class) or the value (regression). The package's reference uses this, and so
+        must every later comparison."""
+        if self.classes is None:
+            return self.predict(rows)
+        if len(self.classes) == 2:
+            return self.predict_proba(rows)[:, 1]
+        return np.asarray([str(v) for v in self.predict(rows)], dtype=object)
 
     def predict_proba(self, rows: Rows) -> np.ndarray:
         """Class probabilities, one column per entry of :attr:`classes`.

@@ -134,14 +134,8 @@ def score_rows(predictor: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list
     if classes is None:
         return {"predictions": _plain(predictor.predict(rows))}
     proba = predictor.predict_proba(rows)
-    threshold = getattr(predictor, "threshold", None)
-    if len(classes) == 2 and threshold is not None:
-        positive = proba[:, 1]
-        return {"predictions": _plain(classes[(positive >= threshold).astype(int)]),
-                "probabilities": _plain(positive)}
-    if len(classes) == 2:
-        return {"predictions": _plain(classes[proba.argmax(axis=1)]), "probabilities": _plain(proba[:, 1])}
-    return {"predictions": _plain(classes[proba.argmax(axis=1)]), "probabilities": _plain(proba)}
+    return {"predictions": _plain(predictor.labels(proba)),
+            "probabilities": _plain(proba[:, 1] if len(classes) == 2 else proba)}
 
 
 # -- the ASGI app ----------------------------------------------------------------------------

@@ -160,6 +160,9 @@ class _Stub:
         p = np.array([min(1.0, r["amount"] / 1000) for r in rows])
         return np.column_stack([1 - p, p])
 
+    def labels(self, proba: np.ndarray) -> np.ndarray:  # Predictor.labels: threshold on class 1
+        return self.classes[(proba[:, 1] >= self.threshold).astype(int)]
+
     def explain(self, rows: list[dict], *, top: int = 5) -> list[dict]:
         return [{"contributions": [{"feature": "amount", "contribution": 0.1}][:top]} for _ in rows]
 

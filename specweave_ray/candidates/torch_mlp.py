@@ -11,6 +11,7 @@ Importing this module imports torch; ``import specweave_ray.candidates`` does no
 
 from __future__ import annotations
 
+import abc
 from numbers import Integral
 from typing import Any
 
@@ -26,7 +27,7 @@ from specweave_ray.exceptions import CandidateError
 __all__ = ["TorchMLPBase", "TorchMLPClassifier", "TorchMLPRegressor"]
 
 
-class TorchMLPBase(BaseEstimator):
+class TorchMLPBase(BaseEstimator, metaclass=abc.ABCMeta):
     """What the classifier and regressor share; not used directly."""
 
     _kind = "base"
@@ -180,20 +181,25 @@ class TorchMLPBase(BaseEstimator):
         with core.threads(self.num_threads):
             return core.forward(self, core.scale(features, self.x_mean_, self.x_scale_))
 
+    @abc.abstractmethod
     def _learn_targets(self, y: Any, classes: Any) -> None:
-        raise NotImplementedError
+        """Learn what the targets are (classes or target scaling) from the first fit."""
 
+    @abc.abstractmethod
     def _targets(self, y: Any, n_rows: int, sample_weight: Any) -> tuple[Any, Any]:
-        raise NotImplementedError
+        """The training targets as tensors (and per-row weights) in the network's output space."""
 
+    @abc.abstractmethod
     def _n_outputs(self) -> int:
-        raise NotImplementedError
+        """Width of the network's output layer."""
 
+    @abc.abstractmethod
     def _extra_state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Subclass state that the native save must keep (classes or target scaling)."""
 
+    @abc.abstractmethod
     def _restore_extra(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Restore what :meth:`_extra_state` saved."""
 
 
 class TorchMLPClassifier(ClassifierMixin, TorchMLPBase):
