@@ -25,9 +25,14 @@ if os.name == "posix":  # pragma: no branch
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
+# Called with the path after every atomic write; storage.py adds the upload to a URI root.
+WRITE_HOOKS: list[Callable[[Path], None]] = []
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, upload: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    ``upload=False`` skips :data:`WRITE_HOOKS` (a file just fetched from a URI root)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -42,6 +47,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if upload:
+        for hook in WRITE_HOOKS:
+            hook(path)
     return path
 
 

@@ -33,6 +33,14 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
+def local_store(root: Path, increment_id: str) -> list[Path]:
+    """The default store's files for one increment (the sqlite file and its artifacts), which a URI
+    root uploads after each task; empty when ``$MLFLOW_TRACKING_URI`` names another store."""
+    if not enabled() or os.environ.get("MLFLOW_TRACKING_URI"):
+        return []
+    return [Path(root) / "mlflow.db", Path(root) / "mlartifacts" / increment_id]
+
+
 @functools.lru_cache(maxsize=8)
 def _client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient

@@ -40,6 +40,7 @@ def cmd_inc(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from . import storage
     from .increment import Increment, list_increments, resolve_root
     from .records import list_records
 
@@ -58,10 +59,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"tasks: {done}/{len(inc.tasks())} done")
         return 0
     incs = list_increments(args.root)
+    where = storage.display(resolve_root(args.root))
     if not incs:
-        print(f"no increments under {resolve_root(args.root)}")
+        print(f"no increments under {where}")
         return 0
-    table = Table(title=f"increments under {resolve_root(args.root)}")
+    table = Table(title=f"increments under {where}")
     for col in ("id", "title", "type", "experiments", "best", "tasks"):
         table.add_column(col)
     for inc in incs:
@@ -70,6 +72,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             title, ptype = spec.title, spec.problem_type
         except SpecweaveError:
             title, ptype = "(unreadable spec.md)", "?"
+        # a URI root's mirror holds documents only; the table needs the records' summaries
+        storage.pull(inc.experiments_dir, names={"meta.json", "params.json", "metrics.json", "comparison.json"})
         records = list_records(inc)
         best = _best_of(inc)
         tasks = inc.tasks()
@@ -342,8 +346,8 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     # overwrite the value given before the command (`specweave-ray --root X status`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", default=argparse.SUPPRESS if suppress else None,
-                        help="increments root (default $SPECWEAVE_ROOT, the config's root, "
-                             "or .specweave/increments)")
+                        help="increments root: a folder or a pyarrow.fs URI (s3://bucket/prefix, gs://…, "
+                             "hdfs://…); default $SPECWEAVE_ROOT, the config's root, or .specweave/increments")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="show tracebacks and debug logs")
     return common

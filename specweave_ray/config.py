@@ -87,6 +87,11 @@ class SweepConfig(_Frozen):
     max_concurrent: int | None = Field(default=None, ge=1)
     address: str | None = None
     num_cpus: int | None = Field(default=None, ge=1)
+    # true: the cluster adds nodes on demand, so a candidate that fits on no node yet waits for one;
+    # unset: SPECWEAVE_ALLOW_AUTOSCALE=1, or an autoscaler seen in the cluster's status
+    autoscale: bool | None = None
+    # the longest a trial waits for a node able to host it before the sweep stops (SweepError)
+    pending_timeout_s: float = Field(default=900.0, gt=0)
 
 
 class ABTestConfig(_Frozen):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import storage
 from ._fs import atomic_write_json, read_json
 from .exceptions import DataError, RecordError
 from .increment import Increment, list_increments
@@ -123,6 +124,7 @@ def _previous(inc: Increment, problem_type: str) -> tuple[str, dict[str, float]]
                 continue
         except Exception:  # noqa: BLE001 - an unreadable older spec is not this run's problem
             continue
+        storage.pull(other.experiments_dir)  # a URI root fetched only its documents
         evals = list_records(other, kind="evaluation")
         if evals:
             return other.id, dict(evals[-1].metrics)

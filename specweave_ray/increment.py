@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import storage
 from ._fs import atomic_write_text, folder_lock, make_next_dir
 from .exceptions import IncrementError, IncrementNotFoundError
 
@@ -38,9 +39,15 @@ def slugify(name: str) -> str:
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None, *, config_root: str | os.PathLike[str] | None = None) -> Path:
-    """The increments root: ``root`` > ``$SPECWEAVE_ROOT`` > ``config_root`` > the default."""
+    """The increments root: ``root`` > ``$SPECWEAVE_ROOT`` > ``config_root`` > the default.
+
+    A URI (``s3://bucket/prefix``, ``gs://…``, ``hdfs://…``) is mounted (:mod:`.storage`) and its
+    local mirror returned; everything written there reaches the URI through ``pyarrow.fs``.
+    """
     chosen = root or os.environ.get("SPECWEAVE_ROOT") or config_root or DEFAULT_ROOT
-    return Path(chosen).expanduser().resolve()
+    if storage.is_uri(chosen):
+        return storage.mount(str(chosen))
+    return Path(storage.local_path(chosen)).expanduser().resolve()
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class Increment:
                 if exist_ok:
                     return cls(existing[0])
                 raise IncrementError(
-                    f"increment '{existing[0].name}' already exists under {base}; "
+                    f"increment '{existing[0].name}' already exists under {storage.display(base)}; "
                     "pass --exist-ok to reuse it or choose another name"
                 )
             # claimed under the same lock as the check, so two processes creating the same
@@ -167,11 +174,13 @@ class Increment:
                 i for i in candidates if i.slug == slugify(text)
             ]
         if len(hits) == 1:
+            storage.pull(hits[0].path)  # a URI root's increment: fetch its results too
             return hits[0]
         known = ", ".join(i.id for i in candidates) or "none"
+        where = storage.display(base)
         if not hits:
-            raise IncrementNotFoundError(f"no increment '{text}' under {base} (known: {known})")
-        raise IncrementNotFoundError(f"'{text}' matches several increments under {base}: {known}")
+            raise IncrementNotFoundError(f"no increment '{text}' under {where} (known: {known})")
+        raise IncrementNotFoundError(f"'{text}' matches several increments under {where}: {known}")
 
     # -- documents -----------------------------------------------------------------------
     def spec(self) -> Spec:

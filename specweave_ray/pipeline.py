@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from . import _mlflow, storage
 from ._fs import atomic_write_json, atomic_write_text, read_json
 from .config import PipelineConfig, parse_config
 from .coordinator import Progress
@@ -64,6 +65,7 @@ def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None
     slug = slugify(cfg.increment)
     existing = [i for i in list_increments(base) if i.slug == slug]
     if existing:
+        storage.pull(existing[0].path)  # a URI root: its records, for the cache and ticked tasks
         return existing[0]
     return Increment.create(cfg.increment, problem_type=problem_type or "classification", root=base,
                             spec_text=spec_text)
@@ -198,7 +200,7 @@ def run_pipeline(
     for folder in (inc.experiments_dir, inc.data_dir, inc.models_dir, inc.notebooks_dir):
         folder.mkdir(parents=True, exist_ok=True)  # stage folders are not committed with a spec
     save_config(inc, cfg)
-    say(f"increment {inc.id} ({problem_type}) under {inc.root}")
+    say(f"increment {inc.id} ({problem_type}) under {storage.display(inc.root)}")
     X_train, X_test, y_train, y_test = data_mod.holdout_split(
         X, y, problem_type=problem_type, test_size=cfg.data.test_size, seed=cfg.seed,
         time_column=cfg.data.time_column)
@@ -218,9 +220,16 @@ def run_pipeline(
             _load_outputs(run, result, task)
             continue
         stages[task](run, result)
+        _publish(inc)  # a URI root holds the task's outputs before the task is ticked
         inc.tick(task)
         result.ran.append(task)
+    storage.flush()
     return result
+
+
+def _publish(inc: Increment) -> None:
+    """Upload what the task wrote (nothing to do for a local root) and wait for it."""
+    storage.push_now(inc.path, *_mlflow.local_store(inc.root, inc.id))
 
 
 # -- stages --------------------------------------------------------------------------------
@@ -271,6 +280,7 @@ def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool) -> Any
         baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, stages=cfg.sweep.stages, seed=cfg.seed,
         address=run.address or cfg.sweep.address, num_cpus=cfg.sweep.num_cpus,
         max_concurrent=cfg.sweep.max_concurrent, use_cache=run.use_cache, refit=refit,
+        autoscale=cfg.sweep.autoscale, pending_timeout_s=cfg.sweep.pending_timeout_s,
         data_fingerprint=run.fp, on_progress=run.on_progress)
 
 

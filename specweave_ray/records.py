@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _mlflow
+from . import _mlflow, storage
 from ._fs import atomic_write_json, atomic_write_text, claim_numbered_dir, read_json, to_jsonable
 from .exceptions import RecordError
 from .increment import Increment, slugify
@@ -213,6 +213,7 @@ class Experiment:
         self._write_meta()
         if self._mirror:
             self.mirror_to_mlflow(parent_run_id=parent_run_id)
+        storage.push(self.path)  # a URI root: logs, notes and artifacts follow meta.json up
 
     def mirror_to_mlflow(self, *, parent_run_id: str | None = None) -> str | None:
         """Copy the closed record to MLflow (a child run under ``parent_run_id`` when given).

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _mlflow
+from . import _mlflow, storage
 from ._fs import atomic_write_json, read_json
 from .coordinator import (
     Coordinator,
@@ -31,7 +31,7 @@ from .coordinator import (
     cached_records,
     write_comparison,
 )
-from .exceptions import CandidateError, ConfigError
+from .exceptions import CandidateError, ConfigError, SweepError
 from .experiment import ModelExperiment, cache_key
 from .increment import Increment
 from .metrics import DEFAULT_METRIC, get_metric
@@ -131,6 +131,8 @@ def run_experiments(
     address: str | None = None,
     num_cpus: int | None = None,
     max_concurrent: int | None = None,
+    autoscale: bool | None = None,
+    pending_timeout_s: float = 900.0,
     use_cache: bool = True,
     refit: bool = True,
     data_fingerprint: str | None = None,
@@ -150,6 +152,11 @@ def run_experiments(
         preprocessor: ``"auto"`` (built from the columns), an unfitted transformer, or None.
         stages: Reports per iterative trial when searching (ASHA rungs).
         address: Ray cluster to use (default ``$RAY_ADDRESS``, else an embedded local Ray).
+        autoscale: The cluster adds nodes on demand, so trials that fit on no node yet wait for one
+            instead of failing fast. None: ``$SPECWEAVE_ALLOW_AUTOSCALE`` (``1``/``0``), else
+            whether Ray's autoscaler status names node types from a config.
+        pending_timeout_s: Longest wait of a trial for a node able to host it; past it the sweep
+            stops (finished trials stay recorded) and :class:`SweepError` names the candidates.
         use_cache: Reuse trials recorded as finished with the same data, params, CV and code.
         refit: Fit each candidate's best params on all data and save the model natively.
 
@@ -158,7 +165,8 @@ def run_experiments(
 
     Raises:
         ConfigError, CandidateError: invalid metric/cv/candidates.
-        SweepError: the cluster cannot host a candidate's resources.
+        SweepError: the cluster cannot host a candidate's resources (at once, or on an autoscaling
+            cluster within ``pending_timeout_s``).
     """
     from . import sweep
     from .candidates.registry import resolve_estimator
@@ -172,6 +180,8 @@ def run_experiments(
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         raise CandidateError(f"candidate names must be unique, got {names}")
+    if not pending_timeout_s > 0:
+        raise ConfigError(f"pending_timeout_s must be > 0 seconds, got {pending_timeout_s!r}")
     problem_type = problem_type or _infer_problem_type(y)
     if problem_type not in ("classification", "regression", "timeseries"):
         raise ConfigError(f"run_experiments handles classification, regression and timeseries, not {problem_type!r}")
@@ -219,8 +229,9 @@ def run_experiments(
             reuse += [hit] if hit else []
 
     started_ray = sweep.ensure_ray(address=address, num_cpus=num_cpus)
+    sweep_exp = None
     try:
-        sweep.check_resources(experiments)
+        sweep.check_resources(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s)
         sweep_exp = open_experiment("sweep", increment=inc, kind="sweep", mirror=True, meta={
             "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem_type})
         sweep_exp.log_params({"candidates": names, "cv": cv_repr, "metric": metric_def.name, "seed": seed,
@@ -247,9 +258,14 @@ def run_experiments(
                                                          and budget_of(classes_by_name[e.name]()) is not None) else 1}
                            for e in experiments},
         }
+        # Tune's own state beside the records, on the root's filesystem (trials on other nodes
+        # write there directly; DESIGN.md: no shared disk is assumed)
+        tune_path, tune_fs = storage.tune_storage(inc.experiments_dir / "tune")
         payload_ref = sweep.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
                                      mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
-                                     max_concurrent=max_concurrent)
+                                     pending_timeout_s=pending_timeout_s,
+                                     max_concurrent=max_concurrent, name=sweep_exp.id,
+                                     storage_path=tune_path, storage_filesystem=tune_fs)
         coordinator.flush()
         if coordinator.parent_run_id:
             sweep_exp.update_meta(mlflow_run_id=coordinator.parent_run_id)
@@ -271,6 +287,12 @@ def run_experiments(
         sweep_exp.log_note(f"Best: {summary.get('best_candidate')} ({summary.get('best')}); "
                            f"{summary['failed']} failed of {summary['trials']} trials.")
         sweep_exp.close()
+        # a URI root: the records and MLflow runs are there before this returns
+        storage.push_now(inc.experiments_dir, *_mlflow.local_store(inc.root, inc.id))
+    except SweepError as err:
+        if sweep_exp is not None:  # stopped mid-sweep: finished trials are recorded, the sweep says why
+            sweep_exp.close(error=err)
+        raise
     finally:
         if started_ray:
             sweep.shutdown()

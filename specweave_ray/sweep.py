@@ -47,23 +47,16 @@ def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_g
     return True
 
 
-def check_resources(experiments: Sequence[ModelExperiment]) -> dict[str, float]:
-    """Fail fast (not hang) when a candidate asks for more than the cluster has."""
-    import ray
+def check_resources(experiments: Sequence[ModelExperiment], *, autoscale: bool | None = None,
+                    pending_timeout_s: float = 900.0) -> dict[str, float]:
+    """Fail fast (not hang) when a candidate's trials fit on no node of the cluster.
 
-    from .exceptions import SweepError
+    On an autoscaling cluster (``autoscale`` true; when None, ``SPECWEAVE_ALLOW_AUTOSCALE=1`` or
+    an autoscaler seen in the cluster's status) log instead that those trials wait for a node.
+    """
+    from ._sweep_resources import check_resources as check
 
-    total = ray.cluster_resources()
-    have = {"cpu": float(total.get("CPU", 0)), "gpu": float(total.get("GPU", 0))}
-    for exp in experiments:
-        for key in ("cpu", "gpu"):
-            want = float(exp.resources[key])
-            if want > 0 and want > have[key] and not os.environ.get("SPECWEAVE_ALLOW_AUTOSCALE"):
-                raise SweepError(
-                    f"candidate '{exp.name}' asks for {want:g} {key.upper()} per trial but the Ray cluster "
-                    f"has {have[key]:g}; lower its resources, add nodes, or set SPECWEAVE_ALLOW_AUTOSCALE=1 "
-                    "on an autoscaling cluster")
-    return have
+    return check(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s)
 
 
 def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
@@ -275,6 +268,38 @@ def _make_callback(coordinator: Any) -> Any:
     return CoordinatorCallback(coordinator)
 
 
+def _make_pending_watch(timeout_s: float) -> tuple[Any, Any, Any]:
+    """A Tune callback that times trials waiting for a node and a Stopper that ends the sweep when
+    one waited too long. Tune uses both in the driver, in the same step: the callback's
+    ``on_step_begin`` sees the trials, ``_stop_experiment_if_needed`` then asks ``stop_all``."""
+    from ray.tune import Callback
+    from ray.tune.stopper import Stopper
+
+    from ._sweep_resources import PendingWatch
+
+    class PendingCallback(Callback):
+        def __init__(self, watch: PendingWatch) -> None:
+            self.watch = watch
+
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            self.watch.observe(trials)
+
+    class PendingStopper(Stopper):
+        def __init__(self, watch: PendingWatch) -> None:
+            self.watch = watch
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            # Tune then ends the search and stops every trial without a completion event, so a
+            # running trial leaves no record; finished ones were recorded as they finished.
+            return bool(self.watch.expired)
+
+    watch = PendingWatch(timeout_s)
+    return watch, PendingCallback(watch), PendingStopper(watch)
+
+
 def run_tune(
     experiments: Sequence[ModelExperiment],
     payload: dict[str, Any],
@@ -285,10 +310,17 @@ def run_tune(
     budgets: Mapping[str, int],
     prior: Mapping[str, list[tuple[dict[str, Any], float]]],
     seed: int = 0,
+    pending_timeout_s: float = 900.0,
     max_concurrent: int | None = None,
     storage_path: str | None = None,
+    storage_filesystem: Any = None,
+    name: str = "sweep",
 ) -> Any:
-    """Run every remaining trial in one Tuner; the coordinator records them. Returns the payload ref."""
+    """Run every remaining trial in one Tuner; the coordinator records them. Returns the payload ref.
+
+    ``storage_path`` (+ ``storage_filesystem`` for a URI root, see ``storage.tune_storage``) keeps
+    Tune's experiment state at ``<storage_path>/<name>``; without it a temporary folder is used.
+    """
     import ray
     from ray import tune
 
@@ -297,6 +329,8 @@ def run_tune(
     if total == 0:
         return payload_ref
     staged = [n for n, c in payload["candidates"].items() if c["stages"] > 1]
+    # a trial that waits longer than this for a node able to host it ends the sweep (SweepError)
+    pending, on_step, stopper = _make_pending_watch(pending_timeout_s)
     resources = {e.name: tune.PlacementGroupFactory([{"CPU": float(e.resources["cpu"]), "GPU": float(e.resources["gpu"])}])
                  for e in experiments}
     shapes = {(float(e.resources["cpu"]), float(e.resources["gpu"])) for e in experiments}
@@ -326,7 +360,8 @@ def run_tune(
                                           stages=max((c["stages"] for c in payload["candidates"].values()), default=1)),
                 max_concurrent_trials=max_concurrent),
             run_config=tune.RunConfig(
-                name="sweep", storage_path=storage, verbose=0, callbacks=[_make_callback(coordinator)],
+                name=name, storage_path=storage, storage_filesystem=storage_filesystem, verbose=0,
+                callbacks=[_make_callback(coordinator), on_step], stop=stopper,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
         )
@@ -339,6 +374,7 @@ def run_tune(
             tuner.fit()
         finally:
             quiet.setLevel(level)
+        pending.raise_if_expired()
     finally:
         if own_tmp:
             shutil.rmtree(storage, ignore_errors=True)

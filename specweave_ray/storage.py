@@ -1,0 +1,392 @@
+"""Increments roots that are URIs (``s3://``, ``gs://``, ``hdfs://``: anything ``pyarrow.fs`` opens).
+
+Every stage reads and writes plain local paths (matplotlib, XGBoost, MLflow's sqlite store and
+pandera all need one), so a URI root is *mounted*: a local mirror under
+``$SPECWEAVE_STAGING`` (default ``<tmp>/specweave-roots/<hash of the URI>/``) that is kept in
+step with the root through ``pyarrow.fs``, the way Ray Tune stages trial folders for its own
+``storage_path``:
+
+- mounting lists the root and fetches each increment's top-level documents (``spec.md``,
+  ``tasks.md`` …) and the MLflow store, enough to number, list and find increments;
+- opening an increment fetches the whole folder (Tune's own state under ``experiments/tune/``
+  excepted: Tune reads that itself);
+- every atomic write (records, comparison, reports, metadata: :mod:`._fs`) is uploaded by a
+  background thread as soon as it lands, and :func:`push` uploads whatever else changed in a
+  folder (files that libraries write themselves: plots, model files, logs) — records when they
+  close, the whole increment and the MLflow store after every pipeline task;
+- :func:`flush` waits for the uploads and raises :class:`StorageError` naming a file that could
+  not be uploaded; the pipeline flushes after every task, so a task is ticked only when its
+  outputs are at the root.
+
+One object is one PUT, so readers of the root see a whole file or the previous one, as with the
+local atomic rename. Object stores have no lock: two drivers creating increments under one URI
+root at the same moment can pick the same number (a driver per root, or per increment, is safe).
+Credentials and endpoints come from the usual places (``AWS_*`` variables, ``AWS_ENDPOINT_URL``,
+``?endpoint_override=…&scheme=http`` in the URI, Google/HDFS defaults); they are never stored.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import queue
+import re
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _fs
+from .exceptions import SpecweaveError
+
+logger = logging.getLogger(__name__)
+
+_URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SECRET_PARAMS = frozenset({"access_key", "secret_key", "session_token", "credentials"})
+_MTIME_SLACK_NS = 2_000_000_000
+
+
+class StorageError(SpecweaveError):
+    """A URI root cannot be opened, read or written."""
+
+
+def is_uri(root: str | os.PathLike[str] | None) -> bool:
+    """True for ``scheme://…`` roots other than ``file://`` (which is a local path)."""
+    return isinstance(root, str) and bool(_URI_RE.match(root)) and not root.lower().startswith("file://")
+
+
+def local_path(root: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """``file:///x`` → ``/x``; anything else unchanged."""
+    if isinstance(root, str) and root.lower().startswith("file://"):
+        return urllib.parse.unquote(urllib.parse.urlparse(root).path)
+    return root
+
+
+def redact(uri: str) -> str:
+    """``uri`` without credential query parameters (for messages and records)."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.query:
+        return uri
+    kept = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k not in _SECRET_PARAMS]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept)))
+
+
+def _skipped(name: str) -> bool:
+    # locks, atomic-write temporaries and sqlite journals are local to one machine
+    return name.startswith(".") or name.endswith((".lock", ".tmp", "-journal", "-wal", "-shm"))
+
+
+def _tune_state(rel: str) -> bool:
+    # <increment>/experiments/tune/…: Tune's own experiment state (sweep.py), which Tune reads itself
+    parts = rel.split("/", 3)
+    return len(parts) >= 3 and parts[1:3] == ["experiments", "tune"]
+
+
+@dataclass
+class Mount:
+    """A URI root and its local mirror."""
+
+    uri: str
+    fs: Any  # pyarrow.fs.FileSystem
+    base: str  # the root's path inside ``fs``
+    local: Path
+    # local path -> (size, mtime_ns, when) of its last fetch or upload: unchanged files are skipped
+    _synced: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remote(self, path: str | os.PathLike[str]) -> str:
+        rel = Path(path).relative_to(self.local).as_posix()
+        return self.base if rel == "." else f"{self.base}/{rel}"
+
+    def display(self, path: str | os.PathLike[str]) -> str:
+        rel = Path(path).relative_to(self.local).as_posix()
+        head = redact(self.uri).split("?", 1)[0].rstrip("/")
+        return head if rel == "." else f"{head}/{rel}"
+
+    # -- listing -----------------------------------------------------------------------------
+    def _infos(self, path: Path, *, recursive: bool) -> list[Any]:
+        from pyarrow import fs as pafs
+
+        try:
+            return self.fs.get_file_info(pafs.FileSelector(self.remote(path), recursive=recursive,
+                                                           allow_not_found=True))
+        except (OSError, ValueError) as err:
+            raise StorageError(f"cannot list {self.display(path)}: {err}") from err
+
+    # -- download ----------------------------------------------------------------------------
+    def pull(self, path: str | os.PathLike[str], *, recursive: bool = True,
+             names: Collection[str] | None = None) -> int:
+        """Fetch the files under ``path`` (a folder of the mirror) that are new or changed at the
+        root (only those called one of ``names`` when given); returns how many were fetched.
+        Local files the root lacks are left alone."""
+        from pyarrow import fs as pafs
+
+        path = Path(path)
+        fetched = 0
+        for info in self._infos(path, recursive=recursive):
+            rel = info.path[len(self.base) + 1:]
+            target = self.local / rel
+            if _tune_state(rel):
+                continue
+            if info.type == pafs.FileType.Directory:
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            if _skipped(target.name) or (names is not None and target.name not in names) \
+                    or not self._stale(target, info):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with self.fs.open_input_stream(info.path) as src:
+                    data = src.read()
+            except OSError as err:
+                raise StorageError(f"cannot read {self.display(target)}: {err}") from err
+            _fs.atomic_write_bytes(target, data, upload=False)  # a fetched file goes back up unchanged
+            if info.mtime_ns:
+                os.utime(target, ns=(info.mtime_ns, info.mtime_ns))
+            self._remember(target)
+            fetched += 1
+        return fetched
+
+    def _stale(self, target: Path, info: Any) -> bool:
+        try:
+            st = target.stat()
+        except FileNotFoundError:
+            return True
+        remote_ns = info.mtime_ns or 0
+        known = self._synced.get(target)
+        if known is not None:
+            # Changed here since we last fetched or uploaded it: the local copy is pending upload
+            # and wins. Unchanged: stale if someone wrote the root's copy after that.
+            return known[:2] == (st.st_size, st.st_mtime_ns) and (st.st_size != info.size or remote_ns > known[2])
+        if st.st_size != info.size:
+            return True
+        # A file this process has not transferred (a mirror left by an earlier process). Object
+        # stores keep whole-second times, so a same-size copy written in the same second as the
+        # root's looks older than it is: when in doubt, fetch.
+        return remote_ns >= st.st_mtime_ns - _MTIME_SLACK_NS
+
+    def _remember(self, path: Path) -> None:
+        st = path.stat()
+        with self._lock:
+            self._synced[path] = (st.st_size, st.st_mtime_ns, time.time_ns())
+
+    # -- upload ------------------------------------------------------------------------------
+    def changed(self, path: str | os.PathLike[str]) -> list[Path]:
+        """Files under ``path`` (a file or folder of the mirror) that the root lacks or holds an
+        older copy of; metadata files (``meta.json``, ``*.metadata.json``) last in each folder,
+        so a reader who sees a record's final status finds its other files too."""
+        path = Path(path)
+        if path.is_file():
+            files = [path]
+        elif path.is_dir():
+            files = [p for p in sorted(path.rglob("*")) if p.is_file()
+                     and not any(_skipped(part) for part in p.relative_to(self.local).parts)]
+        else:
+            return []
+        out = []
+        remote = None
+        for p in files:
+            st = p.stat()
+            if self._synced.get(p, ())[:2] == (st.st_size, st.st_mtime_ns):
+                continue
+            if remote is None:  # one listing per call, only when something might need uploading
+                remote = {i.path: i for i in (self._infos(path, recursive=True) if path.is_dir() else
+                                              [self.fs.get_file_info(self.remote(path))])}
+            info = remote.get(self.remote(p))
+            if info is not None and info.size == st.st_size and (info.mtime_ns or 0) >= st.st_mtime_ns:
+                self._remember(p)
+                continue
+            out.append(p)
+        return sorted(out, key=lambda p: (p.parent.as_posix(), p.name == "meta.json" or p.name.endswith(".metadata.json"),
+                                          p.name))
+
+    def upload(self, path: Path) -> None:
+        try:
+            st = path.stat()
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return  # replaced or removed since it was queued; its successor is queued too
+        remote = self.remote(path)
+        try:
+            self.fs.create_dir(remote.rsplit("/", 1)[0], recursive=True)
+            with self.fs.open_output_stream(remote) as out:
+                out.write(data)
+        except OSError as err:
+            raise StorageError(f"cannot write {self.display(path)}: {err}") from err
+        with self._lock:
+            self._synced[path] = (st.st_size, st.st_mtime_ns, time.time_ns())
+
+
+_MOUNTS: dict[str, Mount] = {}
+_MOUNTS_LOCK = threading.Lock()
+
+
+def staging_dir() -> Path:
+    return Path(os.environ.get("SPECWEAVE_STAGING") or Path(tempfile.gettempdir()) / "specweave-roots")
+
+
+def mount(uri: str) -> Path:
+    """Open the URI root (once per process), fetch what listing and numbering need, and return
+    its local mirror."""
+    with _MOUNTS_LOCK:
+        found = _MOUNTS.get(uri)
+        if found is not None:
+            _refresh(found)
+            return found.local
+        from pyarrow import fs as pafs
+
+        try:
+            filesystem, base = pafs.FileSystem.from_uri(uri)
+        except (OSError, ValueError, ImportError) as err:
+            raise StorageError(f"cannot open increments root {redact(uri)}: {err}") from err
+        base = base.rstrip("/")
+        # the endpoint is part of the identity (two S3-compatible servers, one bucket name)
+        key = hashlib.sha256(f"{uri}|{os.environ.get('AWS_ENDPOINT_URL', '')}".encode()).hexdigest()[:16]
+        local = staging_dir() / key
+        local.mkdir(parents=True, exist_ok=True)
+        m = Mount(uri=uri, fs=filesystem, base=base, local=local)
+        try:
+            info = filesystem.get_file_info(base)
+            if info.type == pafs.FileType.File:
+                raise StorageError(f"increments root {redact(uri)} is a file, not a folder")
+            if info.type == pafs.FileType.NotFound:
+                filesystem.create_dir(base, recursive=True)
+        except OSError as err:
+            raise StorageError(f"cannot open increments root {redact(uri)}: {err}") from err
+        _MOUNTS[uri] = m
+    _refresh(m)
+    _start_uploader()
+    return local
+
+
+def _refresh(m: Mount) -> None:
+    # Listing and numbering need each increment's documents (and the MLflow store), not results.
+    m.pull(m.local, recursive=False)
+    for entry in list(m.local.iterdir()):
+        if entry.is_dir() and not _skipped(entry.name) and entry.name != "mlartifacts":
+            m.pull(entry, recursive=False)
+
+
+def mount_of(path: str | os.PathLike[str]) -> Mount | None:
+    """The mount whose mirror holds ``path``, or ``None`` for a path of a local root."""
+    if not _MOUNTS:
+        return None
+    path = Path(path)
+    for m in list(_MOUNTS.values()):
+        if path == m.local or m.local in path.parents:
+            return m
+    return None
+
+
+def display(path: str | os.PathLike[str]) -> str:
+    """``path`` as the user named it: the URI for a mirrored file, else the path."""
+    m = mount_of(path)
+    return m.display(path) if m else os.fspath(path)
+
+
+def pull(path: str | os.PathLike[str], *, names: Collection[str] | None = None) -> None:
+    """Fetch a mirrored folder (an increment), or only its files called one of ``names``, from
+    its root; nothing for local roots."""
+    m = mount_of(path)
+    if m is not None:
+        m.pull(path, names=names)
+
+
+def push(path: str | os.PathLike[str]) -> None:
+    """Queue uploads of whatever changed under ``path`` (file or folder; the comparison with the
+    root runs on the upload thread, off the caller's path); nothing for local roots."""
+    m = mount_of(path)
+    if m is not None:
+        _QUEUE.put((m, Path(path)))
+
+
+def push_now(*paths: str | os.PathLike[str]) -> None:
+    """:func:`push` each path, then :func:`flush`."""
+    for path in paths:
+        push(path)
+    flush()
+
+
+def tune_storage(path: str | os.PathLike[str]) -> tuple[str, Any]:
+    """Ray Tune's ``(storage_path, storage_filesystem)`` for a folder: the root's own filesystem
+    for a mirrored folder (trials on other nodes write there directly), else the local path."""
+    m = mount_of(path)
+    if m is None:
+        return os.fspath(path), None
+    return m.remote(path), m.fs
+
+
+# -- background uploads ------------------------------------------------------------------------
+_QUEUE: queue.Queue[tuple[Mount, Path] | None] = queue.Queue()
+_ERRORS: list[StorageError] = []
+_THREAD: threading.Thread | None = None
+
+
+def _after_write(path: Path) -> None:
+    m = mount_of(path)
+    if m is not None:
+        _QUEUE.put((m, path))
+
+
+def _start_uploader() -> None:
+    global _THREAD
+    with _MOUNTS_LOCK:
+        if _THREAD is not None and _THREAD.is_alive():
+            return
+        _THREAD = threading.Thread(target=_upload_loop, name="specweave-uploads", daemon=True)
+        _THREAD.start()
+        if _after_write not in _fs.WRITE_HOOKS:
+            _fs.WRITE_HOOKS.append(_after_write)
+            atexit.register(_flush_at_exit)
+
+
+def _upload_loop() -> None:
+    while True:
+        item = _QUEUE.get()
+        try:
+            if item is None:
+                return
+            m, path = item
+            try:
+                for p in (m.changed(path) if path.is_dir() else [path]):
+                    m.upload(p)
+            except StorageError as err:
+                logger.error("%s", err)
+                _ERRORS.append(err)
+        finally:
+            _QUEUE.task_done()
+
+
+def flush() -> None:
+    """Wait until every queued upload is done; raise the first upload failure since the last flush."""
+    if _THREAD is None:
+        return
+    _QUEUE.join()
+    if _ERRORS:
+        errors = list(_ERRORS)
+        _ERRORS.clear()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise StorageError(f"{errors[0]}{more}; the files stay in the local mirror under {staging_dir()} "
+                           "and the next run uploads them")
+
+
+def _flush_at_exit() -> None:
+    try:
+        flush()
+    except StorageError as err:  # exit code is already decided; say what did not reach the root
+        logger.error("%s", err)
+
+
+def unmount(uri: str | None = None) -> None:
+    """Finish the uploads and forget ``uri``'s mount (every mount when ``None``); the next
+    :func:`mount` lists the root afresh. The local mirror stays on disk."""
+    flush()
+    with _MOUNTS_LOCK:
+        for key in [uri] if uri is not None else list(_MOUNTS):
+            _MOUNTS.pop(key, None)

@@ -1,0 +1,145 @@
+"""URI roots (storage.py) against a real S3-compatible server on loopback (moto): what a driver
+writes reaches the bucket through pyarrow.fs, and a second machine (a fresh mirror) reads it back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from s3_helpers import BUCKET, s3_server
+
+from specweave_ray import storage
+from specweave_ray.increment import Increment, list_increments, resolve_root
+from specweave_ray.records import list_records, track_experiment
+from specweave_ray.storage import StorageError
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """A driver machine of its own: an empty staging folder and no mounts."""
+    def new(name: str) -> Path:
+        storage.unmount()
+        staging = tmp_path / f"staging-{name}"
+        monkeypatch.setenv("SPECWEAVE_STAGING", str(staging))
+        return staging
+    monkeypatch.delenv("SPECWEAVE_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    new("a")
+    yield new
+    storage.unmount()
+
+
+def test_uri_detection():
+    assert storage.is_uri("s3://bucket/x") and storage.is_uri("gs://b/p") and storage.is_uri("hdfs://nn:8020/p")
+    assert not storage.is_uri("file:///tmp/x") and not storage.is_uri("/tmp/x") and not storage.is_uri(Path("s3:"))
+    assert storage.local_path("file:///tmp/a%20b") == "/tmp/a b"
+    assert storage.redact("s3://b/p?access_key=AK&secret_key=SK&scheme=http") == "s3://b/p?scheme=http"
+
+
+def test_file_uri_is_a_local_root(tmp_path):
+    assert resolve_root(f"file://{tmp_path}/incs") == tmp_path / "incs"
+
+
+def test_increment_and_records_reach_the_bucket_and_a_second_machine_reads_them(s3, machine):
+    uri = s3.uri("team/a")
+    inc = Increment.create("Fraud Detection", problem_type="classification", root=uri)
+    assert inc.id == "0001-fraud-detection" and storage.display(inc.path) == f"s3://{BUCKET}/team/a/0001-fraud-detection"
+    with track_experiment("xgb-1", increment=inc, params={"max_depth": 4}) as exp:
+        exp.log_metrics({"pr_auc": 0.5}, step=1)
+        exp.log_metrics({"pr_auc": 0.61}, step=2)
+        exp.log_note("deeper trees")
+    inc.tick("T-001")
+    storage.flush()
+
+    keys = s3.keys("team/a")
+    rec = "0001-fraud-detection/experiments/exp-001-xgb-1"
+    assert {"0001-fraud-detection/spec.md", "0001-fraud-detection/tasks.md", f"{rec}/meta.json",
+            f"{rec}/params.json", f"{rec}/metrics.json", f"{rec}/notes.md", f"{rec}/logs/metrics.jsonl"} <= keys
+    assert not [k for k in keys if k.endswith((".lock", ".tmp"))]
+    assert json.loads(s3.read(f"team/a/{rec}/meta.json"))["status"] == "finished"
+    assert "- [x] T-001" in s3.read("team/a/0001-fraud-detection/tasks.md").decode()
+    assert len(s3.read(f"team/a/{rec}/logs/metrics.jsonl").splitlines()) == 2
+
+    staging_b = machine("b")  # another machine: nothing local
+    assert [i.id for i in list_increments(uri)] == ["0001-fraud-detection"]
+    again = Increment.open("fraud-detection", root=uri)
+    assert staging_b in again.path.parents
+    assert [t.id for t in again.tasks() if t.done] == ["T-001"]
+    (got,) = list_records(again)
+    assert got.metrics == {"pr_auc": 0.61} and got.params == {"max_depth": 4} and got.status == "finished"
+    # numbering continues from what the bucket holds, not from the empty mirror
+    assert Increment.create("Churn", problem_type="classification", root=uri).id == "0002-churn"
+    storage.flush()
+    assert "0002-churn/spec.md" in s3.keys("team/a")
+
+
+def test_changes_on_the_root_reach_a_mirror_and_unchanged_files_are_not_uploaded_again(s3, machine):
+    uri = s3.uri("team/sync")
+    inc = Increment.create("Sync", problem_type="regression", root=uri)
+    storage.flush()
+    m = storage.mount_of(inc.path)
+    assert m.changed(inc.path) == []  # everything written is at the root already
+    (inc.path / "data" / "extra.txt").write_text("written by a library, not atomically")
+    assert m.changed(inc.path) == [inc.path / "data" / "extra.txt"]
+    storage.push_now(inc.path)
+    assert "0001-sync/data/extra.txt" in s3.keys("team/sync") and m.changed(inc.path) == []
+
+    machine("b")
+    other = Increment.open(1, root=uri)
+    other.tick("T-002")
+    storage.flush()
+    machine("a")  # back on the first machine, whose mirror still holds the old tasks.md
+    first = Increment.open(1, root=uri)
+    assert first.path == inc.path
+    assert [t.id for t in first.tasks() if t.done] == ["T-002"]
+
+
+def test_a_missing_bucket_is_a_clear_error(s3, machine):
+    with pytest.raises(StorageError, match="no-such-bucket"):
+        resolve_root(s3.uri("x").replace(BUCKET, "no-such-bucket"))
+
+
+def test_cli_names_the_root_it_cannot_open_and_exits_2(s3, machine):
+    proc = subprocess.run([sys.executable, "-m", "specweave_ray.cli", "--root", "s3://no-such-bucket/x?endpoint_override="
+                           f"{s3.endpoint}&scheme=http", "status"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "no-such-bucket" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_upload_that_fails_is_reported_and_the_file_stays_in_the_mirror(machine, tmp_path):
+    with s3_server() as server:
+        uri = server.uri("gone")
+        inc = Increment.create("Lost", problem_type="classification", root=uri)
+        storage.flush()
+    # the server is gone: the next write cannot be uploaded
+    inc.tick("T-001")
+    with pytest.raises(StorageError, match="tasks.md"):
+        storage.flush()
+    assert "- [x] T-001" in inc.tasks_path.read_text()
+
+
+def test_a_refresh_keeps_local_changes_not_yet_uploaded_and_uploads_meta_last(s3, machine):
+    uri = s3.uri("team/pending")
+    inc = Increment.create("Pending", problem_type="classification", root=uri)
+    storage.flush()
+    rec = inc.experiments_dir / "exp-001-x"
+    (rec / "logs").mkdir(parents=True)
+    for name in ("meta.json", "notes.md", "logs/metrics.jsonl", "params.json"):
+        (rec / name).write_text(name)
+    m = storage.mount_of(inc.path)
+    assert [p.name for p in m.changed(rec) if p.parent == rec] == ["notes.md", "params.json", "meta.json"]
+
+    inc.tasks_path.write_text(inc.tasks_path.read_text() + "\n<!-- edited here, not uploaded yet -->\n")
+    s3.client.put_object(Bucket=BUCKET, Key="team/pending/0001-pending/tasks.md", Body=b"someone else's")
+    Increment.open(1, root=uri)  # fetches what changed at the root ...
+    assert "edited here" in inc.tasks_path.read_text()  # ... but not over a pending local change
