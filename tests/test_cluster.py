@@ -361,6 +361,40 @@ E2E_CONFIG = {
     "seed": 5,
 }
 
+def _submit_and_wait(head: Head, work: Path, runtime_env: Path, entry: list[str]) -> tuple[str, str]:
+    """``ray job submit --no-wait`` the entrypoint, follow its status until it ends; (status, logs)."""
+    deadline = time.monotonic() + 120
+    while True:  # the head's job agent can lag the dashboard by a few seconds
+        job_id = f"swr-e2e-{secrets.token_hex(4)}"
+        sub = head.ray("job", "submit", "--address", head.dashboard, "--submission-id", job_id,
+                       "--working-dir", str(work), "--runtime-env", str(runtime_env), "--no-wait", "--", *entry)
+        if sub.returncode == 0:
+            break
+        assert "No available agent" in sub.stderr + sub.stdout and time.monotonic() < deadline, sub.stderr[-3000:]
+        time.sleep(3)
+    status, deadline = "PENDING", time.monotonic() + 660
+    while time.monotonic() < deadline:
+        out = head.ray("job", "status", "--address", head.dashboard, job_id)
+        status = _job_status(out.stdout + out.stderr) or status
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        time.sleep(3)
+    return status, head.ray("job", "logs", "--address", head.dashboard, job_id).stdout
+
+
+def _checkout_and_env(tmp: Path, **env_vars: str) -> tuple[Path, Path]:
+    """A checkout with the e2e config, and the runtime env (its pip pins dropped: pip would clone
+    this multi-GB .venv into a per-job virtualenv, and every pin is installed here already)."""
+    work = tmp / "checkout"
+    _copy_checkout(work)
+    (work / "configs" / "cluster-e2e.yaml").write_text(yaml.safe_dump(E2E_CONFIG))
+    renv = _docs("runtime_env.yaml")[0]
+    renv.pop("pip")
+    renv.setdefault("env_vars", {}).update(env_vars)
+    (tmp / "runtime_env.yaml").write_text(yaml.safe_dump(renv))
+    return work, tmp / "runtime_env.yaml"
+
+
 def _copy_checkout(dest: Path) -> None:
     """Copy the repository without what cluster/runtime_env.yaml excludes (.venv, .git, run outputs)."""
     from ray._private.runtime_env.packaging import _get_excludes
@@ -378,15 +412,9 @@ def test_ray_job_submit_end_to_end_with_token_auth(ray_head: Head):
     t0 = time.monotonic()
     tmp = ray_head.tmp
     # what a user submits: a checkout (here a copy, with a stray .venv that must not be uploaded)
-    work = tmp / "checkout"
-    _copy_checkout(work)
+    work, _ = _checkout_and_env(tmp)
     (work / ".venv").mkdir()
     (work / ".venv" / "marker-not-uploaded").write_text("x")
-    (work / "configs" / "cluster-e2e.yaml").write_text(yaml.safe_dump(E2E_CONFIG))
-    renv = _docs("runtime_env.yaml")[0]
-    # pip would clone this multi-GB .venv into a per-job virtualenv; every pin is installed here already
-    renv.pop("pip")
-    (tmp / "runtime_env.yaml").write_text(yaml.safe_dump(renv))
     root = tmp / "shared" / "increments"  # absolute, outside the job's working dir
 
     # the trap: without RAY_AUTH_MODE=token the client sends no token and is refused ...
@@ -400,26 +428,8 @@ def test_ray_job_submit_end_to_end_with_token_auth(ray_head: Head):
     assert wrong.returncode != 0 and "invalid or incorrect" in wrong.stderr
 
     entry = ["specweave-ray", "run", "configs/cluster-e2e.yaml", "--root", str(root)]
-    deadline = time.monotonic() + 120
-    while True:  # the head's job agent can lag the dashboard by a few seconds
-        job_id = f"swr-e2e-{secrets.token_hex(4)}"
-        sub = ray_head.ray("job", "submit", "--address", ray_head.dashboard, "--submission-id", job_id,
-                           "--working-dir", str(work), "--runtime-env", str(tmp / "runtime_env.yaml"),
-                           "--no-wait", "--", *entry)
-        if sub.returncode == 0:
-            break
-        assert "No available agent" in sub.stderr + sub.stdout and time.monotonic() < deadline, sub.stderr[-3000:]
-        time.sleep(3)
-
-    status, deadline = "PENDING", time.monotonic() + 660
-    while time.monotonic() < deadline:
-        out = ray_head.ray("job", "status", "--address", ray_head.dashboard, job_id)
-        status = _job_status(out.stdout + out.stderr) or status
-        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-            break
-        time.sleep(3)
-    logs = ray_head.ray("job", "logs", "--address", ray_head.dashboard, job_id).stdout
-    assert status == "SUCCEEDED", f"job {job_id}: {status}\n{logs[-6000:]}"
+    status, logs = _submit_and_wait(ray_head, work, tmp / "runtime_env.yaml", entry)
+    assert status == "SUCCEEDED", f"job: {status}\n{logs[-6000:]}"
 
     # the driver joined the head's cluster (Ray sets RAY_ADDRESS=<gcs> inside a job) ...
     assert re.search(r"Connecting to existing Ray cluster at address: [\d.]+:\d+", logs), logs[-4000:]
@@ -454,3 +464,38 @@ def test_job_status_is_read_from_both_cli_formats():
     assert _job_status("Job 'swr-1' was stopped") == "STOPPED"
     assert _job_status("Status for job 'swr-1': RUNNING") == "RUNNING"
     assert _job_status("Job submission server address: http://127.0.0.1:8265") is None
+
+
+@pytest.mark.slow
+def test_ray_job_submit_into_an_s3_root(ray_head: Head, tmp_path, monkeypatch):
+    """The cluster recipe with an object-store root: the job's driver (in the head's temporary
+    working dir) writes the increment to the bucket, and this machine reads it from there."""
+    from s3_helpers import CREDENTIALS, s3_server
+
+    from specweave_ray import storage
+    from specweave_ray.increment import Increment
+    from specweave_ray.records import list_records
+
+    with s3_server() as s3:
+        # the credentials reach the driver the way the README says: the runtime env's env_vars
+        work, renv = _checkout_and_env(ray_head.tmp, **CREDENTIALS,
+                                       SPECWEAVE_STAGING=str(ray_head.tmp / "driver-mirror"))  # removed with the head
+        uri = s3.uri("cluster/increments")
+        status, logs = _submit_and_wait(ray_head, work, renv, ["specweave-ray", "run", "configs/cluster-e2e.yaml",
+                                                               "--root", uri])
+        assert status == "SUCCEEDED", f"job: {status}\n{logs[-6000:]}"
+        assert "under s3://specweave-test/cluster/increments" in logs
+
+        keys = s3.keys("cluster/increments")
+        assert {"0001-cluster-fraud/tasks.md", "0001-cluster-fraud/experiments/comparison.json",
+                "0001-cluster-fraud/models/model-v1.metadata.json", "mlflow.db"} <= keys
+        monkeypatch.setenv("SPECWEAVE_STAGING", str(tmp_path / "laptop"))
+        storage.unmount()
+        inc = Increment.open("cluster-fraud", root=uri)
+        assert all(t.done for t in inc.tasks()), [(t.id, t.done) for t in inc.tasks()]
+        trials = [r for r in list_records(inc, kind="trial") if r.meta.get("sweep")]
+        assert trials and all(r.status == "finished" for r in trials)
+        assert len(list_records(inc, kind="evaluation")) == 1
+        storage.unmount()
+    unpacked = list((ray_head.tmp / "ray").glob("session_2*/runtime_resources/working_dir_files/_ray_pkg_*"))
+    assert unpacked and not any(list(p.rglob("0001-cluster-fraud")) for p in unpacked), "results in the temp dir"
