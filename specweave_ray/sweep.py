@@ -358,7 +358,10 @@ def run_tune(
                 search_alg=_make_searcher(experiments, metric=metric, mode=mode, seed=seed, budgets=budgets, prior=prior),
                 scheduler=_make_scheduler(staged, metric=metric, mode=mode,
                                           stages=max((c["stages"] for c in payload["candidates"].values()), default=1)),
-                max_concurrent_trials=max_concurrent),
+                max_concurrent_trials=max_concurrent,
+                # Tune's default folder name spells out every param (~150 characters); the record
+                # holds them, the folder only has to be findable from it
+                trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage, storage_filesystem=storage_filesystem, verbose=0,
                 callbacks=[_make_callback(coordinator), on_step], stop=stopper,
@@ -379,6 +382,10 @@ def run_tune(
         if own_tmp:
             shutil.rmtree(storage, ignore_errors=True)
     return payload_ref
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"{trial.config.get('candidate', 'trial')}-{trial.trial_id}"
 
 
 def _slots(experiments: Sequence[ModelExperiment]) -> int:
