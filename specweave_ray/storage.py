@@ -28,6 +28,7 @@ Credentials and endpoints come from the usual places (``AWS_*`` variables, ``AWS
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 _URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _SECRET_PARAMS = frozenset({"access_key", "secret_key", "session_token", "credentials"})
 _MTIME_SLACK_NS = 2_000_000_000
+_OBJECT_STORES = frozenset({"s3", "gcs"})  # pyarrow FileSystem.type_name
+_UPLOAD_THREADS = 8
 
 
 class StorageError(SpecweaveError):
@@ -99,6 +102,7 @@ class Mount:
     # local path -> (size, mtime_ns, when) of its last fetch or upload: unchanged files are skipped
     _synced: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _made: set[str] = field(default_factory=set)  # remote folders created by this process
 
     def remote(self, path: str | os.PathLike[str]) -> str:
         rel = Path(path).relative_to(self.local).as_posix()
@@ -203,18 +207,24 @@ class Mount:
                 self._remember(p)
                 continue
             out.append(p)
-        return sorted(out, key=lambda p: (p.parent.as_posix(), p.name == "meta.json" or p.name.endswith(".metadata.json"),
-                                          p.name))
+        return sorted(out, key=lambda p: (p.parent.as_posix(), _is_metadata(p), p.name))
 
     def upload(self, path: Path) -> None:
         try:
             st = path.stat()
+            if self._synced.get(path, ())[:2] == (st.st_size, st.st_mtime_ns):
+                return  # queued again by a later write of the same bytes, already uploaded
             data = path.read_bytes()
         except FileNotFoundError:
             return  # replaced or removed since it was queued; its successor is queued too
         remote = self.remote(path)
+        parent = remote.rsplit("/", 1)[0]
         try:
-            self.fs.create_dir(remote.rsplit("/", 1)[0], recursive=True)
+            # Object stores have no folders (create_dir would PUT an empty marker object: one
+            # more request per upload); other filesystems need the parent, made once.
+            if self.fs.type_name not in _OBJECT_STORES and parent not in self._made:
+                self.fs.create_dir(parent, recursive=True)
+                self._made.add(parent)
             with self.fs.open_output_stream(remote) as out:
                 out.write(data)
         except OSError as err:
@@ -347,20 +357,56 @@ def _start_uploader() -> None:
 
 
 def _upload_loop() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Uploads are round trips (tens of ms to S3): several at once, and each file once per batch.
+    # Whatever queued up while the last batch was uploading is the next batch, so the four
+    # writes of a record's meta.json cost one upload, of the final bytes.
+    pool = ThreadPoolExecutor(max_workers=_UPLOAD_THREADS, thread_name_prefix="specweave-upload")
     while True:
-        item = _QUEUE.get()
+        batch = [_QUEUE.get()]
+        with contextlib.suppress(queue.Empty):
+            while True:
+                batch.append(_QUEUE.get_nowait())
         try:
-            if item is None:
-                return
-            m, path = item
-            try:
-                for p in (m.changed(path) if path.is_dir() else [path]):
-                    m.upload(p)
-            except StorageError as err:
+            _upload_batch([item for item in batch if item is not None], pool)
+        finally:
+            for _ in batch:
+                _QUEUE.task_done()
+        if None in batch:
+            pool.shutdown()
+            return
+
+
+def _upload_batch(batch: list[tuple[Mount, Path]], pool: Any) -> None:
+    files: dict[Path, Mount] = {}
+    for m, path in batch:
+        try:
+            for p in (m.changed(path) if path.is_dir() else [path]):
+                files[p] = m
+        except StorageError as err:
+            logger.error("%s", err)
+            _ERRORS.append(err)
+    # metadata after the files it describes: a reader who sees a record's final status finds the rest
+    first = [p for p in files if not _is_metadata(p)]
+    last = [p for p in files if _is_metadata(p)]
+    for group in (first, last):
+        for err in pool.map(lambda p: _try_upload(files[p], p), group):
+            if err is not None:
                 logger.error("%s", err)
                 _ERRORS.append(err)
-        finally:
-            _QUEUE.task_done()
+
+
+def _try_upload(m: Mount, path: Path) -> StorageError | None:
+    try:
+        m.upload(path)
+    except StorageError as err:
+        return err
+    return None
+
+
+def _is_metadata(path: Path) -> bool:
+    return path.name == "meta.json" or path.name.endswith(".metadata.json")
 
 
 def flush() -> None:
