@@ -455,12 +455,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.debug:
         _quiet_dependencies()
+    from . import storage
+
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        storage.flush()  # a URI root: the command succeeded only if what it wrote is there
+        return code
     except SpecweaveError as err:
         if args.debug:
             raise
         print(f"specweave-ray {args.command}: error: {err}", file=sys.stderr)
+        try:
+            storage.flush()  # what was recorded before the error still goes up
+        except SpecweaveError as late:
+            print(f"specweave-ray {args.command}: error: {late}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished trials are recorded; run the same command again to resume",

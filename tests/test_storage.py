@@ -4,14 +4,19 @@ writes reaches the bucket through pyarrow.fs, and a second machine (a fresh mirr
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from s3_helpers import BUCKET, s3_server
 
 from specweave_ray import storage
+from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
 from specweave_ray.increment import Increment, list_increments, resolve_root
 from specweave_ray.records import list_records, track_experiment
 from specweave_ray.storage import StorageError
@@ -143,3 +148,149 @@ def test_a_refresh_keeps_local_changes_not_yet_uploaded_and_uploads_meta_last(s3
     s3.client.put_object(Bucket=BUCKET, Key="team/pending/0001-pending/tasks.md", Body=b"someone else's")
     Increment.open(1, root=uri)  # fetches what changed at the root ...
     assert "edited here" in inc.tasks_path.read_text()  # ... but not over a pending local change
+
+
+def test_a_change_at_the_root_in_the_second_of_our_upload_is_fetched(s3, machine):
+    uri = s3.uri("team/second")
+    time.sleep(1.02 - time.time() % 1)  # the upload and the other machine's write share one second
+    inc = Increment.create("Second", problem_type="classification", root=uri)
+    storage.flush()
+    key = "team/second/0001-second/tasks.md"
+    ticked = s3.read(key).replace(b"- [ ] T-001", b"- [x] T-001", 1)  # same size: only the mtime tells
+    s3.client.put_object(Bucket=BUCKET, Key=key, Body=ticked)
+    assert [t.id for t in Increment.open(1, root=uri).tasks() if t.done] == ["T-001"]
+    assert inc.tasks_path.read_bytes() == ticked
+
+
+def test_a_later_process_keeps_local_changes_the_root_never_got(s3, machine):
+    uri = s3.uri("team/crash")
+    inc = Increment.create("Crash", problem_type="classification", root=uri)
+    storage.flush()
+    # ticked a few seconds later by a process that died (or lost the network) before uploading it
+    text = inc.tasks_path.read_text().replace("- [ ] T-001", "- [x] T-001") + "\n<!-- before the crash -->\n"
+    inc.tasks_path.write_text(text)
+    later = time.time_ns() + 5_000_000_000
+    os.utime(inc.tasks_path, ns=(later, later))
+    storage.unmount()  # the next process: same mirror, nothing known about it
+    again = Increment.open(1, root=uri)
+    assert again.tasks_path.read_text() == text
+    storage.push_now(again.path)
+    assert s3.read("team/crash/0001-crash/tasks.md").decode() == text
+
+
+def test_a_record_reaches_the_root_before_its_final_meta_json(s3, machine, monkeypatch):
+    uri = s3.uri("team/order")
+    inc = Increment.create("Order", problem_type="classification", root=uri)
+    storage.flush()
+    uploads: list[tuple[str, str | None]] = []
+    real = storage.Mount.upload
+
+    def spy(self, path):
+        status = json.loads(path.read_text())["status"] if path.name == "meta.json" else None
+        uploads.append((path.relative_to(inc.path).as_posix(), status))
+        real(self, path)
+
+    monkeypatch.setattr(storage.Mount, "upload", spy)
+    with track_experiment("x", increment=inc) as exp:
+        exp.log_metrics({"loss": 0.5}, step=1)  # logs/metrics.jsonl: appended, not an atomic write
+        exp.log_note("a note")
+    storage.flush()
+    rec = exp.path.relative_to(inc.path).as_posix()
+    finished = [i for i, u in enumerate(uploads) if u == (f"{rec}/meta.json", "finished")]
+    assert finished, uploads
+    for name in ("logs/metrics.jsonl", "notes.md"):
+        assert uploads.index((f"{rec}/{name}", None)) < finished[0], uploads
+
+    rec2 = inc.experiments_dir / "exp-002-y"
+    (rec2 / "logs").mkdir(parents=True)
+    for name in ("meta.json", "logs/metrics.jsonl", "model.ubj"):
+        (rec2 / name).write_text(name)
+    assert storage.mount_of(rec2).changed(rec2)[-1] == rec2 / "meta.json"  # after its subfolders' files too
+
+
+def test_credentials_in_the_uri_stay_out_of_messages(s3, machine):
+    uri = s3.uri("team/creds").replace("s3://", "s3://AKIDSPECWEAVE:SECRETSPECWEAVE@")
+    assert storage.redact(uri).startswith(f"s3://{BUCKET}/team/creds")
+    inc = Increment.create("Creds", problem_type="classification", root=uri)
+    assert storage.display(inc.path) == f"s3://{BUCKET}/team/creds/0001-creds"
+    with pytest.raises(IncrementNotFoundError) as err:
+        Increment.open("nope", root=uri)
+    assert "SECRETSPECWEAVE" not in str(err.value) and f"s3://{BUCKET}/team/creds" in str(err.value)
+
+
+def test_errors_name_the_uri_not_the_local_mirror(s3, machine):
+    uri = s3.uri("team/errors")
+    inc = Increment.create("Errors", problem_type="classification", root=uri)
+    where = f"s3://{BUCKET}/team/errors"
+    with pytest.raises(IncrementError, match=f"outside the increments root {where}"):
+        Increment.open("../elsewhere", root=uri)
+    with pytest.raises(IncrementError, match=f"{where}/0001-errors/tasks.md: no task T-999"):
+        inc.tick("T-999")
+    with pytest.raises(StorageError, match="x//y"):  # pyarrow's ArrowInvalid, named as the root
+        resolve_root(s3.uri("x//y"))
+
+
+def test_records_of_an_increment_listed_on_another_machine_are_fetched(s3, machine):
+    uri = s3.uri("team/listed")
+    inc = Increment.create("Listed", problem_type="classification", root=uri)
+    with track_experiment("x", increment=inc, params={"depth": 3}):
+        pass
+    storage.flush()
+    machine("b")
+    (listed,) = list_increments(uri)  # documents only, so far
+    assert [r.params for r in list_records(listed)] == [{"depth": 3}]
+
+
+def test_a_same_size_copy_that_keeps_an_older_mtime_is_uploaded(s3, machine, tmp_path):
+    uri = s3.uri("team/copy2")
+    inc = Increment.create("Copy", problem_type="classification", root=uri)
+    dest = inc.data_dir / "lookup.csv"
+    dest.write_text("a,1\n")
+    storage.push_now(dest.parent)
+    src = tmp_path / "lookup.csv"
+    src.write_text("a,2\n")
+    os.utime(src, ns=(1_600_000_000_000_000_000,) * 2)  # an old source file
+    shutil.copy2(src, dest)  # keeps the source's mtime (as log_artifact's copytree does)
+    storage.push_now(dest.parent)
+    assert s3.read("team/copy2/0001-copy/data/lookup.csv") == b"a,2\n"
+
+
+def test_a_file_removed_while_its_folder_is_compared_does_not_stop_the_uploads(s3, machine, monkeypatch):
+    uri = s3.uri("team/vanish")
+    inc = Increment.create("Vanish", problem_type="classification", root=uri)
+    storage.flush()
+    (inc.data_dir / "a.txt").write_text("a")
+    (inc.data_dir / "b.txt").write_text("b")
+    real = storage.Mount._infos
+
+    def cleanup_meanwhile(self, path, *, recursive):
+        (inc.data_dir / "b.txt").unlink(missing_ok=True)  # a library removes its scratch file meanwhile
+        return real(self, path, recursive=recursive)
+
+    monkeypatch.setattr(storage.Mount, "_infos", cleanup_meanwhile)
+    storage.push(inc.data_dir)
+    waiter = threading.Thread(target=storage.flush, daemon=True)
+    waiter.start()
+    waiter.join(20)
+    assert not waiter.is_alive(), "flush() waits forever: the upload thread died"
+    assert "0001-vanish/data/a.txt" in s3.keys("team/vanish")
+
+
+def test_leftovers_of_an_earlier_run_are_uploaded_when_every_task_is_skipped(s3, machine):
+    from specweave_ray.config import parse_config
+    from specweave_ray.pipeline import TASK_ORDER, run_pipeline
+
+    uri = s3.uri("team/leftover")
+    inc = Increment.create("Fraud Small", problem_type="classification", root=uri)
+    for task in TASK_ORDER:
+        inc.tick(task)
+    storage.flush()
+    left = inc.experiments_dir / "exp-001-x" / "notes.md"  # its upload failed in the run that wrote it
+    left.parent.mkdir(parents=True)
+    left.write_text("not at the root yet\n")
+    storage.unmount()
+    cfg = parse_config({"increment": "Fraud Small", "problem_type": "classification",
+                        "data": {"generate": "fraud", "rows": 300, "target": "is_fraud"}}, source="test")
+    result = run_pipeline(cfg, root=uri)
+    assert result.skipped == list(TASK_ORDER)
+    assert "0001-fraud-small/experiments/exp-001-x/notes.md" in s3.keys("team/leftover")
