@@ -42,7 +42,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from . import storage
     from .increment import Increment, list_increments, resolve_root
-    from .records import list_records
+    from .records import RECORD_FILES, list_records
 
     console = _console()
     if args.id:
@@ -73,7 +73,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         except SpecweaveError:
             title, ptype = "(unreadable spec.md)", "?"
         # a URI root's mirror holds documents only; the table needs the records' summaries
-        storage.pull(inc.experiments_dir, names={"meta.json", "params.json", "metrics.json", "comparison.json"})
+        storage.pull(inc.experiments_dir, names={*RECORD_FILES, "comparison.json"})
         records = list_records(inc)
         best = _best_of(inc)
         tasks = inc.tasks()

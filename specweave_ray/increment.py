@@ -209,7 +209,7 @@ class Increment:
                     lines[i] = f"{m.group(1)}- [{mark}] {m.group(3)}{m.group(4)}" + ("\n" if line.endswith("\n") else "")
                     atomic_write_text(self.tasks_path, "".join(lines))
                     return
-        raise IncrementError(f"{self.tasks_path}: no task {task_id}")
+        raise IncrementError(f"{storage.display(self.tasks_path)}: no task {task_id}")
 
 
 def _check_inside(base: Path, ref: str) -> None:
@@ -219,7 +219,7 @@ def _check_inside(base: Path, ref: str) -> None:
 
 def _refuse_outside(base: Path, ref: str) -> None:
     raise IncrementError(
-        f"increment reference {ref!r} points outside the increments root {base}; "
+        f"increment reference {ref!r} points outside the increments root {storage.display(base)}; "
         "give an id such as 0001, a slug, or a folder inside the root"
     )
 

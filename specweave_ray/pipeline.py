@@ -223,12 +223,13 @@ def run_pipeline(
         _publish(inc)  # a URI root holds the task's outputs before the task is ticked
         inc.tick(task)
         result.ran.append(task)
-    storage.flush()
+    _publish(inc)  # also when every task was skipped: what an earlier run failed to upload
     return result
 
 
 def _publish(inc: Increment) -> None:
-    """Upload what the task wrote (nothing to do for a local root) and wait for it."""
+    """Upload what the task (or an earlier run) wrote and the root lacks, and wait for it;
+    nothing to do for a local root."""
     storage.push_now(inc.path, *_mlflow.local_store(inc.root, inc.id))
 
 

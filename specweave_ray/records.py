@@ -42,6 +42,7 @@ STATUSES = ("running", "finished", "failed")
 _EXP_RE = re.compile(r"^exp-(\d{3,})-")
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _RESERVED = frozenset({"meta.json", "params.json", "metrics.json", "logs"})
+RECORD_FILES = frozenset({"meta.json", "params.json", "metrics.json"})  # what read_record reads
 _PACKAGES = ("specweave-ray", "numpy", "pandas", "scikit-learn", "ray", "optuna", "mlflow",
              "xgboost", "lightgbm", "torch", "pyarrow")
 
@@ -74,7 +75,11 @@ def code_version() -> str:
 
 
 def resolve_increment(increment: Increment | str | int | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Increment:
-    return increment if isinstance(increment, Increment) else Increment.open(increment, root=root)
+    if isinstance(increment, Increment):
+        # one of a URI root's list_increments holds its documents only: fetch the rest, once
+        storage.pull_once(increment.path)
+        return increment
+    return Increment.open(increment, root=root)
 
 
 def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -360,7 +365,12 @@ def read_record(path: str | os.PathLike[str]) -> Record:
 def list_records(increment: Increment | str | int | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
                  kind: str | None = None) -> list[Record]:
     """Every record of the increment in creation order (optionally of one kind)."""
-    inc = resolve_increment(increment, root)
+    if isinstance(increment, Increment):
+        inc = increment
+        # one of a URI root's list_increments holds its documents only: fetch what this reads
+        storage.pull_once(inc.experiments_dir, names=RECORD_FILES)
+    else:
+        inc = resolve_increment(increment, root)
     if not inc.experiments_dir.is_dir():
         return []
     dirs = sorted((p for p in inc.experiments_dir.iterdir() if p.is_dir() and _EXP_RE.match(p.name)),

@@ -18,7 +18,7 @@ from s3_helpers import BUCKET, s3_server
 from specweave_ray import storage
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
 from specweave_ray.increment import Increment, list_increments, resolve_root
-from specweave_ray.records import list_records, track_experiment
+from specweave_ray.records import list_records, resolve_increment, track_experiment
 from specweave_ray.storage import StorageError
 
 
@@ -182,24 +182,29 @@ def test_a_record_reaches_the_root_before_its_final_meta_json(s3, machine, monke
     uri = s3.uri("team/order")
     inc = Increment.create("Order", problem_type="classification", root=uri)
     storage.flush()
-    uploads: list[tuple[str, str | None]] = []
+    at_root: list[tuple[str, bool]] = []  # after each upload of meta.json: its status, whether the rest is there
     real = storage.Mount.upload
 
-    def spy(self, path):
-        status = json.loads(path.read_text())["status"] if path.name == "meta.json" else None
-        uploads.append((path.relative_to(inc.path).as_posix(), status))
-        real(self, path)
+    def spy(self, path, **kwargs):
+        real(self, path, **kwargs)
+        if path.name == "meta.json":
+            prefix = f"team/order/{path.parent.relative_to(self.local).as_posix()}"
+            status = json.loads(s3.read(f"{prefix}/meta.json"))["status"]
+            at_root.append((status, {"logs/metrics.jsonl", "notes.md"} <= s3.keys(prefix)))
 
     monkeypatch.setattr(storage.Mount, "upload", spy)
+    real_push = storage.push
+
+    def slow_push(path):  # the close mirrors to MLflow between its last meta.json and its push
+        time.sleep(0.5)
+        real_push(path)
+
+    monkeypatch.setattr(storage, "push", slow_push)
     with track_experiment("x", increment=inc) as exp:
         exp.log_metrics({"loss": 0.5}, step=1)  # logs/metrics.jsonl: appended, not an atomic write
         exp.log_note("a note")
     storage.flush()
-    rec = exp.path.relative_to(inc.path).as_posix()
-    finished = [i for i, u in enumerate(uploads) if u == (f"{rec}/meta.json", "finished")]
-    assert finished, uploads
-    for name in ("logs/metrics.jsonl", "notes.md"):
-        assert uploads.index((f"{rec}/{name}", None)) < finished[0], uploads
+    assert ("finished", True) in at_root and ("finished", False) not in at_root, at_root
 
     rec2 = inc.experiments_dir / "exp-002-y"
     (rec2 / "logs").mkdir(parents=True)
@@ -235,10 +240,13 @@ def test_records_of_an_increment_listed_on_another_machine_are_fetched(s3, machi
     inc = Increment.create("Listed", problem_type="classification", root=uri)
     with track_experiment("x", increment=inc, params={"depth": 3}):
         pass
-    storage.flush()
+    (inc.data_dir / "sample.csv").write_text("a\n1\n")
+    storage.push_now(inc.path)
     machine("b")
     (listed,) = list_increments(uri)  # documents only, so far
     assert [r.params for r in list_records(listed)] == [{"depth": 3}]
+    assert not (listed.data_dir / "sample.csv").exists()  # the records' summaries only
+    assert resolve_increment(listed) == listed and (listed.data_dir / "sample.csv").exists()  # packages, bench…
 
 
 def test_a_same_size_copy_that_keeps_an_older_mtime_is_uploaded(s3, machine, tmp_path):
@@ -269,11 +277,15 @@ def test_a_file_removed_while_its_folder_is_compared_does_not_stop_the_uploads(s
 
     monkeypatch.setattr(storage.Mount, "_infos", cleanup_meanwhile)
     storage.push(inc.data_dir)
+    storage.flush()
+    assert "0001-vanish/data/a.txt" in s3.keys("team/vanish")
+    monkeypatch.setattr(storage.Mount, "_infos", real)
+    inc.tick("T-001")  # the upload thread lives on
     waiter = threading.Thread(target=storage.flush, daemon=True)
     waiter.start()
     waiter.join(20)
     assert not waiter.is_alive(), "flush() waits forever: the upload thread died"
-    assert "0001-vanish/data/a.txt" in s3.keys("team/vanish")
+    assert b"- [x] T-001" in s3.read("team/vanish/0001-vanish/tasks.md")
 
 
 def test_leftovers_of_an_earlier_run_are_uploaded_when_every_task_is_skipped(s3, machine):
@@ -290,7 +302,8 @@ def test_leftovers_of_an_earlier_run_are_uploaded_when_every_task_is_skipped(s3,
     left.write_text("not at the root yet\n")
     storage.unmount()
     cfg = parse_config({"increment": "Fraud Small", "problem_type": "classification",
-                        "data": {"generate": "fraud", "rows": 300, "target": "is_fraud"}}, source="test")
+                        "data": {"generate": "fraud", "rows": 400, "target": "is_fraud",
+                                 "params": {"positive_rate": 0.1}}}, source="test")
     result = run_pipeline(cfg, root=uri)
     assert result.skipped == list(TASK_ORDER)
     assert "0001-fraud-small/experiments/exp-001-x/notes.md" in s3.keys("team/leftover")
