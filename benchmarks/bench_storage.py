@@ -1,7 +1,8 @@
 """Benchmark: the cost of an object-store root (``--root s3://…``) for a sweep.
 
 The same ``run_experiments`` sweep (N fixed XGBoost trials, K-fold CV, breast-cancer data, MLflow
-mirror on) runs into a local root and into an S3 root served by moto on loopback, alternately,
+mirror on) runs into a local root and into an S3 root served by moto (its own process) on
+loopback, alternately,
 each ``--repeats`` times inside one embedded Ray (started once, so Ray's start-up is not in
 either number). The S3 run counts until every record, the comparison, the MLflow store and Tune's
 state are in the bucket (``run_experiments`` returns only then). Moto on loopback has no network
@@ -33,18 +34,31 @@ TARGET = 1.25
 
 
 def _server() -> tuple[Any, str]:
-    import logging
+    """moto's S3 in a process of its own (as a real server would be: not sharing this
+    process's interpreter lock), on a free loopback port, with one bucket."""
+    import socket
+    import subprocess
+    import urllib.request
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
                       AWS_EC2_METADATA_DISABLED="true")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto_server did not start (exit {server.poll()})") from None
+            time.sleep(0.2)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
     return server, endpoint
 
@@ -90,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         storage.unmount()
     finally:
         ray.shutdown()
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
     local, s3 = statistics.median(times["local"]), statistics.median(times["s3"])
     ratio = s3 / local
     print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)

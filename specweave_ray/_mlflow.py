@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,18 @@ def start_run(
     return run.info.run_id
 
 
+def _push_artifacts(root: Path, client: Any, run_id: str) -> None:
+    """A URI root's local store: send the run's artifacts up now (the upload thread), not in one
+    burst when the task ends."""
+    from . import storage
+
+    if storage.mount_of(root) is None:
+        return
+    uri = client.get_run(run_id).info.artifact_uri
+    if uri.startswith("file://"):
+        storage.push(Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path)))
+
+
 def log_run(
     root: Path,
     run_id: str,
@@ -169,5 +182,6 @@ def log_run(
         ps, ts, ms = ps[len(p_):], ts[len(t_):], ms[len(m_):]
     if artifacts_dir is not None and any(artifacts_dir.iterdir()):
         _retry(client.log_artifacts, run_id, str(artifacts_dir))
+        _push_artifacts(root, client, run_id)
     if status:
         _retry(client.set_terminated, run_id, status=status)
