@@ -28,10 +28,11 @@ def _console() -> Any:
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_inc(args: argparse.Namespace) -> int:
+    from . import storage
     from .increment import Increment
 
     inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok)
-    print(f"created {inc.path}")
+    print(f"created {storage.display(inc.path)}")
     for name in ("spec.md", "plan.md", "tasks.md", "tests.md"):
         print(f"  {name}")
     return 0
@@ -122,6 +123,7 @@ def cmd_do(args: argparse.Namespace) -> int:
 
 
 def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
+    from . import storage
     from .pipeline import run_pipeline
 
     console = _console()
@@ -139,7 +141,7 @@ def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
         _print_comparison(console, result.sweep.comparison)
     if result.gate:
         _print_gate(console, result.gate, result.evaluation)
-    console.print(f"records: {result.increment.experiments_dir}", soft_wrap=True)
+    console.print(f"records: {storage.display(result.increment.experiments_dir)}", soft_wrap=True)
     return 0
 
 
@@ -298,6 +300,7 @@ def _print_bench_gate(console: Any, rows: Any) -> None:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    from . import storage
     from .data import load_table
     from .drift import drift_command, load_reference
     from .predictor import Predictor
@@ -328,7 +331,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         exp.save_report("drift-report.json", json.dumps(report.to_json(), indent=2))
         record_id = exp.id
     print(report.to_markdown())
-    print(f"record: {inc.experiments_dir / record_id}")
+    print(f"record: {storage.display(inc.experiments_dir / record_id)}")
     return status
 
 

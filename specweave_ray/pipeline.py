@@ -414,7 +414,7 @@ def _ab_plan(run: _Run, result: PipelineResult) -> None:
         exp.log_params({"control": control, "candidate": candidate, "primary_metric": metric,
                         "mde_relative": ab.mde_relative, "daily_traffic": ab.daily_traffic})
         exp.save_report("ab-test-plan.md", text)
-    run.say(f"T-009 A/B test plan → {run.inc.path / 'ab-test-plan.md'}")
+    run.say(f"T-009 A/B test plan → {storage.display(run.inc.path / 'ab-test-plan.md')}")
 
 
 def _load_outputs(run: _Run, result: PipelineResult, task: str) -> None:

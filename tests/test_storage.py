@@ -307,3 +307,11 @@ def test_leftovers_of_an_earlier_run_are_uploaded_when_every_task_is_skipped(s3,
     result = run_pipeline(cfg, root=uri)
     assert result.skipped == list(TASK_ORDER)
     assert "0001-fraud-small/experiments/exp-001-x/notes.md" in s3.keys("team/leftover")
+
+
+def test_cli_inc_prints_the_uri_not_the_mirror(s3, machine, capsys):
+    from specweave_ray.cli import main
+
+    assert main(["inc", "Churn Model", "--type", "classification", "--root", s3.uri("team/cli")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"created s3://{BUCKET}/team/cli/0001-churn-model"
+    assert "0001-churn-model/spec.md" in s3.keys("team/cli")  # the command waited for its uploads

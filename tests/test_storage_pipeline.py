@@ -30,7 +30,10 @@ def test_run_into_an_s3_root_then_use_it_from_another_machine(tmp_path, monkeypa
         uri = s3.uri("ml/increments")
         assert main(["run", str(cfg), "--root", uri]) == 0
         out = capsys.readouterr().out
-        assert "under s3://specweave-test/ml/increments" in out  # the root as named, not the mirror
+        # the root as named, never the local mirror
+        assert "under s3://specweave-test/ml/increments" in out
+        assert "records: s3://specweave-test/ml/increments/0001-fraud-small/experiments" in out
+        assert "→ s3://specweave-test/ml/increments/0001-fraud-small/ab-test-plan.md" in out
         keys = s3.keys("ml/increments")
         inc_id = "0001-fraud-small"
         for key in ("spec.md", "tasks.md", "pipeline.yaml", "ab-test-plan.md", "data/schema.yaml",
