@@ -197,36 +197,36 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def predict(request: Any) -> Response:
+    async def client_errors_refused(verb: str, work: Callable[[], Awaitable[Response]]) -> Response:
+        """``work``'s answer, or a 4xx for what the client sent: a bad request, rows that fail
+        validation, or rows the validation let through that the model still cannot take."""
         try:
-            rows = parse_rows(await read_body(request), max_rows=max_rows)
-            out = await batch(rows[0]) if batch is not None and len(rows) == 1 else (
-                score_rows(predictor, rows))
+            return await work()
         except BadRequest as err:
             return refuse(err.status, err.message)
         except DataError as err:
             return refuse(422, str(err))
         except _SCORING_ERRORS as err:
-            # Input the Predictor's validation let through; still the client's row, not a crash.
-            logger.warning("scoring failed on a validated request: %r", err)
-            return refuse(422, f"cannot score these rows: {err}")
-        out["version"] = version
-        return answer(out)
+            logger.warning("%s failed on a validated request: %r", verb, err)
+            return refuse(422, f"cannot {verb} these rows: {err}")
+
+    async def predict(request: Any) -> Response:
+        async def work() -> Response:
+            rows = parse_rows(await read_body(request), max_rows=max_rows)
+            out = await batch(rows[0]) if batch is not None and len(rows) == 1 else (
+                score_rows(predictor, rows))
+            out["version"] = version
+            return answer(out)
+        return await client_errors_refused("score", work)
 
     async def explain(request: Any) -> Response:
-        try:
+        async def work() -> Response:
             top = _top(request.query_params.get("top", "5"))
             rows = parse_rows(await read_body(request), max_rows=max_explain_rows)
             # SHAP takes milliseconds to seconds: off the event loop, so /predict keeps flowing
             explanations = await run_in_threadpool(predictor.explain, rows, top=top)
-        except BadRequest as err:
-            return refuse(err.status, err.message)
-        except DataError as err:
-            return refuse(422, str(err))
-        except _SCORING_ERRORS as err:
-            logger.warning("explaining failed on a validated request: %r", err)
-            return refuse(422, f"cannot explain these rows: {err}")
-        return answer({"explanations": _jsonable(explanations), "version": version})
+            return answer({"explanations": _jsonable(explanations), "version": version})
+        return await client_errors_refused("explain", work)
 
     async def get_health(request: Any) -> Response:
         return Response(health, media_type=_JSON)
