@@ -215,10 +215,9 @@ class Experiment:
         self.meta["ended"] = _now()
         if self.meta.get("duration_s") is None:
             self.meta["duration_s"] = round(time.perf_counter() - self._t0, 4)
-        self._write_meta()
+        self._write_meta()  # a URI root: a meta.json write uploads its whole record, itself last
         if self._mirror:
             self.mirror_to_mlflow(parent_run_id=parent_run_id)
-        storage.push(self.path)  # a URI root: logs, notes and artifacts follow meta.json up
 
     def mirror_to_mlflow(self, *, parent_run_id: str | None = None) -> str | None:
         """Copy the closed record to MLflow (a child run under ``parent_run_id`` when given).

@@ -18,7 +18,7 @@ from s3_helpers import BUCKET, s3_server
 from specweave_ray import storage
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
 from specweave_ray.increment import Increment, list_increments, resolve_root
-from specweave_ray.records import list_records, resolve_increment, track_experiment
+from specweave_ray.records import Experiment, list_records, resolve_increment, track_experiment
 from specweave_ray.storage import StorageError
 
 
@@ -186,20 +186,22 @@ def test_a_record_reaches_the_root_before_its_final_meta_json(s3, machine, monke
     real = storage.Mount.upload
 
     def spy(self, path, **kwargs):
+        before = self._synced.get(path)
         real(self, path, **kwargs)
-        if path.name == "meta.json":
+        # only what went up: an upload skipped (a newer version is queued) leaves nothing to read
+        if path.name == "meta.json" and self._synced.get(path) != before:
             prefix = f"team/order/{path.parent.relative_to(self.local).as_posix()}"
             status = json.loads(s3.read(f"{prefix}/meta.json"))["status"]
             at_root.append((status, {"logs/metrics.jsonl", "notes.md"} <= s3.keys(prefix)))
 
     monkeypatch.setattr(storage.Mount, "upload", spy)
-    real_push = storage.push
+    real_mirror = Experiment.mirror_to_mlflow
 
-    def slow_push(path):  # the close mirrors to MLflow between its last meta.json and its push
+    def slow_mirror(self, **kwargs):  # the close mirrors to MLflow after writing its final meta.json
         time.sleep(0.5)
-        real_push(path)
+        return real_mirror(self, **kwargs)
 
-    monkeypatch.setattr(storage, "push", slow_push)
+    monkeypatch.setattr(Experiment, "mirror_to_mlflow", slow_mirror)
     with track_experiment("x", increment=inc) as exp:
         exp.log_metrics({"loss": 0.5}, step=1)  # logs/metrics.jsonl: appended, not an atomic write
         exp.log_note("a note")
