@@ -66,9 +66,9 @@ BARE_APP = textwrap.dedent("""
 
 def build(root: Path) -> Any:
     """The increment with model-v1, built once under ``root`` and reused afterwards."""
-    from specweave_ray.config import parse_config
-    from specweave_ray.increment import list_increments
-    from specweave_ray.pipeline import ensure_increment, run_pipeline
+    from specweave_ray.pipeline._tasks import ensure_increment, run_pipeline
+    from specweave_ray.spec.config import parse_config
+    from specweave_ray.workspace.increment import list_increments
 
     for inc in list_increments(root):
         if inc.slug == "fraud-serving-bench" and (inc.models_dir / "model-v1.metadata.json").is_file():
@@ -115,8 +115,8 @@ def bare_server(port: int) -> subprocess.Popen:
 
 
 def measure_bare(records: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, float]:
-    from specweave_ray.bench import _stop, bench_http, free_port
-    from specweave_ray.serve import wait_healthy
+    from specweave_ray.deploy.bench import _stop, bench_http, free_port
+    from specweave_ray.deploy.serve import wait_healthy
 
     port = free_port()
     proc = bare_server(port)
@@ -130,7 +130,7 @@ def measure_bare(records: list[dict[str, Any]], args: argparse.Namespace) -> dic
 
 def measure_engine(inc: Any, engine: str, records: list[dict[str, Any]],
                    args: argparse.Namespace) -> dict[str, float]:
-    from specweave_ray.bench import bench_http, serving
+    from specweave_ray.deploy.bench import bench_http, serving
 
     with serving(inc.path, engine=engine, startup_timeout_s=180) as base:
         return bench_http(f"{base}/predict", records, concurrency=args.concurrency,
@@ -142,8 +142,8 @@ def ray_settings(inc: Any, records: list[dict[str, Any]], args: argparse.Namespa
     import ray
     from ray import serve
 
-    from specweave_ray.bench import bench_http, free_port
-    from specweave_ray.serve import ray_serve_app
+    from specweave_ray.deploy.bench import bench_http, free_port
+    from specweave_ray.deploy.serve import ray_serve_app
 
     port = free_port()
     out: dict[str, Any] = {}
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("SPECWEAVE_MLFLOW", "0")
 
-    from specweave_ray.bench import bench_rows, json_rows
-    from specweave_ray.predictor import Predictor
+    from specweave_ray.deploy.bench import bench_rows, json_rows
+    from specweave_ray.deploy.predictor import Predictor
 
     print(f"bench_inference: python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{platform.machine()}", flush=True)

@@ -81,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from sklearn.datasets import load_breast_cancer
 
-    from specweave_ray import Increment, ModelExperiment, run_experiments, storage
-    from specweave_ray.records import list_records
-    from specweave_ray.sweep import ensure_ray
+    from specweave_ray import Increment, ModelExperiment, run_experiments
+    from specweave_ray.search._ray.tune import ensure_ray
+    from specweave_ray.workspace import storage
+    from specweave_ray.workspace.records import list_records
 
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     grid = [{"n_estimators": ne, "max_depth": md, "learning_rate": 0.1, "n_jobs": 1, "tree_method": "hist"}

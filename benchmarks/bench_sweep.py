@@ -3,7 +3,7 @@
 Each trial is a K-fold cross-validation (default 3) of a small XGBoost on scikit-learn's
 breast-cancer data, over fixed configurations. Measured in one run:
 
-* (a) sequential: :func:`specweave_ray.cv.run_cv` in a loop in this process, no Ray;
+* (a) sequential: :func:`specweave_ray.search.trial.run_cv` in a loop in this process, no Ray;
 * (b) :func:`specweave_ray.run_experiments` with the MLflow mirror on (the default), and again
   with ``SPECWEAVE_MLFLOW=0``; each starts and stops its own embedded Ray;
 * (c) a default ``ray.tune.Tuner`` with a plain function trainable (``grid_search``, no
@@ -62,7 +62,7 @@ def bench_sequential(cfgs: list[dict[str, Any]], folds: int) -> tuple[float, lis
     """(a): every configuration's CV in this process, one after another."""
     from xgboost import XGBClassifier
 
-    from specweave_ray.cv import run_cv
+    from specweave_ray.search.trial import run_cv
 
     X, y, splits, pre = load_data(folds)
     run_cv(XGBClassifier, cfgs[0], X, y, splits, metric="roc_auc", preprocessor=pre)  # warm-up
@@ -100,7 +100,7 @@ def tuner_child(trials: int, folds: int, out: str) -> None:
     from ray import tune
     from xgboost import XGBClassifier
 
-    from specweave_ray.cv import run_cv
+    from specweave_ray.search.trial import run_cv
 
     cfgs = configs(trials)
     X, y, splits, pre = load_data(folds)

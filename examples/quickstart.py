@@ -7,7 +7,7 @@ import sys
 from sklearn.datasets import load_breast_cancer
 
 from specweave_ray import Increment, ModelExperiment, run_experiments, track_experiment
-from specweave_ray.experiment import loguniform, randint
+from specweave_ray.search.experiment import loguniform, randint
 
 
 def main(root: str = "increments", samples: int = 12) -> None:

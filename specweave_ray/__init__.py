@@ -26,23 +26,23 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Increment": ".increment",
-    "ModelExperiment": ".experiment",
+    "Increment": ".workspace.increment",
+    "ModelExperiment": ".search.experiment",
     "SpecweaveError": ".exceptions",
-    "SweepResults": ".runner",
-    "load_spec": ".spec",
-    "run_experiments": ".runner",
-    "track_experiment": ".records",
-    "track_model": ".records",
+    "SweepResults": ".search.runner",
+    "load_spec": ".spec._grammar",
+    "run_experiments": ".search.runner",
+    "track_experiment": ".workspace.records",
+    "track_model": ".workspace.records",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .exceptions import SpecweaveError
-    from .experiment import ModelExperiment
-    from .increment import Increment
-    from .records import track_experiment, track_model
-    from .runner import SweepResults, run_experiments
-    from .spec import load_spec
+    from specweave_ray.exceptions import SpecweaveError
+    from specweave_ray.search.experiment import ModelExperiment
+    from specweave_ray.search.runner import SweepResults, run_experiments
+    from specweave_ray.spec._grammar import load_spec
+    from specweave_ray.workspace.increment import Increment
+    from specweave_ray.workspace.records import track_experiment, track_model
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .exceptions import SpecweaveError
+from specweave_ray.exceptions import SpecweaveError
 
 PROBLEM_TYPES = ("classification", "regression", "timeseries", "recommendation")
 
@@ -28,8 +28,8 @@ def _console() -> Any:
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_inc(args: argparse.Namespace) -> int:
-    from . import storage
-    from .increment import Increment
+    from specweave_ray.workspace import storage
+    from specweave_ray.workspace.increment import Increment
 
     inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok)
     print(f"created {storage.display(inc.path)}")
@@ -41,9 +41,9 @@ def cmd_inc(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from . import storage
-    from .increment import Increment, list_increments, resolve_root
-    from .records import RECORD_FILES, list_records
+    from specweave_ray.workspace import storage
+    from specweave_ray.workspace.increment import Increment, list_increments, resolve_root
+    from specweave_ray.workspace.records import RECORD_FILES, list_records
 
     console = _console()
     if args.id:
@@ -84,7 +84,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _best_of(inc: Any) -> str:
-    from ._fs import read_json
+    from specweave_ray._fs import read_json
 
     comp = read_json(inc.experiments_dir / "comparison.json")
     if not comp or not comp.get("best"):
@@ -94,7 +94,7 @@ def _best_of(inc: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_config, parse_config
+    from specweave_ray.spec.config import load_config, parse_config
 
     if args.config and args.data:
         raise _usage("give a CONFIG or --data, not both")
@@ -113,9 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_do(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .increment import Increment
-    from .pipeline import stored_config
+    from specweave_ray.pipeline._tasks import stored_config
+    from specweave_ray.spec.config import load_config
+    from specweave_ray.workspace.increment import Increment
 
     inc = Increment.open(args.id, root=args.root)
     cfg = load_config(args.config) if args.config else stored_config(inc)
@@ -123,8 +123,8 @@ def cmd_do(args: argparse.Namespace) -> int:
 
 
 def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
-    from . import storage
-    from .pipeline import run_pipeline
+    from specweave_ray.pipeline._tasks import run_pipeline
+    from specweave_ray.workspace import storage
 
     console = _console()
     progress = _ProgressView(console)
@@ -236,12 +236,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise _usage("--replicas needs --engine ray-serve (the local engine is one process)")
     if not 0 < args.port < 65536:
         raise _usage(f"--port must be between 1 and 65535, got {args.port}")
-    from .serve import check_port
+    from specweave_ray.deploy.serve import check_port
 
     check_port(args.host, args.port)
     if engine == "local":
-        from .predictor import Predictor
-        from .serve import serve_local
+        from specweave_ray.deploy.predictor import Predictor
+        from specweave_ray.deploy.serve import serve_local
 
         predictor = Predictor.load(args.id, version=version, root=args.root)
         print(f"serving {predictor.metadata.get('increment')} model-v{predictor.version} on "
@@ -251,7 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises the Ctrl-C
             pass
         return 0
-    from .serve import run_ray_serve
+    from specweave_ray.deploy.serve import run_ray_serve
 
     run_ray_serve(args.id, root=args.root, version=version, host=args.host, port=args.port,
                   replicas=args.replicas or 1, address=args.address,
@@ -263,7 +263,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from .bench import run_bench
+    from specweave_ray.deploy.bench import run_bench
 
     if args.engine and not args.http:
         raise _usage("--engine picks the HTTP engine; add --http")
@@ -300,18 +300,18 @@ def _print_bench_gate(console: Any, rows: Any) -> None:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from . import storage
-    from .data import load_table
-    from .drift import drift_command, load_reference
-    from .predictor import Predictor
-    from .records import resolve_increment, track_experiment
+    from specweave_ray.data._load import load_table
+    from specweave_ray.deploy.drift import drift_command, load_reference
+    from specweave_ray.deploy.predictor import Predictor
+    from specweave_ray.workspace import storage
+    from specweave_ray.workspace.records import resolve_increment, track_experiment
 
     inc = resolve_increment(args.id, args.root)
     predictor = Predictor.load(inc, version=_version(args.version))
     name = predictor.metadata.get("reference")
     if not name:
         raise _usage(f"model-v{predictor.version} of {inc.id} was packaged without a drift "
-                     "reference; rebuild the package (specweave_ray.package.build_package)")
+                     "reference; rebuild the package (specweave_ray.deploy.package.build_package)")
     reference = load_reference(predictor.folder / name)
     data = load_table(args.data)
     report, status = drift_command(reference, data, predict=predictor.monitored_output,
@@ -458,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.debug:
         _quiet_dependencies()
-    from . import storage
+    from specweave_ray.workspace import storage
 
     try:
         code = int(args.func(args) or 0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import ConfigError
+from specweave_ray.exceptions import ConfigError
 
 
 @dataclass(frozen=True)

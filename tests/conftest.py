@@ -28,6 +28,6 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def increment(root: Path):
     """One classification increment, ``0001-fraud-detection``, under :func:`root`."""
-    from specweave_ray.increment import Increment
+    from specweave_ray.workspace.increment import Increment
 
     return Increment.create("Fraud Detection", problem_type="classification", root=root)

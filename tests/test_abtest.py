@@ -1,4 +1,4 @@
-"""Tests for the A/B test plan (``specweave_ray.abtest``)."""
+"""Tests for the A/B test plan (``specweave_ray.deploy.abtest``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from scipy.stats import norm
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
-from specweave_ray.abtest import render_ab_plan, sample_size_continuous, sample_size_per_arm
+from specweave_ray.deploy.abtest import render_ab_plan, sample_size_continuous, sample_size_per_arm
 from specweave_ray.exceptions import ConfigError
 
 

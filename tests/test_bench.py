@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from test_serve import build_tiny_package
 
-from specweave_ray.bench import bench_inprocess, json_rows, run_bench
 from specweave_ray.cli import main
+from specweave_ray.deploy.bench import bench_inprocess, json_rows, run_bench
 from specweave_ray.exceptions import ConfigError, DataError
-from specweave_ray.increment import Increment
-from specweave_ray.records import list_records
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import list_records
 
 LATENCY_KEYS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 

@@ -11,8 +11,8 @@ import pytest
 
 from specweave_ray.cli import main
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
-from specweave_ray.increment import Increment
-from specweave_ray.records import track_experiment
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import track_experiment
 
 
 @pytest.fixture(autouse=True)

@@ -406,8 +406,8 @@ def _copy_checkout(dest: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # ~2-3 min alone on 2 cores; far longer when other Ray suites share them
 def test_ray_job_submit_end_to_end_with_token_auth(ray_head: Head):
-    from specweave_ray.increment import list_increments
-    from specweave_ray.records import list_records
+    from specweave_ray.workspace.increment import list_increments
+    from specweave_ray.workspace.records import list_records
 
     t0 = time.monotonic()
     tmp = ray_head.tmp
@@ -472,9 +472,9 @@ def test_ray_job_submit_into_an_s3_root(ray_head: Head, tmp_path, monkeypatch):
     working dir) writes the increment to the bucket, and this machine reads it from there."""
     from s3_helpers import CREDENTIALS, s3_server
 
-    from specweave_ray import storage
-    from specweave_ray.increment import Increment
-    from specweave_ray.records import list_records
+    from specweave_ray.workspace import storage
+    from specweave_ray.workspace.increment import Increment
+    from specweave_ray.workspace.records import list_records
 
     with s3_server() as s3:
         # the credentials reach the driver the way the README says: the runtime env's env_vars

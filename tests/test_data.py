@@ -1,4 +1,4 @@
-"""Tests for the data stage (specweave_ray.data)."""
+"""Tests for the data stage (specweave_ray.data._load)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 import pytest
 
-from specweave_ray import data
-from specweave_ray.datasets import make_fraud, make_ltv
+from specweave_ray.data import _load as data
+from specweave_ray.data.datasets import make_fraud, make_ltv
 from specweave_ray.exceptions import DataError
 
 

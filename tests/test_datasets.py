@@ -1,4 +1,4 @@
-"""Tests for the synthetic data sets (specweave_ray.datasets)."""
+"""Tests for the synthetic data sets (specweave_ray.data.datasets)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
-from specweave_ray.datasets import DATASETS, generate, make_fraud, make_ltv
+from specweave_ray.data.datasets import DATASETS, generate, make_fraud, make_ltv
 from specweave_ray.exceptions import DataError
 
 FRAUD_COLUMNS = {

@@ -1,4 +1,4 @@
-"""Tests for the monitoring baseline and drift report (``specweave_ray.drift``)."""
+"""Tests for the monitoring baseline and drift report (``specweave_ray.deploy.drift``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from specweave_ray.drift import (
+from specweave_ray.deploy.drift import (
     OTHER,
     DriftReport,
     compare,

@@ -1,4 +1,4 @@
-"""Tests for ``specweave_ray.evaluate``: metrics, bootstrap CIs, thresholds, errors, plots, report."""
+"""Tests for ``specweave_ray.evaluate._scores``: metrics, bootstrap CIs, thresholds, errors, plots, report."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 import sklearn.metrics as skm
 from sklearn.preprocessing import label_binarize
 
-from specweave_ray import evaluate as ev
-from specweave_ray._evaluate_bootstrap import weighted_metrics
+from specweave_ray.evaluate import _scores as ev
+from specweave_ray.evaluate._bootstrap import weighted_metrics
 from specweave_ray.exceptions import ConfigError, DataError
-from specweave_ray.spec import Target
+from specweave_ray.spec._grammar import Target
 
 CI_METRICS_BINARY = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss",
                      "positive_rate", "predicted_positive_rate")
@@ -384,7 +384,7 @@ def test_render_report_has_ci_baselines_threshold_errors_and_plots(seed: int) ->
 
 
 def test_tradeoff_rows_span_the_curve() -> None:
-    from specweave_ray._evaluate_plots import tradeoff_rows
+    from specweave_ray.evaluate._plots import tradeoff_rows
 
     rows = tradeoff_rows(20_000, 15_000)
     assert rows[0] == 0 and rows[-1] == 19_999 and 15_000 in rows and 15_001 in rows

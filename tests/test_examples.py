@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from specweave_ray.increment import Increment
-from specweave_ray.records import list_records
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

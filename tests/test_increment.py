@@ -1,4 +1,4 @@
-"""Tests for ``specweave_ray.increment``: numbering, slugs, lookup, path safety, tasks."""
+"""Tests for ``specweave_ray.workspace.increment``: numbering, slugs, lookup, path safety, tasks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError, SpecError
-from specweave_ray.increment import SUBFOLDERS, Increment, list_increments, resolve_root, slugify
-from specweave_ray.spec import PROBLEM_TYPES, TASKS, load_spec
+from specweave_ray.spec._grammar import PROBLEM_TYPES, TASKS, load_spec
+from specweave_ray.workspace.increment import (
+    SUBFOLDERS,
+    Increment,
+    list_increments,
+    resolve_root,
+    slugify,
+)
 
 
 def test_create_numbers_increments_in_order(root: Path) -> None:

@@ -35,8 +35,8 @@ def _import(path: str) -> object:
 
 
 def test_every_recorded_class_path_still_imports(legacy_root: Path) -> None:
-    from specweave_ray.increment import list_increments
-    from specweave_ray.records import list_records
+    from specweave_ray.workspace.increment import list_increments
+    from specweave_ray.workspace.records import list_records
 
     seen = set()
     for inc in list_increments(legacy_root):
@@ -55,8 +55,8 @@ def test_every_recorded_class_path_still_imports(legacy_root: Path) -> None:
 
 @pytest.mark.parametrize("increment_id", ["0001-fraud-detection", "0002-ltv-prediction"])
 def test_legacy_package_loads_and_scores_as_before(legacy_root: Path, increment_id: str) -> None:
-    from specweave_ray.increment import Increment
-    from specweave_ray.predictor import Predictor
+    from specweave_ray.deploy.predictor import Predictor
+    from specweave_ray.workspace.increment import Increment
 
     expected = json.loads((FIXTURE / "expected.json").read_text())[increment_id]
     inc = Increment.open(increment_id, root=legacy_root)
@@ -67,8 +67,8 @@ def test_legacy_package_loads_and_scores_as_before(legacy_root: Path, increment_
 
 
 def test_legacy_records_and_comparison_read(legacy_root: Path) -> None:
-    from specweave_ray.increment import Increment
-    from specweave_ray.records import list_records
+    from specweave_ray.workspace.increment import Increment
+    from specweave_ray.workspace.records import list_records
 
     inc = Increment.open("0001-fraud-detection", root=legacy_root)
     trials = [r for r in list_records(inc) if r.meta.get("kind") in ("trial", "baseline")]

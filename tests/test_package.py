@@ -11,12 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from specweave_ray.config import parse_config
+from specweave_ray.deploy.package import (
+    build_package,
+    latest_version,
+    list_packages,
+    load_package,
+    mark,
+)
+from specweave_ray.deploy.predictor import Predictor
 from specweave_ray.exceptions import RecordError, SpecweaveError
-from specweave_ray.increment import Increment
-from specweave_ray.package import build_package, latest_version, list_packages, load_package, mark
-from specweave_ray.predictor import Predictor
-from specweave_ray.records import list_records
+from specweave_ray.spec.config import parse_config
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +30,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Increment:
     """One small fraud pipeline run (4000 rows, XGBoost and logistic, 3-fold CV) and package v1."""
-    from specweave_ray.pipeline import TASK_ORDER, ensure_increment, run_pipeline
+    from specweave_ray.pipeline._tasks import TASK_ORDER, ensure_increment, run_pipeline
 
     root = tmp_path_factory.mktemp("package") / "incs"
     cfg = {"increment": "Fraud Package", "problem_type": "classification", "seed": 3,
@@ -159,7 +165,7 @@ def test_tampered_features_pickle_is_never_unpickled(run: Increment, tmp_path: P
 def test_registered_pyfunc_predicts_like_the_predictor(run: Increment, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 
-    from specweave_ray import _mlflow
+    from specweave_ray.workspace import _mlflow
 
     meta = _meta(run, 1)
     reg = meta["mlflow"]

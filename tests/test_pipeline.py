@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from specweave_ray.cli import main
-from specweave_ray.datasets import make_fraud, make_ltv
-from specweave_ray.increment import Increment, list_increments
-from specweave_ray.records import list_records
+from specweave_ray.data.datasets import make_fraud, make_ltv
+from specweave_ray.workspace.increment import Increment, list_increments
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from specweave_ray._fast_features import Unsupported, compile_encoder, feature_groups
-from specweave_ray._rows import RowValidator
+from specweave_ray.deploy._fast_features import Unsupported, compile_encoder, feature_groups
+from specweave_ray.deploy._rows import RowValidator
+from specweave_ray.deploy.predictor import Predictor
 from specweave_ray.exceptions import CandidateError, DataError
 from specweave_ray.features import build_preprocessor
-from specweave_ray.predictor import Predictor
 
 
 # -- the NumPy encoder against scikit-learn (fast, no pipeline run) ----------------------------
@@ -115,8 +115,8 @@ def test_validator_accepts_missing_values_and_types_the_frame() -> None:
 def _run_to_evaluation(cfg: dict, root: Path, increment=None):
     """Run the pipeline's tasks up to T-006 (the later ones build and benchmark packages
     themselves; these tests build theirs explicitly)."""
-    from specweave_ray.config import parse_config
-    from specweave_ray.pipeline import TASK_ORDER, ensure_increment, run_pipeline
+    from specweave_ray.pipeline._tasks import TASK_ORDER, ensure_increment, run_pipeline
+    from specweave_ray.spec.config import parse_config
 
     config = parse_config(cfg, source="test")
     inc = increment or ensure_increment(config, root=root)
@@ -129,8 +129,8 @@ def _run_to_evaluation(cfg: dict, root: Path, increment=None):
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Fraud with string labels and missing values: an XGBoost package (v1), then a torch-MLP one
     (v2, the same increment rerun from T-004); an LTV regression with LightGBM."""
-    from specweave_ray.datasets import make_fraud, make_ltv
-    from specweave_ray.package import build_package
+    from specweave_ray.data.datasets import make_fraud, make_ltv
+    from specweave_ray.deploy.package import build_package
 
     tmp = tmp_path_factory.mktemp("predictor")
     root = tmp / "incs"
@@ -177,7 +177,7 @@ def _load(packages: dict, family: str) -> tuple[Predictor, pd.DataFrame, dict]:
 def _original(inc, meta: dict) -> tuple:
     """The evaluated trial's own model and feature pipeline, loaded the pipeline's way."""
     from specweave_ray.candidates.serialization import load_native
-    from specweave_ray.records import read_record
+    from specweave_ray.workspace.records import read_record
 
     rec = read_record(inc.experiments_dir / meta["trial_record"])
     art = rec.meta["artifacts"]

@@ -1,4 +1,4 @@
-"""Tests for ``specweave_ray.records`` and its MLflow mirror (real MLflow on a sqlite store)."""
+"""Tests for ``specweave_ray.workspace.records`` and its MLflow mirror (real MLflow on a sqlite store)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import pytest
 
 from specweave_ray import track_experiment, track_model
 from specweave_ray.exceptions import RecordError
-from specweave_ray.increment import Increment
-from specweave_ray.records import environment, list_records, open_experiment, read_record
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import environment, list_records, open_experiment, read_record
 
 RECORD_FILES = ("meta.json", "params.json", "metrics.json", "notes.md")
 
@@ -246,7 +246,7 @@ def test_bad_names_and_unknown_increment(inc: Increment) -> None:
 # -- atomic writes ---------------------------------------------------------------------------
 _CRASH = textwrap.dedent("""
     import os, sys
-    from specweave_ray.records import open_experiment
+    from specweave_ray.workspace.records import open_experiment
 
     exp = open_experiment("crash", increment=sys.argv[1], mirror=False)
     exp.log_params({"small": 1})

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from specweave_ray.deploy.serve import BadRequest, create_app, parse_rows, score_rows
 from specweave_ray.exceptions import ConfigError, DataError
-from specweave_ray.serve import BadRequest, create_app, parse_rows, score_rows
 
 # -- one small increment with a model package, built once per session ------------------------
 _TINY = {
@@ -39,8 +39,8 @@ def build_tiny_package(base: Path) -> tuple[Path, str]:
     packages an XGBoost model as model-v1). Built once per test session and shared."""
     if "root" in _BUILT:
         return _BUILT["root"], _BUILT["id"]
-    from specweave_ray.config import load_config
-    from specweave_ray.pipeline import ensure_increment, run_pipeline
+    from specweave_ray.pipeline._tasks import ensure_increment, run_pipeline
+    from specweave_ray.spec.config import load_config
 
     base.mkdir(parents=True, exist_ok=True)
     cfg_path = base / "cfg.yaml"
@@ -50,7 +50,7 @@ def build_tiny_package(base: Path) -> tuple[Path, str]:
     with pytest.MonkeyPatch.context() as mp:
         import ray
 
-        from specweave_ray.sweep import ensure_ray
+        from specweave_ray.search._ray.tune import ensure_ray
 
         mp.setenv("SPECWEAVE_MLFLOW", "0")
         mp.delenv("SPECWEAVE_ROOT", raising=False)
@@ -76,7 +76,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def predictor(package: tuple[Path, str]) -> Any:
-    from specweave_ray.predictor import Predictor
+    from specweave_ray.deploy.predictor import Predictor
 
     root, inc_id = package
     return Predictor.load(inc_id, root=root)
@@ -84,8 +84,8 @@ def predictor(package: tuple[Path, str]) -> Any:
 
 @pytest.fixture(scope="module")
 def rows(package: tuple[Path, str]) -> list[dict[str, Any]]:
-    from specweave_ray.bench import json_rows
-    from specweave_ray.increment import Increment
+    from specweave_ray.deploy.bench import json_rows
+    from specweave_ray.workspace.increment import Increment
 
     root, inc_id = package
     df = pd.read_parquet(Increment.open(inc_id, root=root).data_dir / "sample.parquet")
@@ -275,8 +275,8 @@ def test_bad_payloads_are_4xx_never_500(predictor: Any, rows: list[dict]) -> Non
 @pytest.mark.slow
 def test_local_engine_in_a_subprocess(package: tuple[Path, str], predictor: Any,
                                       rows: list[dict]) -> None:
-    from specweave_ray.bench import bench_http, free_port
-    from specweave_ray.serve import wait_healthy
+    from specweave_ray.deploy.bench import bench_http, free_port
+    from specweave_ray.deploy.serve import wait_healthy
 
     root, inc_id = package
     port = free_port()
@@ -311,7 +311,7 @@ def test_local_engine_in_a_subprocess(package: tuple[Path, str], predictor: Any,
 
 
 def test_bench_http_counts_errors_and_bounds_time() -> None:
-    from specweave_ray.bench import bench_http, free_port
+    from specweave_ray.deploy.bench import bench_http, free_port
 
     with pytest.raises(ConfigError, match="http://host:port/path"):
         bench_http("ftp://x/predict", [{"a": 1}])
@@ -331,9 +331,9 @@ def test_ray_serve_deployment_answers_like_the_predictor(package: tuple[Path, st
     import ray
     from ray import serve
 
-    from specweave_ray.bench import bench_http, free_port
-    from specweave_ray.increment import Increment
-    from specweave_ray.serve import ray_serve_app
+    from specweave_ray.deploy.bench import bench_http, free_port
+    from specweave_ray.deploy.serve import ray_serve_app
+    from specweave_ray.workspace.increment import Increment
 
     root, inc_id = package
     port = free_port()
@@ -364,7 +364,7 @@ def test_ray_serve_deployment_answers_like_the_predictor(package: tuple[Path, st
 
 @pytest.mark.slow
 def test_a_bad_row_in_a_batch_fails_alone(predictor: Any, rows: list[dict]) -> None:
-    from specweave_ray.serve import _score_each
+    from specweave_ray.deploy.serve import _score_each
 
     out = _score_each(predictor, [rows[0], {**rows[1], "amount": "x"}, rows[2]])
     assert isinstance(out[1], DataError) and "amount" in str(out[1])

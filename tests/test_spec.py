@@ -1,4 +1,4 @@
-"""Tests for ``specweave_ray.spec``: target phrasings, spec files, rendering, templates."""
+"""Tests for ``specweave_ray.spec._grammar``: target phrasings, spec files, rendering, templates."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from specweave_ray import spec as spec_module
 from specweave_ray.exceptions import SpecError, SpecweaveError
-from specweave_ray.spec import (
+from specweave_ray.spec import _grammar as spec_module
+from specweave_ray.spec._grammar import (
     OPS,
     PROBLEM_TYPES,
     TASKS,

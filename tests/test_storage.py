@@ -15,11 +15,16 @@ from pathlib import Path
 import pytest
 from s3_helpers import BUCKET, s3_server
 
-from specweave_ray import storage
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
-from specweave_ray.increment import Increment, list_increments, resolve_root
-from specweave_ray.records import Experiment, list_records, resolve_increment, track_experiment
-from specweave_ray.storage import StorageError
+from specweave_ray.workspace import storage
+from specweave_ray.workspace.increment import Increment, list_increments, resolve_root
+from specweave_ray.workspace.records import (
+    Experiment,
+    list_records,
+    resolve_increment,
+    track_experiment,
+)
+from specweave_ray.workspace.storage import StorageError
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +296,8 @@ def test_a_file_removed_while_its_folder_is_compared_does_not_stop_the_uploads(s
 
 
 def test_leftovers_of_an_earlier_run_are_uploaded_when_every_task_is_skipped(s3, machine):
-    from specweave_ray.config import parse_config
-    from specweave_ray.pipeline import TASK_ORDER, run_pipeline
+    from specweave_ray.pipeline._tasks import TASK_ORDER, run_pipeline
+    from specweave_ray.spec.config import parse_config
 
     uri = s3.uri("team/leftover")
     inc = Increment.create("Fraud Small", problem_type="classification", root=uri)

@@ -12,8 +12,9 @@ from ray.cluster_utils import Cluster
 from s3_helpers import s3_server
 from sklearn.datasets import load_breast_cancer
 
-from specweave_ray import Increment, ModelExperiment, run_experiments, storage
-from specweave_ray.records import list_records
+from specweave_ray import Increment, ModelExperiment, run_experiments
+from specweave_ray.workspace import storage
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 

@@ -9,11 +9,11 @@ import pytest
 from s3_helpers import s3_server
 from test_pipeline import _config
 
-from specweave_ray import storage
 from specweave_ray.cli import main
-from specweave_ray.increment import list_increments
-from specweave_ray.predictor import Predictor
-from specweave_ray.records import list_records
+from specweave_ray.deploy.predictor import Predictor
+from specweave_ray.workspace import storage
+from specweave_ray.workspace.increment import list_increments
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ from sklearn.datasets import load_breast_cancer, make_regression
 
 from specweave_ray import Increment, ModelExperiment, run_experiments
 from specweave_ray.exceptions import CandidateError, ConfigError, SweepError
-from specweave_ray.experiment import loguniform, randint
-from specweave_ray.records import list_records
+from specweave_ray.search.experiment import loguniform, randint
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 cloudpickle.register_pickle_by_value(sweep_helpers)

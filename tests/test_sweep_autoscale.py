@@ -23,9 +23,9 @@ from ray.cluster_utils import Cluster
 from sklearn.datasets import load_breast_cancer
 
 from specweave_ray import Increment, ModelExperiment, run_experiments
-from specweave_ray._sweep_resources import autoscaler_node_types
 from specweave_ray.exceptions import SweepError
-from specweave_ray.records import list_records
+from specweave_ray.search._ray.resources import autoscaler_node_types
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 cloudpickle.register_pickle_by_value(sweep_helpers)
@@ -221,8 +221,8 @@ def test_the_autoscaler_is_seen_and_launches_the_gpu_node(autoscaling_cluster, i
 
 @pytest.mark.parametrize("bad", [0, -1.0])
 def test_pending_timeout_must_be_positive(bad, inc, data):
-    from specweave_ray.config import parse_config
     from specweave_ray.exceptions import ConfigError
+    from specweave_ray.spec.config import parse_config
 
     raw = {"increment": "x", "problem_type": "classification", "data": {"generate": "fraud", "target": "is_fraud"}}
     cfg = parse_config({**raw, "sweep": {"autoscale": True, "pending_timeout_s": 30}})

@@ -11,7 +11,7 @@ from ray.cluster_utils import Cluster
 from sklearn.datasets import load_breast_cancer
 
 from specweave_ray import Increment, ModelExperiment, run_experiments
-from specweave_ray.records import list_records
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 cloudpickle.register_pickle_by_value(sweep_helpers)

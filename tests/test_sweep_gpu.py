@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer
 
 from specweave_ray import Increment, ModelExperiment, run_experiments
 from specweave_ray.candidates.device import torch_cuda_usable
-from specweave_ray.records import list_records
+from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
 cloudpickle.register_pickle_by_value(sweep_helpers)

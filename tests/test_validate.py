@@ -1,4 +1,4 @@
-"""Tests for ``specweave_ray.validate``: target checks, CIs, lifts, the gate table and JSON."""
+"""Tests for ``specweave_ray.evaluate.gate``: target checks, CIs, lifts, the gate table and JSON."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from specweave_ray import validate as validate_module
-from specweave_ray.exceptions import RecordError, SpecweaveError
-from specweave_ray.spec import Target, parse_targets
-from specweave_ray.validate import (
+from specweave_ray.evaluate import gate as validate_module
+from specweave_ray.evaluate.gate import (
     MET,
     NOT_MEASURED,
     NOT_MET,
@@ -23,6 +21,8 @@ from specweave_ray.validate import (
     lift_metrics,
     render_gate,
 )
+from specweave_ray.exceptions import RecordError, SpecweaveError
+from specweave_ray.spec._grammar import Target, parse_targets
 
 
 def one(line: str, metrics: dict[str, float], **kwargs: object) -> GateRow:

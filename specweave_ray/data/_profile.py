@@ -1,0 +1,224 @@
+"""Profiling and the EDA report behind :mod:`specweave_ray.data._load`.
+
+The public, documented entry points are ``data.profile`` and ``data.write_eda_report``; this
+module holds their mechanics. It imports the ``data`` module (never the other way round at import
+time), so ``import specweave_ray.data._load`` stays free of scikit-learn and matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray._fs import atomic_write_text, to_jsonable
+from specweave_ray.data._load import fingerprint, is_classification, sample
+from specweave_ray.data._schema import is_text, names
+from specweave_ray.exceptions import DataError
+
+_LEAKAGE_THRESHOLD = 0.98
+_LEAKAGE_MAX_ROWS = 50_000  # enough to tell 0.98 from 0.95; keeps 100k x 15 near a second
+
+
+def _single_column_score(x: pd.Series, y: pd.Series, *, classification: bool) -> float:
+    """How well one column alone predicts the target (ROC AUC, or max(|corr|, tree R²))."""
+    from sklearn.metrics import r2_score, roc_auc_score
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    if is_text(x) or pd.api.types.is_bool_dtype(x):
+        codes = x.astype("category").cat.codes.to_numpy(dtype=np.float64)
+        values = np.where(codes < 0, np.nan, codes)
+    elif pd.api.types.is_numeric_dtype(x):
+        values = x.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_datetime64_any_dtype(x):
+        values = x.astype("int64").to_numpy(dtype=np.float64)
+    else:
+        return float("nan")
+    feature = values.reshape(-1, 1)
+    # A depth-limited tree sees non-monotone and categorical relations that a rank AUC misses,
+    # yet has too few leaves to memorise an honest feature.
+    if classification:
+        tree = DecisionTreeClassifier(max_depth=4, min_samples_leaf=5, random_state=0)
+        tree.fit(feature, y)
+        proba = tree.predict_proba(feature)
+        if proba.shape[1] == 2:
+            return float(roc_auc_score(y, proba[:, 1]))
+        return float(roc_auc_score(y, proba, multi_class="ovr", labels=tree.classes_))
+    target = y.to_numpy(dtype=np.float64)
+    tree = DecisionTreeRegressor(max_depth=6, min_samples_leaf=5, random_state=0)
+    tree.fit(feature, target)
+    score = float(r2_score(target, tree.predict(feature)))
+    finite = ~np.isnan(values)
+    if finite.sum() > 2 and np.std(values[finite]) > 0 and np.std(target[finite]) > 0:
+        score = max(score, abs(float(np.corrcoef(values[finite], target[finite])[0, 1])))
+    return score
+
+
+def _leakage_suspects(
+    df: pd.DataFrame, *, target: str, classification: bool, skip: set[str]
+) -> list[dict[str, Any]]:
+    frame = df[df[target].notna()]
+    if len(frame) > _LEAKAGE_MAX_ROWS:
+        frame = sample(frame, target=target, n=_LEAKAGE_MAX_ROWS,
+                       problem_type="classification" if classification else "regression")
+    y = frame[target]
+    if len(frame) < 10 or y.nunique() < 2:
+        return []
+    suspects = []
+    for name in frame.columns:
+        if name == target or name in skip:
+            continue
+        score = _single_column_score(frame[name], y, classification=classification)
+        if math.isfinite(score) and score >= _LEAKAGE_THRESHOLD:
+            metric = "roc_auc" if classification else "max_abs_corr_or_r2"
+            suspects.append({"column": str(name), "metric": metric, "score": round(score, 4)})
+    return suspects
+
+
+def build_profile(
+    df: pd.DataFrame, *, target: str, problem_type: str, max_categories: int = 50
+) -> dict[str, Any]:
+    """See :func:`specweave_ray.data._load.profile`."""
+    if target not in df.columns:
+        raise DataError(f"target column {target!r} is not in the data: {names(df.columns)}")
+    classification = is_classification(problem_type)
+    n = len(df)
+    missing = df.isna().sum()
+    nunique = df.nunique(dropna=False)
+    all_nan = [str(c) for c in df.columns if n and missing[c] == n]
+    constant = [str(c) for c in df.columns if nunique[c] <= 1]
+    high_card = [
+        str(c) for c in df.columns if c != target and is_text(df[c]) and nunique[c] > max_categories
+    ]
+    numeric = {}
+    for name in df.columns:
+        col = df[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            q = col.quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_numpy()
+            numeric[str(name)] = {
+                "mean": col.mean(), "std": col.std(), "min": q[0], "p25": q[1], "median": q[2],
+                "p75": q[3], "max": q[4], "skew": col.skew(), "missing": int(missing[name]),
+            }
+    y = df[target]
+    target_info: dict[str, Any] = {"name": str(target), "missing": int(y.isna().sum())}
+    if classification:
+        counts = y.value_counts(dropna=True)
+        target_info["class_counts"] = {str(k): int(v) for k, v in counts.items()}
+        target_info["n_classes"] = int(len(counts))
+        if len(counts):
+            target_info["minority_share"] = float(counts.min() / counts.sum())
+            target_info["imbalance_ratio"] = float(counts.max() / counts.min())
+    elif pd.api.types.is_numeric_dtype(y):
+        q = y.quantile([0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0])
+        target_info["quantiles"] = {f"q{round(k * 100):02d}": v for k, v in q.items()}
+        target_info.update(mean=y.mean(), std=y.std(), skew=y.skew())
+    skip = set(all_nan) | set(constant) | set(high_card)
+    suspects = _leakage_suspects(df, target=target, classification=classification, skip=skip)
+    return to_jsonable({
+        "rows": n,
+        "columns": int(df.shape[1]),
+        "problem_type": problem_type,
+        "dtypes": {str(c): str(t) for c, t in df.dtypes.items()},
+        "missing": {str(c): int(v) for c, v in missing.items() if v},
+        "duplicate_rows": int(df.duplicated().sum()),
+        "constant_columns": constant,
+        "all_nan_columns": all_nan,
+        "high_cardinality_columns": high_card,
+        "numeric": numeric,
+        "target": target_info,
+        "leakage_suspects": suspects,
+        "fingerprint": fingerprint(df),
+    })
+
+
+def _md_list(items: list[str]) -> str:
+    return ", ".join(f"`{i}`" for i in items) if items else "none"
+
+
+def write_report(
+    df: pd.DataFrame,
+    profile: dict[str, Any],
+    directory: str | os.PathLike[str],
+    *,
+    target: str,
+    problem_type: str,
+) -> Path:
+    """See :func:`specweave_ray.data._load.write_eda_report`."""
+    from matplotlib.figure import Figure
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    numeric_cols = [c for c in profile.get("numeric", {}) if c in df.columns][:24]
+    plots: list[str] = []
+    features = [c for c in numeric_cols if c != target]
+    if features:
+        ncols = min(4, len(features))
+        nrows = math.ceil(len(features) / ncols)
+        fig = Figure(figsize=(4 * ncols, 3 * nrows))
+        for i, name in enumerate(features):
+            ax = fig.add_subplot(nrows, ncols, i + 1)
+            ax.hist(df[name].dropna().to_numpy(dtype=float), bins=40, color="#4C72B0")
+            ax.set_title(name, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(directory / "numeric-histograms.png", dpi=80)
+        plots.append("numeric-histograms.png")
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    if is_classification(problem_type):
+        counts = df[target].value_counts()
+        ax.bar([str(k) for k in counts.index], counts.to_numpy(), color="#55A868")
+        ax.set_yscale("log")
+        ax.set_ylabel("rows (log scale)")
+    elif pd.api.types.is_numeric_dtype(df[target]):
+        ax.hist(df[target].dropna().to_numpy(dtype=float), bins=60, color="#55A868")
+    ax.set_title(f"target: {target}")
+    fig.tight_layout()
+    fig.savefig(directory / "target-balance.png", dpi=80)
+    plots.append("target-balance.png")
+    if len(numeric_cols) >= 2:
+        corr = df[numeric_cols].corr().to_numpy()
+        fig = Figure(figsize=(1 + 0.5 * len(numeric_cols), 0.5 * len(numeric_cols) + 1))
+        ax = fig.add_subplot(1, 1, 1)
+        image = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_xticks(range(len(numeric_cols)), numeric_cols, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(numeric_cols)), numeric_cols, fontsize=7)
+        fig.colorbar(image, ax=ax)
+        fig.tight_layout()
+        fig.savefig(directory / "correlation-heatmap.png", dpi=80)
+        plots.append("correlation-heatmap.png")
+
+    t = profile.get("target", {})
+    lines = [
+        "# Exploratory data analysis", "",
+        f"- rows: {profile.get('rows')}, columns: {profile.get('columns')}",
+        f"- problem type: {problem_type}; target: `{target}`",
+        f"- fingerprint: `{profile.get('fingerprint')}`",
+        f"- duplicate rows: {profile.get('duplicate_rows')}",
+        f"- constant columns: {_md_list(profile.get('constant_columns', []))}",
+        f"- all-missing columns: {_md_list(profile.get('all_nan_columns', []))}",
+        f"- high-cardinality columns: {_md_list(profile.get('high_cardinality_columns', []))}",
+        "", "## Target", "",
+    ]
+    if "class_counts" in t:
+        lines += [f"- class `{k}`: {v}" for k, v in t["class_counts"].items()]
+        lines.append(f"- minority share: {t.get('minority_share', float('nan')):.4%}")
+    else:
+        lines += [f"- {k}: {v:.4g}" for k, v in t.get("quantiles", {}).items() if v is not None]
+    lines += ["", "## Leakage suspects", ""]
+    suspects = profile.get("leakage_suspects", [])
+    lines += [f"- **`{s['column']}`**: {s['metric']} = {s['score']} alone — check it is known "
+              "at prediction time" for s in suspects] or ["none found"]
+    lines += ["", "## Missing values", ""]
+    lines += [f"- `{k}`: {v}" for k, v in profile.get("missing", {}).items()] or ["none"]
+    lines += ["", "## Numeric columns", "", "| column | mean | std | min | median | max | missing |",
+              "|---|---|---|---|---|---|---|"]
+    for name, s in profile.get("numeric", {}).items():
+        cells = [s.get(k) for k in ("mean", "std", "min", "median", "max")]
+        shown = " | ".join("" if v is None else f"{v:.4g}" for v in cells)
+        lines.append(f"| {name} | {shown} | {s.get('missing', 0)} |")
+    lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return atomic_write_text(directory / "eda-summary.md", "\n".join(lines) + "\n")

@@ -1,0 +1,207 @@
+"""Input rows against a model package's input schema: every bad field named, values normalised.
+
+Used by :class:`specweave_ray.deploy.predictor.Predictor`. A dict row with exactly the schema's fields and
+plain numbers and strings passes :meth:`RowValidator._clean` (the serving hot path) without any
+copying; anything else is checked field by field, and every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray.deploy._fast_features import is_missing
+from specweave_ray.exceptions import DataError
+
+_NUMBER_TYPES = (int, float)
+_MAX_ERRORS = 20
+
+
+class RowValidator:
+    """Checks rows against the package's input schema and names every bad field.
+
+    ``schema`` is the metadata's ``input_schema``: ``{column: {"kind": "number" | "string" |
+    "boolean" | "datetime", "dtype": ..., ...}}``. Missing values (None, NaN, NaT, pandas.NA)
+    are accepted in every field: the feature pipeline imputes them.
+    """
+
+    def __init__(self, schema: Mapping[str, Mapping[str, Any]], *, target: str | None = None) -> None:
+        self.target = target
+        self.schema = {str(c): dict(spec) for c, spec in schema.items()}
+        self.columns = tuple(self.schema)
+        self.kinds = {c: spec.get("kind", "string") for c, spec in self.schema.items()}
+        self._keys = frozenset(self.columns)
+        self._numbers = tuple(c for c, k in self.kinds.items() if k == "number")
+        self._strings = tuple(c for c, k in self.kinds.items() if k == "string")
+        self._others = tuple(c for c, k in self.kinds.items() if k not in ("number", "string"))
+
+    # dict rows ----------------------------------------------------------------------------
+    def check_records(self, records: Sequence[Any]) -> list[Mapping[str, Any]]:
+        """The rows, with odd missing markers and date strings normalised; DataError if any is bad."""
+        out: list[Mapping[str, Any]] = []
+        errors: list[str] = []
+        many = len(records) > 1
+        for i, row in enumerate(records):
+            if self._clean(row):
+                out.append(row)
+                continue
+            fixed, problems = self._check_row(row)
+            errors += [f"row {i}: {p}" if many else p for p in problems]
+            out.append(fixed)
+        if errors:
+            raise _data_error(errors)
+        return out
+
+    def _clean(self, row: Any) -> bool:
+        """The hot path: exact keys, plain numbers and strings, nothing else to look at."""
+        if type(row) is not dict or row.keys() != self._keys or self._others:
+            return False
+        for c in self._numbers:
+            v = row[c]
+            if type(v) is float:
+                if math.isinf(v):  # NaN is a missing value; infinity is refused
+                    return False
+            elif type(v) is not int and v is not None:
+                return False
+        for c in self._strings:
+            v = row[c]
+            if type(v) is not str and v is not None:
+                return False
+        return True
+
+    def _check_row(self, row: Any) -> tuple[dict[str, Any], list[str]]:
+        if not isinstance(row, Mapping):
+            return {}, [f"a row must be an object of fields, got {type(row).__name__}"]
+        problems = [f"missing field {c!r}" for c in self.columns if c not in row]
+        problems += [self._unexpected(k) for k in row if k not in self._keys]
+        fixed: dict[str, Any] = {}
+        for c in self.columns:
+            if c not in row:
+                fixed[c] = None
+                continue
+            value, problem = _check_value(c, self.kinds[c], row[c])
+            fixed[c] = value
+            if problem:
+                problems.append(problem)
+        return fixed, problems
+
+    def _unexpected(self, name: Any) -> str:
+        hint = " (the target; drop it before predicting)" if self.target is not None and name == self.target else ""
+        return f"unexpected field {str(name)!r}{hint}"
+
+    def frame(self, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """Checked rows as a DataFrame in the schema's column order and dtypes."""
+        data = {c: [r[c] for r in records] for c in self.columns}
+        return self._coerce(pd.DataFrame(data, columns=list(self.columns)))
+
+    # DataFrames ---------------------------------------------------------------------------
+    def check_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` in the schema's column order and dtypes; DataError naming every bad column."""
+        present = [str(c) for c in df.columns]
+        errors = [f"missing field {c!r}" for c in self.columns if c not in present]
+        errors += [self._unexpected(c) for c in present if c not in self._keys]
+        if len(set(present)) != len(present):
+            raise _data_error([*errors, "duplicate column names"])
+        df = df.set_axis(present, axis=1)
+        for c in self.columns:
+            if c in df.columns:
+                errors += _check_column(c, self.kinds[c], df[c])
+        if errors:
+            raise _data_error(errors)
+        return self._coerce(df[list(self.columns)].reset_index(drop=True))
+
+    def _coerce(self, df: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        for c in self.columns:
+            s, kind, dtype = df[c], self.kinds[c], self.schema[c].get("dtype")
+            if kind == "number":
+                s = pd.to_numeric(s.astype(object).where(s.notna(), np.nan), errors="raise").astype("float64")
+                if str(dtype).startswith(("int", "uint")) and not s.isna().any():
+                    s = s.astype(str(dtype))
+            elif kind == "datetime":
+                s = pd.to_datetime(s)
+            else:
+                s = s.astype(object).where(s.notna(), None)
+                if kind == "boolean" and s.notna().all():
+                    s = s.astype(bool)
+                elif kind == "string" and dtype:
+                    try:
+                        s = s.astype(str(dtype))
+                    except (TypeError, ValueError):
+                        pass
+            out[c] = s
+        return pd.DataFrame(out, columns=list(self.columns))
+
+
+def _check_value(column: str, kind: str, value: Any) -> tuple[Any, str | None]:
+    """(normalised value, problem or None) for one field of a dict row."""
+    if is_missing(value):
+        return None, None
+    if kind == "number":
+        if isinstance(value, (bool, np.bool_)):
+            return float(value), None
+        if isinstance(value, (_NUMBER_TYPES, np.integer, np.floating)):
+            if not math.isfinite(float(value)):
+                return None, f"field {column!r} must be a finite number, got {value!r}"
+            return value, None
+        return None, f"field {column!r} must be a number, got {_show(value)}"
+    if kind == "string":
+        if isinstance(value, str):
+            return value, None
+        return None, f"field {column!r} must be a string, got {_show(value)}"
+    if kind == "boolean":
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value), None
+        return None, f"field {column!r} must be true or false, got {_show(value)}"
+    try:
+        if isinstance(value, (bool, int, float)):
+            raise ValueError
+        return pd.Timestamp(value), None
+    except (TypeError, ValueError, OverflowError):
+        return None, f"field {column!r} must be a date/time (ISO 8601 text), got {_show(value)}"
+
+
+def _check_column(column: str, kind: str, s: pd.Series) -> list[str]:
+    dtype = s.dtype
+    if kind == "number":
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            values = s.to_numpy(dtype="float64", na_value=np.nan)
+            bad = np.isinf(values)
+            return [_column_problem(column, "a finite number", s[bad])] if bad.any() else []
+        ok = s.map(lambda v: _check_value(column, kind, v)[1] is None)
+        return [] if ok.all() else [_column_problem(column, "a number", s[~ok])]
+    if kind == "datetime":
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return []
+        ok = s.map(lambda v: _check_value(column, kind, v)[1] is None)
+        return [] if ok.all() else [_column_problem(column, "a date/time", s[~ok])]
+    if kind == "boolean":
+        if pd.api.types.is_bool_dtype(dtype):
+            return []
+        ok = s.map(lambda v: _check_value(column, kind, v)[1] is None)
+        return [] if ok.all() else [_column_problem(column, "true or false", s[~ok])]
+    if pd.api.types.is_string_dtype(dtype) and dtype != np.dtype(object):
+        return []
+    ok = s.map(lambda v: _check_value(column, kind, v)[1] is None)
+    return [] if ok.all() else [_column_problem(column, "a string", s[~ok])]
+
+
+def _column_problem(column: str, what: str, bad: pd.Series) -> str:
+    rows = ", ".join(str(i) for i in bad.index[:5])
+    more = f" ({len(bad)} rows: {rows}{', ...' if len(bad) > 5 else ''})" if len(bad) > 1 else f" (row {rows})"
+    return f"field {column!r} must be {what}, got {_show(bad.iloc[0])}{more}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _data_error(errors: list[str]) -> DataError:
+    shown = errors[:_MAX_ERRORS]
+    more = f"; ... ({len(errors) - _MAX_ERRORS} more)" if len(errors) > _MAX_ERRORS else ""
+    return DataError("input does not match the model's schema: " + "; ".join(shown) + more)

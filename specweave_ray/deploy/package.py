@@ -1,0 +1,470 @@
+"""The model package: the evaluated model in its native format, its feature pipeline, metadata.
+
+``build_package`` turns the increment's newest evaluation record (T-006) into
+``models/model-vK.*``::
+
+    model-vK.ubj | .txt | .pt | .pkl   the model as save_native wrote it (+ model-vK.json sidecar)
+    model-vK.features.pkl              the fitted scikit-learn ColumnTransformer
+    model-vK.background.parquet        <= 100 input rows (no target) for explainers
+    model-vK.reference.json            drift baseline (specweave_ray.deploy.drift.reference_profile)
+    model-vK.metadata.json             schema, threshold, classes, metrics with CIs, lineage,
+                                       package versions, sha256 of every other file; written last
+
+K counts up within the increment. The metadata file is the commit point: a version without it is
+an interrupted build and is ignored. ``load_package`` checks every file's sha256 against the
+metadata before anything is read, and pickles are unpickled from the very bytes that were
+hashed, so a file swapped after the check is never run either.
+
+Example:
+    >>> from specweave_ray.deploy.package import build_package, load_package   # doctest: +SKIP
+    >>> build_package(Increment.open("0001"))                           # doctest: +SKIP
+    PosixPath('.../models/model-v1.metadata.json')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import logging
+import os
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from specweave_ray._fs import atomic_write_bytes, atomic_write_json, folder_lock, read_json
+from specweave_ray.candidates.serialization import load_native, sha256_of
+from specweave_ray.exceptions import RecordError
+from specweave_ray.workspace import _mlflow
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import (
+    environment,
+    list_records,
+    read_record,
+    resolve_increment,
+)
+
+__all__ = ["STATUSES", "build_package", "latest_version", "list_packages", "load_package", "mark"]
+
+logger = logging.getLogger(__name__)
+STATUSES = ("candidate", "passed", "failed")
+BACKGROUND_ROWS = 100
+_VERSION_RE = re.compile(r"^model-v(\d+)\.")
+_METADATA_RE = re.compile(r"^model-v(\d+)\.metadata\.json$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+# -- building ----------------------------------------------------------------------------------
+def build_package(
+    inc: Increment | str | int | os.PathLike[str],
+    *,
+    evaluation_record: str | None = None,
+    register: bool = True,
+    reference_data: pd.DataFrame | None = None,
+    root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Package the model an evaluation record scored as ``models/model-vK.*``.
+
+    Args:
+        inc: The increment (or its id, number or folder).
+        evaluation_record: Record id of a T-006 evaluation (default: the newest finished one).
+        register: Also log an MLflow pyfunc model in the increment's MLflow experiment and
+            register it as a new version of the model named after the increment slug (tags
+            ``increment`` and ``package``). Skipped when ``SPECWEAVE_MLFLOW=0``.
+        reference_data: Input rows (target allowed, it is dropped) for the explainer background
+            and the drift baseline; default ``data/sample.parquet``.
+        root: Increments root when ``inc`` is an id or number.
+
+    Returns:
+        The path of ``model-vK.metadata.json``.
+
+    Raises:
+        RecordError: No evaluation record, the evaluated trial saved no model, a trial file's
+            hash differs from its record, or there are no reference rows. A failed build leaves
+            no ``model-vK.*`` file behind.
+    """
+    inc = resolve_increment(inc, root)
+    ev = _evaluation(inc, evaluation_record)
+    trial_id = ev.meta.get("trial_record")
+    if not trial_id:
+        raise RecordError(f"{ev.path}: the evaluation names no trial_record; rerun T-006")
+    trial = read_record(inc.experiments_dir / trial_id)
+    art = trial.meta.get("artifacts") or {}
+    if "model" not in art:
+        raise RecordError(f"{trial.path}: the evaluated trial saved no model (was the refit skipped?)")
+    folder = inc.models_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder):  # claim K by writing its first file under the lock
+        version = max(_versions_on_disk(folder), default=0) + 1
+        stem = f"model-v{version}"
+        model_info = _copy_files(trial.path, art["model"], folder, lambda f: stem + f[f.index("."):])
+    try:
+        features_info = None
+        if "features" in art:
+            features_info = _copy_files(trial.path, art["features"], folder,
+                                        lambda f: f"{stem}.features{f[f.rindex('.'):]}")
+        meta = _assemble(inc, version=version, evaluation=ev, trial=trial, model_info=model_info,
+                         features_info=features_info, classes=art.get("classes"),
+                         reference_data=reference_data)
+    except BaseException:
+        for leftover in folder.glob(f"{stem}.*"):  # no metadata yet: nothing refers to them
+            leftover.unlink(missing_ok=True)
+        raise
+    if register and _mlflow.enabled():
+        try:
+            from specweave_ray.deploy._package_mlflow import register as register_model
+
+            meta["mlflow"] = register_model(inc, version, folder, meta)
+        except Exception as err:  # noqa: BLE001 - the package on disk stays the source of truth
+            logger.warning("MLflow registration of %s/model-v%d failed: %s", inc.id, version, err)
+            meta["mlflow"] = {"error": f"{type(err).__name__}: {err}"}
+    path = folder / f"{stem}.metadata.json"
+    atomic_write_json(path, meta)
+    return path
+
+
+def _assemble(inc: Increment, *, version: int, evaluation: Any, trial: Any, model_info: dict[str, Any],
+              features_info: dict[str, Any] | None, classes: list[Any] | None,
+              reference_data: pd.DataFrame | None) -> dict[str, Any]:
+    """Write the background and reference files and return the metadata (not yet written)."""
+    from specweave_ray.deploy._fast_features import n_outputs
+    from specweave_ray.deploy.predictor import Predictor
+
+    folder, stem = inc.models_dir, f"model-v{version}"
+    partial = {"model": model_info, "features": features_info, "files": {
+        **model_info["files"], **(features_info or {}).get("files", {})}}
+    model, features = load_model(partial, folder), load_features(partial, folder)
+    target = _target(inc)
+    X_ref = _reference_rows(inc, reference_data, target)
+    columns = ([str(c) for c in features.feature_names_in_] if hasattr(features, "feature_names_in_")
+               else [str(c) for c in X_ref.columns])
+    missing = [c for c in columns if c not in X_ref.columns]
+    if missing:
+        raise RecordError(f"the reference rows lack the model's input column(s) {missing}")
+    X_ref = X_ref[columns].reset_index(drop=True)
+    problem_type = inc.spec().problem_type
+    meta: dict[str, Any] = {
+        "version": version, "increment": inc.id, "created": _now(), "status": "candidate",
+        "problem_type": problem_type, "target": target, "candidate": evaluation.meta.get("candidate"),
+        "estimator": model_info.get("estimator"), "params": dict(trial.params),
+        "format": model_info.get("format"), "classes": classes,
+        "threshold": evaluation.meta.get("threshold") if classes is not None and len(classes) == 2 else None,
+        "input_schema": _input_schema(inc, columns, X_ref, features),
+        "feature_names": None, "feature_groups": None, "fast_path": True,
+        "metrics": dict(evaluation.metrics), "evaluation_record": evaluation.id, "trial_record": trial.id,
+        "data_fingerprint": evaluation.meta.get("data_fingerprint") or trial.meta.get("data_fingerprint"),
+        "packages": package_versions(), "model": model_info, "features": features_info,
+    }
+    predictor = Predictor(meta, folder, model=model, features=features)
+    meta["feature_groups"] = predictor.feature_groups
+    meta["feature_names"] = _feature_names(features, predictor.feature_groups)
+    meta["explainer"] = predictor.explainer_kind
+    X_ok = predictor.validate(X_ref)
+    reason = predictor.check_fast_path(X_ok)
+    meta["fast_path"] = reason is None
+    if reason is not None:
+        meta["fast_path_reason"] = reason
+    n_features = n_outputs(features) if features is not None else len(columns)
+    meta["n_features"] = n_features
+
+    background = X_ok.sample(n=min(BACKGROUND_ROWS, len(X_ok)), random_state=0).sort_index()
+    buf = io.BytesIO()
+    background.reset_index(drop=True).to_parquet(buf, index=False)
+    atomic_write_bytes(folder / f"{stem}.background.parquet", buf.getvalue())
+    meta["explainer_background"] = f"{stem}.background.parquet"
+    meta["reference"] = _write_reference(folder / f"{stem}.reference.json", X_ok, predictor)
+    written = [meta["explainer_background"]] + ([meta["reference"]] if meta["reference"] else [])
+    meta["files"] = {**partial["files"], **{name: sha256_of(folder / name) for name in written}}
+    meta["mlflow"] = None
+    return meta
+
+
+def _target(inc: Increment) -> str | None:
+    """The target column: the schema's column described as ``target``, else the stored config's."""
+    import yaml
+
+    with contextlib.suppress(Exception):
+        from specweave_ray.data._load import read_schema
+
+        for name, col in read_schema(inc.data_dir / "schema.yaml").columns.items():
+            if col.description == "target":
+                return str(name)
+    with contextlib.suppress(Exception):
+        cfg = yaml.safe_load((inc.path / "pipeline.yaml").read_text(encoding="utf-8"))
+        return str(cfg["data"]["target"])
+    return None
+
+
+def _reference_rows(inc: Increment, data: pd.DataFrame | None, target: str | None) -> pd.DataFrame:
+    if data is None:
+        path = inc.data_dir / "sample.parquet"
+        if not path.is_file():
+            raise RecordError(f"{path} is missing (T-001 writes it); pass reference_data= to build_package")
+        data = pd.read_parquet(path)
+    if not isinstance(data, pd.DataFrame) or data.empty:
+        raise RecordError("reference_data must be a non-empty DataFrame of input rows")
+    return data.drop(columns=[target], errors="ignore") if target else data
+
+
+def _input_schema(inc: Increment, columns: list[str], X: pd.DataFrame, features: Any) -> dict[str, Any]:
+    """Per input column: dtype, kind, nullable, and categories or min/max where the data schema
+    (``data/schema.yaml``) or the fitted encoder knows them."""
+    from specweave_ray.features import feature_types
+
+    schema_cols: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        from specweave_ray.data._load import read_schema
+
+        schema_cols = dict(read_schema(inc.data_dir / "schema.yaml").columns)
+    types = feature_types(X)
+    out: dict[str, Any] = {}
+    for c in columns:
+        col = schema_cols.get(c)
+        dtype = X[c].dtype
+        kind = {"numeric": "number", "datetime": "datetime"}.get(types[c], "string")
+        if types[c] == "categorical" and pd.api.types.is_bool_dtype(dtype):
+            kind = "boolean"
+        spec: dict[str, Any] = {"dtype": str(col.dtype) if col is not None else str(dtype), "kind": kind,
+                                "nullable": bool(col.nullable) if col is not None else bool(X[c].isna().any())}
+        for check in getattr(col, "checks", []) or []:
+            stats = check.statistics or {}
+            if "allowed_values" in stats:
+                spec["categories"] = [str(v) for v in stats["allowed_values"]]
+            for key, name in (("min_value", "min"), ("max_value", "max")):
+                if key in stats and stats[key] is not None:
+                    spec[name] = float(stats[key])
+        if kind == "string" and "categories" not in spec:
+            known = _encoder_categories(features, c)
+            if known is not None:
+                spec["categories"] = known
+        out[c] = spec
+    return out
+
+
+def _encoder_categories(features: Any, column: str) -> list[str] | None:
+    for _, trans, cols in getattr(features, "transformers_", []):
+        last = trans.steps[-1][1] if hasattr(trans, "steps") else trans
+        if isinstance(cols, list) and column in cols and hasattr(last, "categories_"):
+            return [str(v) for v in last.categories_[cols.index(column)] if v != "__missing__"]
+    return None
+
+
+def _feature_names(features: Any, groups: list[str]) -> list[str]:
+    with contextlib.suppress(Exception):
+        return [str(n) for n in features.get_feature_names_out()]
+    seen: dict[str, int] = {}
+    names = []
+    for g in groups:
+        seen[g] = seen.get(g, -1) + 1
+        names.append(f"{g}_{seen[g]}")
+    return names
+
+
+def _write_reference(path: Path, X: pd.DataFrame, predictor: Any) -> str | None:
+    """The drift baseline of the reference rows and the model's predictions on them."""
+    from specweave_ray.deploy.drift import reference_profile
+
+    atomic_write_json(path, reference_profile(X, predictor.monitored_output(X)))
+    return path.name
+
+
+def _evaluation(inc: Increment, record: str | None) -> Any:
+    if record is not None:
+        rec = read_record(inc.experiments_dir / Path(record).name)
+        if rec.kind != "evaluation":
+            raise RecordError(f"{rec.path} is a {rec.kind!r} record, not an evaluation (T-006)")
+        return rec
+    evals = [r for r in list_records(inc, kind="evaluation") if r.status == "finished"]
+    if not evals:
+        raise RecordError(f"{inc.id} has no finished evaluation record; run T-006 first "
+                          f"(specweave-ray do {inc.id})")
+    return evals[-1]
+
+
+def _copy_files(src: Path, info: Mapping[str, Any], dest: Path, rename: Any) -> dict[str, Any]:
+    """Copy save_native's files under new names, checking each against its recorded hash."""
+    files = info.get("files") or {}
+    out = {}
+    for name, recorded in files.items():
+        new = rename(name)
+        data = read_verified(src, name, recorded)
+        atomic_write_bytes(dest / new, data)
+        out[new] = recorded
+    return {**{k: v for k, v in info.items() if k != "files"}, "files": out}
+
+
+def _versions_on_disk(folder: Path) -> list[int]:
+    return [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_RE.match(p.name))]
+
+
+# -- reading -----------------------------------------------------------------------------------
+def read_verified(folder: Path, name: str, recorded: str) -> bytes:
+    """The bytes of ``folder/name`` after checking their sha256; what is returned is what was hashed.
+
+    Raises:
+        RecordError: The file is missing, escapes the folder, or its hash differs.
+    """
+    import hashlib
+
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise RecordError(f"package file name {name!r} is not a plain file name; refusing to load")
+    path = Path(folder) / name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise RecordError(f"package file {name} is missing from {folder}") from err
+    found = hashlib.sha256(data).hexdigest()
+    if found != str(recorded).lower():
+        raise RecordError(f"hash mismatch for {name}: recorded {recorded}, found {found}; refusing to "
+                          f"load a file that changed after the package was built")
+    return data
+
+
+def verify_files(meta: Mapping[str, Any], folder: Path) -> None:
+    """Check every file the metadata lists, before any of them is read.
+
+    Raises:
+        RecordError: Naming the first missing or changed file.
+    """
+    files = meta.get("files")
+    if not isinstance(files, Mapping) or not files:
+        raise RecordError(f"package metadata in {folder} lists no files; rebuild the package")
+    for name, recorded in files.items():
+        if not isinstance(name, str) or not _SAFE_NAME.match(name):
+            raise RecordError(f"package file name {name!r} is not a plain file name; refusing to load")
+        path = Path(folder) / name
+        if not path.is_file():
+            raise RecordError(f"package file {name} is missing from {folder}")
+        found = sha256_of(path)
+        if found != str(recorded).lower():
+            raise RecordError(f"hash mismatch for {name}: recorded {recorded}, found {found}; refusing "
+                              f"to load a file that changed after the package was built")
+
+
+def load_model(meta: Mapping[str, Any], folder: Path) -> Any:
+    """The packaged model; a pickled one is unpickled from the verified bytes only."""
+    info = meta["model"]
+    if info.get("format") == "pickle":
+        (name, recorded), = info["files"].items()
+        return pickle.loads(read_verified(folder, name, recorded))  # noqa: S301 - hash checked
+    return load_native(folder, info)  # checks the hashes again; native formats run no code
+
+
+def load_features(meta: Mapping[str, Any], folder: Path) -> Any:
+    """The fitted feature pipeline (or None when the model reads the raw columns)."""
+    info = meta.get("features")
+    if not info:
+        return None
+    (name, recorded), = info["files"].items()
+    return pickle.loads(read_verified(folder, name, recorded))  # noqa: S301 - hash checked
+
+
+def read_background(meta: Mapping[str, Any], folder: Path) -> pd.DataFrame | None:
+    name = meta.get("explainer_background")
+    if not name:
+        return None
+    return pd.read_parquet(io.BytesIO(read_verified(folder, name, meta["files"][name])))
+
+
+# -- versions ----------------------------------------------------------------------------------
+def list_packages(inc: Increment | str | int | os.PathLike[str], *,
+                  root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The metadata of every committed package of the increment, by version."""
+    inc = resolve_increment(inc, root)
+    folder = inc.models_dir
+    if not folder.is_dir():
+        return []
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _METADATA_RE.match(p.name)))
+    out = []
+    for _, path in found:
+        try:
+            out.append(read_json(path))
+        except json.JSONDecodeError as err:
+            raise RecordError(f"{path}: unreadable package metadata ({err})") from err
+    return out
+
+
+def latest_version(inc: Increment | str | int | os.PathLike[str], *,
+                   root: str | os.PathLike[str] | None = None) -> int:
+    """The newest package that has not failed its gate (status candidate or passed).
+
+    Raises:
+        RecordError: The increment has no such package.
+    """
+    inc = resolve_increment(inc, root)
+    usable = [m["version"] for m in list_packages(inc) if m.get("status") in ("candidate", "passed")]
+    if not usable:
+        raise RecordError(f"{inc.id} has no model package that has not failed; build one with "
+                          f"specweave_ray.deploy.package.build_package")
+    return max(usable)
+
+
+def resolve_version(inc: Increment, version: str | int) -> int:
+    """``"latest"`` (the newest passed package, else :func:`latest_version`), ``K``, ``"vK"``."""
+    if isinstance(version, str) and version.strip().lower() == "latest":
+        passed = [m["version"] for m in list_packages(inc) if m.get("status") == "passed"]
+        return max(passed) if passed else latest_version(inc)
+    text = str(version).strip().lower().removeprefix("model-").removeprefix("v")
+    if isinstance(version, bool) or not text.isdigit():
+        raise RecordError(f"model version must be 'latest', K or 'vK', got {version!r}")
+    return int(text)
+
+
+def load_package(inc: Increment | str | int | os.PathLike[str], version: str | int = "latest", *,
+                 root: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Path]:
+    """A package's metadata and metadata path, after verifying the sha256 of every file.
+
+    Raises:
+        RecordError: Unknown version, or a missing or changed file (named in the message).
+    """
+    inc = resolve_increment(inc, root)
+    k = resolve_version(inc, version)
+    path = inc.models_dir / f"model-v{k}.metadata.json"
+    meta = read_json(path)
+    if meta is None:
+        known = ", ".join(f"v{m['version']}" for m in list_packages(inc)) or "none"
+        raise RecordError(f"{inc.id} has no model package v{k} (known: {known})")
+    verify_files(meta, inc.models_dir)
+    return meta, path
+
+
+def mark(inc: Increment | str | int | os.PathLike[str], version: str | int, *, status: str,
+         root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Set a package's status (``passed`` / ``failed`` after the gate); returns the new metadata."""
+    if status not in STATUSES:
+        raise RecordError(f"package status must be one of {', '.join(STATUSES)}, got {status!r}")
+    inc = resolve_increment(inc, root)
+    k = resolve_version(inc, version)
+    with folder_lock(inc.models_dir):
+        path = inc.models_dir / f"model-v{k}.metadata.json"
+        meta = read_json(path)
+        if meta is None:
+            raise RecordError(f"{inc.id} has no model package v{k}")
+        meta.update(status=status, status_changed=_now())
+        atomic_write_json(path, meta)
+    registered = meta.get("mlflow") or {}
+    if registered.get("version") and _mlflow.enabled():
+        with contextlib.suppress(Exception):  # the registry tag mirrors the file; the file decides
+            _mlflow.client_for(inc.root).set_model_version_tag(
+                registered["model_name"], str(registered["version"]), "status", status)
+    return meta
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a package needs at load time (records' list plus shap)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = dict(environment()["packages"])
+    for name in ("shap", "pandera"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out

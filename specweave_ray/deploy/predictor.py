@@ -1,0 +1,324 @@
+"""``Predictor``: a model package loaded in process, for predictions, probabilities and explanations.
+
+Rows may be a DataFrame, a list of dicts or one dict; they are checked against the package's input
+schema first (a missing, unexpected or mistyped field is a :class:`DataError` naming every one).
+Dict rows take a fast path: a plain-NumPy copy of the fitted feature pipeline feeds the native
+booster directly (XGBoost ``inplace_predict``, LightGBM ``Booster.predict``, the torch network),
+because scikit-learn's ``ColumnTransformer`` costs about a millisecond on one row. The fast path is
+checked against the scikit-learn path on the reference rows when the package is built, and is off
+(``metadata["fast_path"] is False``) where they differ or the pipeline holds an unknown step.
+
+Example:
+    >>> from specweave_ray.deploy.predictor import Predictor                     # doctest: +SKIP
+    >>> p = Predictor.load("0001-fraud-detection")                        # doctest: +SKIP
+    >>> p.predict_proba({"amount": 912.5, "merchant_category": "gaming", ...})   # doctest: +SKIP
+    array([[0.93, 0.07]])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray._fs import read_json
+from specweave_ray.candidates._common import family_of
+from specweave_ray.deploy._fast_features import (
+    FastEncoder,
+    Unsupported,
+    compile_encoder,
+    feature_groups,
+    n_outputs,
+)
+from specweave_ray.deploy._rows import RowValidator
+from specweave_ray.exceptions import CandidateError, DataError, RecordError
+
+__all__ = ["Predictor"]
+
+logger = logging.getLogger(__name__)
+_METADATA_RE = re.compile(r"^model-v(\d+)\.metadata\.json$")
+Rows = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+
+
+class Predictor:
+    """A verified model package, ready to predict.
+
+    Build it with :meth:`load` (an increment's package) or :meth:`from_folder`.
+
+    Attributes:
+        metadata: The package's metadata (``model-vK.metadata.json``).
+        version: ``K``.
+        classes: Labels in the order of the probability columns, or None for a regressor.
+        threshold: The binary decision threshold on ``predict_proba(rows)[:, 1]`` (predict the
+            second class when ``>=``), or None.
+        model: The loaded estimator; ``raw_model`` the object that scores: an XGBoost or
+            LightGBM ``Booster``, the torch network, or the scikit-learn estimator.
+        features: The fitted ``ColumnTransformer`` (None when the model reads raw columns).
+        feature_groups: For each encoded feature, the input column it comes from.
+    """
+
+    def __init__(self, metadata: Mapping[str, Any], folder: str | os.PathLike[str], *, model: Any,
+                 features: Any) -> None:
+        self.metadata = dict(metadata)
+        self.folder = Path(folder)
+        self.version = int(self.metadata["version"])
+        self.problem_type = self.metadata.get("problem_type")
+        classes = self.metadata.get("classes")
+        self.classes = None if classes is None else np.asarray(classes, dtype=object if any(
+            isinstance(c, str) for c in classes) else None)
+        self.threshold = self.metadata.get("threshold")
+        self.model = model
+        self.features = features
+        self.family = _family(model)
+        self.raw_model, self._score = _scorer(model, self.family, self.classes)
+        self._validator = RowValidator(self.metadata["input_schema"], target=self.metadata.get("target"))
+        self.input_columns = list(self._validator.columns)
+        width = n_outputs(features) if features is not None else len(self.input_columns)
+        self.feature_groups = feature_groups(features, width, self.input_columns)
+        self._encoder: FastEncoder | None = None
+        self._fast_reason: str | None = (self.metadata.get("fast_path_reason") or "off in the metadata"
+                                         if features is not None else "no feature pipeline to copy")
+        if self.metadata.get("fast_path", True) and features is not None:
+            try:
+                self._encoder = compile_encoder(features)
+                self._fast_reason = None
+            except Unsupported as err:
+                self._fast_reason = str(err)
+                logger.info("model-v%d: dict rows take the scikit-learn path (%s)", self.version, err)
+        self._explainer: Any = None
+        self._lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, increment: Any, *, version: str | int = "latest",
+             root: str | os.PathLike[str] | None = None) -> Predictor:
+        """Load an increment's package after checking every file's sha256.
+
+        Args:
+            increment: An :class:`~specweave_ray.workspace.increment.Increment`, id, number or folder.
+            version: ``"latest"`` (newest passed package, else the newest not failed), ``K``, ``"vK"``.
+            root: Increments root when ``increment`` is an id or number.
+
+        Raises:
+            RecordError: No such package, or a file is missing or changed (named in the message).
+        """
+        from specweave_ray.deploy.package import load_package
+        from specweave_ray.workspace.records import resolve_increment
+
+        meta, path = load_package(resolve_increment(increment, root), version)
+        return cls._open(meta, path.parent)
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str], *, metadata: str | None = None) -> Predictor:
+        """Load a package from a folder of its files (an MLflow model's artifacts, a copy).
+
+        Args:
+            folder: The folder.
+            metadata: The metadata file name; default the highest ``model-vK.metadata.json``.
+        """
+        from specweave_ray.deploy.package import verify_files
+
+        folder = Path(folder)
+        if metadata is None:
+            found = sorted((int(m.group(1)), p.name) for p in folder.iterdir() if (m := _METADATA_RE.match(p.name)))
+            if not found:
+                raise RecordError(f"{folder} holds no model-vK.metadata.json")
+            metadata = found[-1][1]
+        meta = read_json(folder / Path(metadata).name)
+        if meta is None:
+            raise RecordError(f"{folder / metadata} does not exist")
+        verify_files(meta, folder)
+        return cls._open(meta, folder)
+
+    @classmethod
+    def _open(cls, meta: Mapping[str, Any], folder: Path) -> Predictor:
+        from specweave_ray.deploy.package import load_features, load_model
+
+        return cls(meta, folder, model=load_model(meta, folder), features=load_features(meta, folder))
+
+    # -- predictions ---------------------------------------------------------------------------
+    def predict(self, rows: Rows) -> np.ndarray:
+        """Labels (classifiers; the binary threshold applied) or predicted values (regressors)."""
+        scores = self._score(self._encode_fast(rows))
+        return scores if self.classes is None else self.labels(scores)
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        """Labels from :meth:`predict_proba`'s output: the binary threshold on the second class's
+        probability, else the most probable class. Callers holding probabilities (the HTTP
+        routes) use it instead of scoring the rows twice."""
+        if len(self.classes) == 2 and self.threshold is not None:
+            codes = (proba[:, 1] >= self.threshold).astype(np.intp)
+        else:
+            codes = np.argmax(proba, axis=1)
+        return self.classes[codes]
+
+    def monitored_output(self, rows: Rows) -> np.ndarray:
+        """What drift monitoring compares: the positive-class probability (binary), the label as
+        text (multi-class) or the value (regression). The package's reference uses this, and so
+        must every later comparison."""
+        if self.classes is None:
+            return self.predict(rows)
+        if len(self.classes) == 2:
+            return self.predict_proba(rows)[:, 1]
+        return np.asarray([str(v) for v in self.predict(rows)], dtype=object)
+
+    def predict_proba(self, rows: Rows) -> np.ndarray:
+        """Class probabilities, one column per entry of :attr:`classes`.
+
+        Raises:
+            CandidateError: The model is a regressor.
+        """
+        if self.classes is None:
+            raise CandidateError(f"model-v{self.version} of {self.metadata.get('increment')} is a "
+                                 f"regression model: it has no probabilities; call predict")
+        return self._score(self._encode_fast(rows))
+
+    def explain(self, rows: Rows, *, top: int = 5) -> list[dict[str, Any]]:
+        """Per row: the prediction, the base value and the ``top`` input columns' contributions.
+
+        Tree models (XGBoost, LightGBM) use SHAP's TreeExplainer on the encoded features (their
+        raw margin: log-odds for a binary classifier); other models a Kernel SHAP over the input
+        columns with the package's background rows. One-hot parts are summed back to their input
+        column, so ``base_value + sum(all contributions) == output_value``.
+        """
+        from specweave_ray.deploy.explain import explain_rows
+
+        return explain_rows(self, rows, top=top)
+
+    def validate(self, rows: Rows) -> pd.DataFrame:
+        """The rows as a DataFrame in the schema's columns and dtypes.
+
+        Raises:
+            DataError: Missing, unexpected or mistyped fields, every one named, e.g. ``missing field
+                'amount'; unexpected field 'foo'; field 'hour' must be a number, got 'ten'``.
+        """
+        if isinstance(rows, pd.DataFrame):
+            return self._validator.check_frame(rows)
+        return self._validator.frame(self._validator.check_records(_records(rows)))
+
+    def encode(self, rows: Rows) -> np.ndarray | pd.DataFrame:
+        """The model's input for ``rows``: the encoded feature matrix (validated first)."""
+        if isinstance(rows, pd.DataFrame):
+            frame = self._validator.check_frame(rows)
+            if frame.empty:
+                raise DataError("no rows given")
+            return frame if self.features is None else self.features.transform(frame)
+        records = self._validator.check_records(_records(rows))
+        if self._encoder is not None:
+            return self._encoder.encode(records)
+        frame = self._validator.frame(records)
+        return frame if self.features is None else self.features.transform(frame)
+
+    def _encode_fast(self, rows: Any) -> Any:
+        # the single-dict serving path first: no list, no isinstance on ABCs, one numpy row
+        if type(rows) is dict and self._encoder is not None and self._validator._clean(rows):
+            return self._encoder.encode_one(rows)[None, :]
+        return self.encode(rows)
+
+    def raw_predict(self, X: Any) -> np.ndarray:
+        """Scores for an already-encoded matrix (probabilities for classifiers)."""
+        return self._score(X)
+
+    # -- helpers for the package builder and the explainers -----------------------------------
+    @property
+    def fast_path(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def explainer_kind(self) -> str:
+        return "tree-shap" if self.family in ("xgboost", "lightgbm") else "kernel-shap"
+
+    def check_fast_path(self, frame: pd.DataFrame) -> str | None:
+        """Compare the fast encoder with the ColumnTransformer on validated rows; turn the fast
+        path off (and say why) unless every value agrees to 1e-9."""
+        if self._encoder is None:
+            return self._fast_reason
+        try:
+            records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+            fast = self._encoder.encode(self._validator.check_records(records))
+            slow = np.asarray(self.features.transform(frame), dtype=np.float64)
+            if fast.shape != slow.shape or not np.allclose(fast, slow, rtol=0.0, atol=1e-9, equal_nan=True):
+                raise Unsupported("the NumPy encoder disagrees with the ColumnTransformer on the reference rows")
+        except Exception as err:  # noqa: BLE001 - any failure means: keep the scikit-learn path
+            self._encoder, self._fast_reason = None, f"{type(err).__name__}: {err}"
+        return self._fast_reason
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.metadata.get('increment')} model-v{self.version}, {self.family}, "
+                f"fast_path={self.fast_path})")
+
+
+def _family(model: Any) -> str:
+    family = family_of(model)
+    if family == "sklearn" and type(model).__module__.endswith("candidates._lightgbm_native"):
+        return "lightgbm"  # a LightGBM model loaded from its text file
+    return family
+
+
+def _records(rows: Any) -> Sequence[Any]:
+    if isinstance(rows, Mapping):
+        return [rows]
+    if isinstance(rows, (list, tuple)):
+        if not rows:
+            raise DataError("no rows given")
+        return rows
+    raise DataError(f"rows must be a DataFrame, a list of objects or one object, got {type(rows).__name__}")
+
+
+def _scorer(model: Any, family: str, classes: np.ndarray | None) -> tuple[Any, Callable[[Any], np.ndarray]]:
+    """(raw model, encoded matrix → probabilities or values), the same numbers as the estimator's
+    own predict_proba / predict without its per-call checks."""
+    k = None if classes is None else len(classes)
+
+    def as_proba(p: np.ndarray) -> np.ndarray:
+        # what the scikit-learn wrappers do with a binary model's one column of P(class 1)
+        return p if p.ndim == 2 and p.shape[1] == k else np.vstack((1.0 - p, p)).transpose()
+
+    if family == "xgboost":
+        booster = model.get_booster()
+        try:
+            rounds = (0, int(model.best_iteration) + 1)
+        except AttributeError:  # no early stopping: every tree
+            rounds = (0, 0)
+        missing = model.missing
+
+        def xgb(X: Any) -> np.ndarray:
+            return booster.inplace_predict(X, iteration_range=rounds, missing=missing, validate_features=False)
+
+        return booster, (xgb if k is None else (lambda X: as_proba(xgb(X))))
+    if family == "lightgbm" and hasattr(model, "booster_"):
+        booster = model.booster_
+        return booster, (booster.predict if k is None else (lambda X: as_proba(np.asarray(booster.predict(X)))))
+    if family == "torch-mlp":
+        return _torch_scorer(model, k)
+    if k is None:
+        return model, model.predict
+    return model, model.predict_proba
+
+
+def _torch_scorer(model: Any, k: int | None) -> tuple[Any, Callable[[Any], np.ndarray]]:
+    import torch
+
+    net = model.model_.eval()
+    mean, scale = model.x_mean_, model.x_scale_
+
+    def outputs(X: Any) -> np.ndarray:
+        x = ((np.asarray(X, dtype=np.float32) - mean) / scale).astype(np.float32)
+        with torch.no_grad():
+            return net(torch.from_numpy(x)).numpy()
+
+    if k is not None:
+        return net, lambda X: torch.softmax(torch.from_numpy(outputs(X)), dim=1).numpy().astype(np.float64)
+
+    def regress(X: Any) -> np.ndarray:
+        out = outputs(X) * model.y_scale_ + model.y_mean_
+        return out[:, 0].astype(np.float64) if model.n_outputs_ == 1 and model.y_1d_ else out.astype(np.float64)
+
+    return net, regress

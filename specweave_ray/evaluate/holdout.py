@@ -1,0 +1,229 @@
+"""T-006: the chosen model and every baseline, scored once on the held-out test split.
+
+Reads what the sweep left on disk (``comparison.json`` and the records' native model files), so it
+runs the same whether the sweep ran a second ago or in an earlier session. Writes one record of
+kind ``evaluation`` (test metrics with 95% bootstrap CIs, tuned threshold, error analysis, plots,
+the gate of spec targets) and one ``baseline-evaluation`` record per baseline on the same rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray._fs import atomic_write_json, read_json
+from specweave_ray.exceptions import DataError, RecordError
+from specweave_ray.metrics import get_metric
+from specweave_ray.workspace import storage
+from specweave_ray.workspace.increment import Increment, list_increments
+from specweave_ray.workspace.records import list_records, read_record, track_experiment
+
+logger = logging.getLogger(__name__)
+_IMBALANCE_PARAMS = ("class_weight", "scale_pos_weight", "is_unbalance")
+
+
+def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Metrics a record can hold: an undefined one (NaN, e.g. ROC AUC of a one-class split) is left out."""
+    return {k: v for k, v in metrics.items() if v is not None and np.isfinite(v)}
+
+
+def _import(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _encode(y: pd.Series, classes: list[Any]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    values = pd.Series(np.asarray(y)).map(lambda v: index.get(v, index.get(str(v), -1)))
+    unseen = sorted({str(v) for v, i in zip(np.asarray(y), values, strict=True) if i < 0})
+    if unseen:
+        raise DataError(f"the test split has labels the model never saw: {unseen[:5]}; known {classes}")
+    return values.to_numpy(dtype=int)
+
+
+def _load_best(inc: Increment, comp: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any], Any]:
+    from specweave_ray.candidates.serialization import load_native
+
+    if not comp.get("best"):
+        raise RecordError(f"{inc.experiments_dir / 'comparison.json'} names no best candidate; run T-004/T-005")
+    rec = read_record(inc.experiments_dir / comp["best"])
+    art = rec.meta.get("artifacts") or {}
+    if "model" not in art:
+        raise RecordError(f"{rec.path}: the best trial has no saved model (was the refit skipped or did it fail?)")
+    model = load_native(rec.path, art["model"])
+    features = load_native(rec.path, art["features"]) if "features" in art else None
+    return model, features, art, rec
+
+
+def _predict(model: Any, features: Any, X: pd.DataFrame, *, classification: bool) -> Any:
+    Xt = features.transform(X) if features is not None else X
+    if not classification:
+        return np.asarray(model.predict(Xt), dtype=np.float64)
+    # XGBoost's float32 probabilities miss 1 by ~1e-7, more than scikit-learn's log-loss check allows
+    proba = np.asarray(model.predict_proba(Xt), dtype=np.float64)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def _oof_proba(rec: Any, X: pd.DataFrame, y: np.ndarray, *, cv: int, seed: int) -> np.ndarray:
+    """Out-of-fold probabilities of the chosen configuration on the training rows: the threshold is
+    tuned on these, never on the test split."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import Pipeline
+
+    from specweave_ray.features import build_preprocessor
+
+    cls = _import(rec.meta["model"])
+    steps = [] if getattr(cls, "requires_raw_frame", False) else [("features", build_preprocessor(X))]
+    pipe = Pipeline([*[(n, s) for n, s in steps if s is not None], ("model", cls(**rec.params))])
+    folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
+    return cross_val_predict(pipe, X, y, cv=folds, method="predict_proba")
+
+
+def _baseline_scores(inc: Increment, comp: Mapping[str, Any], *, X_train: pd.DataFrame, y_train: Any,
+                     X_test: pd.DataFrame, y_test: Any, problem_type: str, threshold: float,
+                     fp: str) -> dict[str, dict[str, float]]:
+    from sklearn.pipeline import Pipeline
+
+    from specweave_ray.evaluate._scores import evaluate
+    from specweave_ray.features import build_preprocessor
+
+    out: dict[str, dict[str, float]] = {}
+    classification = problem_type == "classification"
+    for row in comp["rows"]:
+        if row["kind"] != "baseline":
+            continue
+        rec = read_record(inc.experiments_dir / row["record"])
+        cls = _import(rec.meta["model"])
+        raw = getattr(cls, "requires_raw_frame", False)
+        steps = [] if raw else [("features", build_preprocessor(X_train))]
+        pipe = Pipeline([*[(n, s) for n, s in steps if s is not None], ("model", cls(**rec.params))])
+        pipe.fit(X_train, y_train)
+        pred = pipe.predict_proba(X_test) if classification else pipe.predict(X_test)
+        kw = {"proba": pred, "threshold": 0.5} if classification else {"pred": pred}
+        metrics = evaluate(y_test, problem_type=problem_type, n_boot=200, **kw)
+        with track_experiment(f"evaluation-baseline-{row['candidate']}", increment=inc, kind="baseline-evaluation",
+                              model=rec.meta["model"], meta={"data_fingerprint": fp, "candidate": row["candidate"],
+                                                             "trial_record": rec.id}) as exp:
+            exp.log_params({**rec.params, "split": "held-out test"})
+            exp.log_metrics(_finite(metrics))
+        out[row["candidate"]] = metrics
+    return out
+
+
+def _previous(inc: Increment, problem_type: str) -> tuple[str, dict[str, float]] | None:
+    """The newest earlier increment of the same problem type that has an evaluation record."""
+    for other in reversed([i for i in list_increments(inc.root) if i.number < inc.number]):
+        try:
+            if other.spec().problem_type != problem_type:
+                continue
+        except Exception:  # noqa: BLE001 - an unreadable older spec is not this run's problem
+            continue
+        storage.pull(other.experiments_dir)  # a URI root fetched only its documents
+        evals = list_records(other, kind="evaluation")
+        if evals:
+            return other.id, dict(evals[-1].metrics)
+    return None
+
+
+def evaluate_holdout(
+    inc: Increment,
+    spec: Any,
+    *,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    cv: int = 5,
+    seed: int = 0,
+    data_fingerprint: str | None = None,
+    n_boot: int = 1000,
+) -> tuple[dict[str, Any], list[Any]]:
+    """Score the sweep's best model and the baselines on the test split; check the spec's targets.
+
+    Returns:
+        ``(summary, gate_rows)``: summary has ``record``, ``candidate``, ``threshold``, ``metrics``.
+    """
+    from specweave_ray.evaluate._scores import (
+        error_analysis,
+        evaluate,
+        render_report,
+        tune_threshold,
+        write_plots,
+    )
+    from specweave_ray.evaluate.gate import check_targets, gate_json, lift_metrics, render_gate
+
+    comp = read_json(inc.experiments_dir / "comparison.json")
+    if comp is None:
+        raise RecordError(f"{inc.id} has no experiments/comparison.json; run the sweep (T-003…T-005) first")
+    problem_type = spec.problem_type
+    classification = problem_type == "classification"
+    model, features, art, best = _load_best(inc, comp)
+    primary = comp["metric"]
+    metric_def = get_metric(primary)
+
+    choice = None
+    if classification:
+        classes = art.get("classes")
+        y_tr, y_te = _encode(y_train, classes), _encode(y_test, classes)
+        proba = _predict(model, features, X_test, classification=True)
+        threshold = 0.5
+        if len(classes) == 2:
+            oof = _oof_proba(best, X_train, y_tr, cv=cv, seed=seed)
+            choice = tune_threshold(y_tr, oof[:, 1], targets=spec.targets)
+            threshold = choice.threshold
+        metrics = evaluate(y_te, problem_type=problem_type, proba=proba, threshold=threshold, n_boot=n_boot, seed=seed)
+        kw: dict[str, Any] = {"proba": proba, "threshold": threshold}
+    else:
+        y_tr, y_te = np.asarray(y_train, dtype=float), np.asarray(y_test, dtype=float)
+        pred = _predict(model, features, X_test, classification=False)
+        metrics = evaluate(y_te, problem_type=problem_type, pred=pred, n_boot=n_boot, seed=seed)
+        kw = {"pred": pred}
+        threshold = None
+
+    baselines = _baseline_scores(inc, comp, X_train=X_train, y_train=y_tr, X_test=X_test, y_test=y_te,
+                                 problem_type=problem_type, threshold=0.5, fp=data_fingerprint or "")
+    lifts = {}
+    if primary in metrics and baselines:
+        ci = (metrics.get(f"{primary}_ci_low"), metrics.get(f"{primary}_ci_high"))
+        lifts = lift_metrics(primary, metrics[primary], {n: m[primary] for n, m in baselines.items() if primary in m},
+                             lower_is_better=metric_def.mode == "min", ci=ci if None not in ci else None)
+    previous = _previous(inc, problem_type)
+    gate = check_targets(spec.targets, {**metrics, **lifts}, source=None)
+
+    notes = None
+    if classification and len(art.get("classes") or []) == 2:
+        rate = float(np.mean(y_tr == 1))
+        used = {k: v for k, v in best.params.items() if k in _IMBALANCE_PARAMS}
+        if rate < 0.05:
+            notes = (f"Positives are {rate:.3%} of the training rows. The held-out split and every CV fold are "
+                     f"stratified, so each keeps that share. Class weighting used by the chosen model: "
+                     f"{used or 'none (its search did not choose one)'}. Precision and recall are reported at "
+                     f"the tuned threshold {threshold:.4f}, chosen on out-of-fold predictions of the training rows.")
+    with track_experiment("evaluation", increment=inc, kind="evaluation", model=best.meta.get("model"),
+                          meta={"data_fingerprint": data_fingerprint, "candidate": best.meta.get("candidate"),
+                                "trial_record": best.id, "threshold": threshold}) as exp:
+        exp.log_params({"candidate": best.meta.get("candidate"), "trial_record": best.id,
+                        "split": "held-out test", "threshold": threshold, **{f"model.{k}": v for k, v in best.params.items()}})
+        exp.log_metrics(_finite({**metrics, **lifts}))
+        errors = error_analysis(X_test.reset_index(drop=True), y_te, problem_type=problem_type, **kw)
+        atomic_write_json(exp.path / "error_analysis.json", errors)
+        plots = write_plots(exp.path, y_te, problem_type=problem_type, curve=choice.curve if choice else None, **kw)
+        if choice is not None:
+            choice.curve.to_csv(exp.path / "threshold_curve.csv", index=False)
+        report = render_report(metrics, problem_type=problem_type, threshold=choice, baselines=baselines,
+                               previous=previous[1] if previous else None, errors=errors,
+                               imbalance_note=notes, plots=[Path(p).name for p in plots])
+        gate_md = render_gate(gate)
+        exp.save_report("evaluation.md", report + "\n## Gate: spec targets\n\n" + gate_md)
+        exp.save_report("gate.md", gate_md)
+        atomic_write_json(exp.path / "gate.json", gate_json(gate))
+    summary = {"record": exp.id, "candidate": best.meta.get("candidate"), "trial_record": best.id,
+               "threshold": threshold, "metrics": {**metrics, **lifts}, "baselines": baselines,
+               "previous": previous[0] if previous else None}
+    return summary, gate

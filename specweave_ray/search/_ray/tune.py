@@ -1,0 +1,428 @@
+"""Ray Tune: every candidate's trials in one Tuner, on the local cores or a Ray cluster.
+
+This is the only module that imports Ray. One Tuner runs all candidates at once; a searcher
+hands each candidate's trials to its own Optuna TPE search (Ray Tune's ``OptunaSearch``) and a
+scheduler gives each iterative candidate its own ASHA, so one family never stops another's
+trials. Data goes to the object store once; workers cache it per process across reused actors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from specweave_ray.search.experiment import Domain, ModelExperiment
+
+logger = logging.getLogger(__name__)
+
+# Measured on 2 cores (STACK.md): these settings cut a 32-trial sweep of short trials from ~35 s
+# to ~3 s. They must be in the environment before Ray starts so workers inherit them.
+_FAST_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0",
+             "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
+             "RAY_AIR_NEW_OUTPUT": "0", "RAY_TRAIN_V2_ENABLED": "0"}
+_PAYLOADS: dict[str, Any] = {}  # per worker process: object-store payloads already deserialised
+
+
+def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None) -> bool:
+    """Connect to ``address`` / ``$RAY_ADDRESS``, or start an embedded local Ray.
+
+    Returns True when this call started Ray (so the caller shuts it down).
+    """
+    import ray
+
+    for key, value in _FAST_ENV.items():
+        os.environ.setdefault(key, value)
+    if ray.is_initialized():
+        return False
+    addr = address or os.environ.get("RAY_ADDRESS")
+    if addr:
+        ray.init(address=addr, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    return True
+
+
+def check_resources(experiments: Sequence[ModelExperiment], *, autoscale: bool | None = None,
+                    pending_timeout_s: float = 900.0) -> dict[str, float]:
+    """Fail fast (not hang) when a candidate's trials fit on no node of the cluster.
+
+    On an autoscaling cluster (``autoscale`` true; when None, ``SPECWEAVE_ALLOW_AUTOSCALE=1`` or
+    an autoscaler seen in the cluster's status) log instead that those trials wait for a node.
+    """
+    from specweave_ray.search._ray.resources import check_resources as check
+
+    return check(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s)
+
+
+def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
+    from ray import tune
+
+    out = {}
+    for key, dom in space.items():
+        if not isinstance(dom, Domain):
+            out[key] = dom  # already a Ray Tune domain
+        elif dom.kind == "choice":
+            out[key] = tune.choice(list(dom.args[0]))
+        elif dom.kind == "quniform":
+            out[key] = tune.quniform(*dom.args)
+        else:
+            out[key] = getattr(tune, dom.kind)(*dom.args)
+    return out
+
+
+def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
+    """The Tune function trainable: cross-validate one configuration, reporting each stage."""
+    import ray
+    from ray import tune
+
+    from specweave_ray.search.trial import run_cv
+
+    # ``payload_box`` is ``[ObjectRef]``: boxed so that ``with_parameters`` hands us the ref and
+    # we deserialise the data once per worker process, not once per trial (actors are reused).
+    payload_ref = payload_box[0]
+    key = payload_ref.hex()
+    payload = _PAYLOADS.get(key)
+    if payload is None:  # first trial on this (reused) actor process
+        _PAYLOADS.clear()
+        payload = _PAYLOADS[key] = ray.get(payload_ref)
+    cand = payload["candidates"][config["candidate"]]
+    run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
+           metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
+           stages=cand["stages"],
+           cpus=cand["cpus"], gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+           report=tune.report, node=ray.get_runtime_context().get_node_id())
+
+
+def _refit_task(payload: dict[str, Any], name: str, params: dict[str, Any]) -> tuple[Any, Any, list[str], str]:
+    """Ray task (Ray resolves the payload ref passed as an argument from the object store)."""
+    import ray
+
+    from specweave_ray.search.trial import refit
+
+    cand = payload["candidates"][name]
+    model, pre, warnings = refit(cand["cls"], params, payload["X"], payload["y"],
+                                 preprocessor=None if cand["raw"] else payload["preprocessor"], cpus=cand["cpus"],
+                                 gpu_ids=[str(g) for g in ray.get_gpu_ids()])
+    return model, pre, warnings, ray.get_runtime_context().get_node_id()
+
+
+def _make_searcher(experiments: Sequence[ModelExperiment], *, metric: str, mode: str, seed: int,
+                   budgets: Mapping[str, int], prior: Mapping[str, list[tuple[dict[str, Any], float]]]) -> Any:
+    import optuna
+    from ray import cloudpickle
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    class CandidateSearcher(Searcher):
+        """Round-robin over candidates; each searched one has its own Optuna TPE study."""
+
+        def __init__(self) -> None:
+            super().__init__(metric=metric, mode=mode)
+            self._subs: dict[str, Any] = {}
+            self._left = dict(budgets)
+            self._owner: dict[str, str] = {}
+            self._order = [e.name for e in experiments if self._left.get(e.name, 0) > 0]
+            self._next = 0
+            self._fixed = {e.name: e.fixed_params for e in experiments}
+            for e in experiments:
+                if e.has_search_space and self._left.get(e.name, 0) > 0:
+                    points = prior.get(e.name, [])
+                    sampler = optuna.samplers.TPESampler(
+                        seed=seed, n_startup_trials=max(2, min(10, e.num_samples // 3)))
+                    self._subs[e.name] = OptunaSearch(
+                        space=OptunaSearch.convert_search_space(to_tune_space(e.search_space)), metric=metric, mode=mode, sampler=sampler,
+                        points_to_evaluate=[p for p, _ in points] or None,
+                        evaluated_rewards=[r for _, r in points] or None)
+
+        def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+            return True
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            if not any(v > 0 for v in self._left.values()):
+                return Searcher.FINISHED
+            for _ in range(len(self._order)):
+                name = self._order[self._next % len(self._order)]
+                self._next += 1
+                if self._left[name] <= 0:
+                    continue
+                if name in self._subs:
+                    params = self._subs[name].suggest(trial_id)
+                    if params in (None, Searcher.FINISHED):
+                        continue
+                else:
+                    params = {}
+                self._left[name] -= 1
+                self._owner[trial_id] = name
+                return {"candidate": name, "params": {**self._fixed[name], **params}}
+            return None
+
+        def save(self, checkpoint_path: str) -> None:
+            # Tune checkpoints the searcher with the experiment state; the sub-searchers are
+            # Ray's OptunaSearch objects, which pickle with their studies.
+            with open(checkpoint_path, "wb") as fh:
+                cloudpickle.dump(self.__dict__, fh)
+
+        def restore(self, checkpoint_path: str) -> None:
+            with open(checkpoint_path, "rb") as fh:
+                self.__dict__.update(cloudpickle.load(fh))
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            sub = self._subs.get(self._owner.get(trial_id, ""))
+            if sub is not None:
+                sub.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            sub = self._subs.get(self._owner.get(trial_id, ""))
+            if sub is not None:
+                sub.on_trial_complete(trial_id, result=result, error=error)
+
+    return CandidateSearcher()
+
+
+def _make_scheduler(staged: Sequence[str], *, metric: str, mode: str, stages: int) -> Any:
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+    class PerCandidateASHA(FIFOScheduler):
+        """One ASHA per iterative candidate: trials compete with their own family only."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._subs = {name: AsyncHyperBandScheduler(time_attr="training_iteration", metric=metric, mode=mode,
+                                                        max_t=stages, grace_period=1, reduction_factor=2)
+                          for name in staged}
+
+        def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+            return True
+
+        def _sub(self, trial: Any) -> Any:
+            return self._subs.get((trial.config or {}).get("candidate", ""))
+
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            if (sub := self._sub(trial)) is not None:
+                sub.on_trial_add(tune_controller, trial)
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            sub = self._sub(trial)
+            return TrialScheduler.CONTINUE if sub is None else sub.on_trial_result(tune_controller, trial, result)
+
+        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+            if (sub := self._sub(trial)) is not None:
+                sub.on_trial_complete(tune_controller, trial, result)
+
+        def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+            if (sub := self._sub(trial)) is not None:
+                sub.on_trial_error(tune_controller, trial)
+
+        def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+            if (sub := self._sub(trial)) is not None:
+                sub.on_trial_remove(tune_controller, trial)
+
+    return PerCandidateASHA()
+
+
+def _trial_error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    err = trial.get_error() if hasattr(trial, "get_error") else None
+    return str(err) if err else "trial failed"
+
+
+def _make_callback(coordinator: Any) -> Any:
+    from ray.tune import Callback
+
+    class CoordinatorCallback(Callback):
+        """Forwards Tune's driver-side trial events to the :class:`Coordinator`."""
+
+        def __init__(self, coordinator: Any) -> None:
+            self.coordinator = coordinator
+
+        # The Tuner pickles its callbacks for Tuner.restore; the coordinator (threads, locks) is
+        # driver state that must not travel, and a restored sweep gets a new one anyway.
+        def __getstate__(self) -> dict[str, Any]:
+            return {}
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.coordinator = None
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.coordinator.trial_started(trial.trial_id, trial.config)
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            self.coordinator.trial_result(trial.trial_id, trial.config, result)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.coordinator.trial_completed(trial.trial_id, trial.config)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            location = getattr(getattr(trial, "temporary_state", None), "location", None)
+            self.coordinator.trial_failed(trial.trial_id, trial.config, _trial_error_text(trial),
+                                          node=getattr(location, "hostname", None))
+
+    return CoordinatorCallback(coordinator)
+
+
+def _make_pending_watch(timeout_s: float) -> tuple[Any, Any, Any]:
+    """A Tune callback that times trials waiting for a node and a Stopper that ends the sweep when
+    one waited too long. Tune uses both in the driver, in the same step: the callback's
+    ``on_step_begin`` sees the trials, ``_stop_experiment_if_needed`` then asks ``stop_all``."""
+    from ray.tune import Callback
+    from ray.tune.stopper import Stopper
+
+    from specweave_ray.search._ray.resources import PendingWatch
+
+    class PendingCallback(Callback):
+        def __init__(self, watch: PendingWatch) -> None:
+            self.watch = watch
+
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            self.watch.observe(trials)
+
+    class PendingStopper(Stopper):
+        def __init__(self, watch: PendingWatch) -> None:
+            self.watch = watch
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            # Tune then ends the search and stops every trial without a completion event, so a
+            # running trial leaves no record; finished ones were recorded as they finished.
+            return bool(self.watch.expired)
+
+    watch = PendingWatch(timeout_s)
+    return watch, PendingCallback(watch), PendingStopper(watch)
+
+
+def run_tune(
+    experiments: Sequence[ModelExperiment],
+    payload: dict[str, Any],
+    *,
+    coordinator: Any,
+    metric: str,
+    mode: str,
+    budgets: Mapping[str, int],
+    prior: Mapping[str, list[tuple[dict[str, Any], float]]],
+    seed: int = 0,
+    pending_timeout_s: float = 900.0,
+    max_concurrent: int | None = None,
+    storage_path: str | None = None,
+    storage_filesystem: Any = None,
+    name: str = "sweep",
+) -> Any:
+    """Run every remaining trial in one Tuner; the coordinator records them. Returns the payload ref.
+
+    ``storage_path`` (+ ``storage_filesystem`` for a URI root, see ``storage.tune_storage``) keeps
+    Tune's experiment state at ``<storage_path>/<name>``; without it a temporary folder is used.
+    """
+    import ray
+    from ray import tune
+
+    payload_ref = ray.put(payload)
+    total = sum(budgets.values())
+    if total == 0:
+        return payload_ref
+    staged = [n for n, c in payload["candidates"].items() if c["stages"] > 1]
+    # a trial that waits longer than this for a node able to host it ends the sweep (SweepError)
+    pending, on_step, stopper = _make_pending_watch(pending_timeout_s)
+    resources = {e.name: tune.PlacementGroupFactory([{"CPU": float(e.resources["cpu"]), "GPU": float(e.resources["gpu"])}])
+                 for e in experiments}
+    shapes = {(float(e.resources["cpu"]), float(e.resources["gpu"])) for e in experiments}
+    if len(shapes) == 1:
+        # One shape for every trial: a constant request lets Tune reuse actors and their placement
+        # groups across trials; a per-config callable gives each trial a placement group of its own.
+        (cpu, gpu), = shapes
+        per_trial: Any = {"cpu": cpu, "gpu": gpu}
+    else:
+        per_trial = lambda config: resources[config["candidate"]]  # noqa: E731
+    trainable = tune.with_resources(tune.with_parameters(_trainable, payload_box=[payload_ref]),
+                                    resources=per_trial)
+    if max_concurrent is None:
+        # Without a cap Tune asks the searcher for every trial up front and starts an actor (and a
+        # placement group) for each pending one; capping at what the cluster can run at once keeps
+        # the pending queue short and lets finished trials hand their actor to the next one.
+        max_concurrent = _slots(experiments)
+    own_tmp = storage_path is None
+    storage = storage_path or tempfile.mkdtemp(prefix="specweave-tune-")
+    try:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=metric, mode=mode, num_samples=total, reuse_actors=True,
+                search_alg=_make_searcher(experiments, metric=metric, mode=mode, seed=seed, budgets=budgets, prior=prior),
+                scheduler=_make_scheduler(staged, metric=metric, mode=mode,
+                                          stages=max((c["stages"] for c in payload["candidates"].values()), default=1)),
+                max_concurrent_trials=max_concurrent,
+                # Tune's default folder name spells out every param (~150 characters); the record
+                # holds them, the folder only has to be findable from it
+                trial_dirname_creator=_trial_dirname),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage, storage_filesystem=storage_filesystem, verbose=0,
+                callbacks=[_make_callback(coordinator), on_step], stop=stopper,
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
+        )
+        # Without Tune's file loggers (off for speed) its ResultGrid warns once per trial that
+        # result.json is missing; our records hold every result, so those warnings are noise.
+        quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            tuner.fit()
+        finally:
+            quiet.setLevel(level)
+        pending.raise_if_expired()
+    finally:
+        if own_tmp:
+            shutil.rmtree(storage, ignore_errors=True)
+    return payload_ref
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"{trial.config.get('candidate', 'trial')}-{trial.trial_id}"
+
+
+def _slots(experiments: Sequence[ModelExperiment]) -> int:
+    import ray
+
+    total = ray.cluster_resources()
+    slots = 0
+    for key, have in (("cpu", total.get("CPU", 0)), ("gpu", total.get("GPU", 0))):
+        wants = [float(e.resources[key]) for e in experiments if float(e.resources[key]) > 0]
+        if wants:
+            slots = max(slots, int(have // min(wants)))
+    return max(1, slots)
+
+
+def refit_best(payload_ref: Any, chosen: Mapping[str, tuple[ModelExperiment, dict[str, Any]]]) -> dict[str, Any]:
+    """Refit each candidate's best params on all training data as Ray tasks with the candidate's
+    resources; the fitted models come back to the driver through the object store."""
+    import ray
+
+    task = ray.remote(_refit_task)
+    refs = {name: task.options(num_cpus=float(exp.resources["cpu"]), num_gpus=float(exp.resources["gpu"]),
+                               max_retries=0).remote(payload_ref, name, params)
+            for name, (exp, params) in chosen.items()}
+    out = {}
+    for name, ref in refs.items():
+        try:
+            out[name] = ray.get(ref)
+        except Exception as err:  # noqa: BLE001 - a failed refit is reported, the sweep stands
+            logger.warning("refit of %s failed: %s", name, err)
+            out[name] = err
+    return out
+
+
+def shutdown() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+ProgressFn = Callable[[Any], None]

@@ -1,0 +1,350 @@
+"""The driver-side coordinator: every trial, from any node, becomes an experiment record.
+
+It is fed by a thin Ray Tune ``Callback`` in :mod:`specweave_ray.search._ray.tune` (Ray stays in one
+module) and never reads the workers' filesystems: metrics arrive in Tune's reported results, the
+error of a failed trial in Tune's error text, fitted models through the object store. Records are
+written on the driver as each trial ends; the MLflow mirror runs on a background thread so a
+slow tracking store does not hold the sweep back.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from specweave_ray._fs import atomic_write_json, atomic_write_text
+from specweave_ray.metrics import MetricDef
+from specweave_ray.search.experiment import ModelExperiment, estimator_path
+from specweave_ray.search.trial import INFO_PREFIX
+from specweave_ray.workspace import _mlflow
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import Record, list_records, open_experiment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One trial as recorded: its candidate, params, scores, where it ran and how it ended."""
+
+    candidate: str
+    kind: str                       # "candidate" | "baseline"
+    trial_id: str
+    record_id: str
+    status: str                     # "finished" | "failed"
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    node: str | None = None
+    error: str | None = None
+    cached: bool = False
+    stopped_early: bool = False
+
+    @property
+    def score(self) -> float | None:
+        return self.metrics.get("cv_mean")
+
+
+@dataclass
+class Progress:
+    total: int
+    started: int = 0
+    finished: int = 0
+    failed: int = 0
+    cached: int = 0
+    best: float | None = None
+    best_name: str | None = None
+    events: list[str] = field(default_factory=list)
+
+
+class Coordinator:
+    """Turns trial events into records; knows nothing of Ray.
+
+    Args:
+        increment: Where records go.
+        metric: The primary metric (direction decides "best").
+        candidates: Candidates by name.
+        meta: Fields every trial record gets (data fingerprint, cv, sweep id …).
+        parent_run_id: MLflow run of the sweep; trial runs are its children.
+        on_progress: Called with a :class:`Progress` after each event (the CLI draws it).
+    """
+
+    def __init__(self, increment: Increment, *, metric: MetricDef, candidates: Mapping[str, ModelExperiment],
+                 meta: Mapping[str, Any], parent_run_id: str | None, total: int,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 cache_key_fn: Callable[[str, Mapping[str, Any]], str] | None = None,
+                 contexts: Mapping[str, str] | None = None) -> None:
+        self.increment = increment
+        self._cache_key_fn = cache_key_fn
+        self._contexts = dict(contexts or {})
+        self.metric = metric
+        self.candidates = dict(candidates)
+        self.meta = dict(meta)
+        self._parent_run_id = parent_run_id
+        self.results: dict[str, TrialResult] = {}
+        self.progress = Progress(total=total)
+        self._on_progress = on_progress
+        self._last: dict[str, dict[str, Any]] = {}
+        self._started: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._mirror = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-mirror") \
+            if _mlflow.enabled() else None
+        self._pending: list[Future[Any]] = []
+
+    # -- events (called by the Tune callback on the driver) ------------------------------
+    def trial_started(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._started[trial_id] = time.time()
+            self.progress.started += 1
+        self._notify()
+
+    def trial_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        with self._lock:
+            hist = self._last.get(trial_id, {}).get("_history", [])
+            if "stage" in result and self.metric.name in result:
+                hist.append({"name": self.metric.name, "value": float(result[self.metric.name]),
+                             "step": int(result["stage"])})
+            self._last[trial_id] = {**result, "_history": hist}
+
+    def trial_completed(self, trial_id: str, config: Mapping[str, Any]) -> TrialResult:
+        last = self._last.get(trial_id, {})
+        stopped = bool(last) and int(last.get("stage", 1)) < int(last.get("n_stages", 1))
+        return self._record(trial_id, config, last, error=None, stopped_early=stopped)
+
+    def trial_failed(self, trial_id: str, config: Mapping[str, Any], error: str, *, node: str | None = None) -> TrialResult:
+        last = dict(self._last.get(trial_id, {}))
+        if node and not last.get(f"{INFO_PREFIX}node"):
+            last[f"{INFO_PREFIX}node"] = node
+        return self._record(trial_id, config, last, error=error or "trial failed (no error text)")
+
+    def add_cached(self, record: Record) -> TrialResult:
+        """Count a finished record from an earlier run as this sweep's result (no new record)."""
+        meta = record.meta
+        tr = TrialResult(candidate=meta.get("candidate") or meta.get("model") or record.id,
+                         kind=meta.get("candidate_kind", "candidate"), trial_id=meta.get("trial_id") or record.id,
+                         record_id=record.id, status=record.status, params=dict(record.params),
+                         metrics=dict(record.metrics), node=meta.get("node"), cached=True,
+                         stopped_early=bool(meta.get("stopped_early")))
+        with self._lock:
+            self.results[tr.trial_id] = tr
+            self.progress.cached += 1
+            self.progress.finished += 1
+            self._update_best(tr)
+        self._notify()
+        return tr
+
+    # -- writing -----------------------------------------------------------------------------
+    def _record(self, trial_id: str, config: Mapping[str, Any], last: Mapping[str, Any], *,
+                error: str | None, stopped_early: bool = False) -> TrialResult:
+        name = config["candidate"]
+        cand = self.candidates[name]
+        params = dict(config.get("params", {}))
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + 1
+            index = self._counts[name]
+        info = {k[len(INFO_PREFIX):]: v for k, v in last.items() if k.startswith(INFO_PREFIX)}
+        metrics = {k: float(v) for k, v in last.items()
+                   if not k.startswith(INFO_PREFIX) and not k.startswith("_") and k not in _TUNE_KEYS
+                   and isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
+        started = self._started.get(trial_id)
+        meta = {
+            **self.meta,
+            "kind": "trial" if cand.kind == "candidate" else "baseline",
+            "candidate": name, "candidate_kind": cand.kind, "model": estimator_path(cand.estimator),
+            "trial_id": trial_id, "node": info.get("node"), "hostname": info.get("hostname"),
+            "resources": {**dict(cand.resources), "gpu_ids": info.get("gpu_ids") or "",
+                          "cuda_visible_devices": info.get("cuda_visible_devices") or ""},
+            "device_warnings": [w for w in (info.get("device_warnings") or "").split(" | ") if w],
+            "stopped_early": stopped_early,
+            # a finished trial (ASHA's early stop included: it is the search's decision) is reused
+            # by a later run; a failed one is retried
+            "cache_key": self._cache_key_fn(name, params) if self._cache_key_fn and error is None else None,
+            "cache_context": self._contexts.get(name),
+        }
+        notes = []
+        if meta["device_warnings"]:
+            notes.append("Device fallback: " + "; ".join(meta["device_warnings"]))
+        if error is not None:
+            notes.append(f"Trial failed:\n\n```\n{error.strip()[-4000:]}\n```")
+            meta["status"] = "failed"
+            meta["error"] = {"type": _error_type(error), "message": _error_message(error), "traceback": error}
+        if started is not None:
+            meta["started"] = _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="milliseconds")
+            meta["duration_s"] = round(time.time() - started, 4)
+        # four writes (meta, params, metrics, notes) + one history append: this runs inside Tune's
+        # event loop, so every fsync here delays the next trial's scheduling
+        exp = open_experiment(f"{name}-trial-{index:03d}", increment=self.increment, kind=meta["kind"],
+                              model=meta["model"], meta=meta, mirror=False, params=params, metrics=metrics,
+                              notes="\n\n".join(notes))
+        history = last.get("_history", [])
+        if history:
+            exp.append_history([{**h, "name": f"{h['name']}_by_stage"} for h in history])
+        exp.close()
+        if self._mirror is not None:
+            self._pending.append(self._mirror.submit(self._mirror_one, exp))
+        tr = TrialResult(candidate=name, kind=cand.kind, trial_id=trial_id, record_id=exp.id,
+                         status=exp.meta["status"], params=params, metrics=metrics, node=info.get("node"),
+                         error=meta["error"]["message"] if error is not None else None,
+                         stopped_early=stopped_early)
+        with self._lock:
+            self.results[trial_id] = tr
+            if error is not None:
+                self.progress.failed += 1
+                self.progress.events.append(f"{exp.id} failed: {tr.error}")
+            else:
+                self.progress.finished += 1
+                self._update_best(tr)
+        if error is not None:
+            logger.warning("trial %s (%s) failed: %s", trial_id, name, tr.error)
+        self._notify()
+        return tr
+
+    def open_parent_run(self, factory: Callable[[], str | None]) -> None:
+        """Create the sweep's MLflow run on the mirror thread: the first use of a sqlite store
+        costs seconds (schema creation), which would otherwise delay the first trial."""
+        if self._mirror is not None:
+            self._parent = self._mirror.submit(factory)
+
+    @property
+    def parent_run_id(self) -> str | None:
+        fut = getattr(self, "_parent", None)
+        if fut is None:
+            return self._parent_run_id
+        try:
+            return fut.result()
+        except Exception as err:  # noqa: BLE001 - records on disk stay the truth
+            logger.warning("MLflow parent run could not be created: %s", err)
+            return None
+
+    def _mirror_one(self, exp: Any) -> None:
+        exp.mirror_to_mlflow(parent_run_id=self.parent_run_id)
+
+    def _update_best(self, tr: TrialResult) -> None:
+        score = tr.score
+        if score is not None and tr.status == "finished" and tr.kind == "candidate" and (
+                self.progress.best is None or self.metric.better(score, self.progress.best)):
+            self.progress.best, self.progress.best_name = score, tr.record_id
+
+    def _notify(self) -> None:
+        if self._on_progress is not None:
+            try:
+                self._on_progress(self.progress)
+            except Exception:  # noqa: BLE001 - a broken display must not fail the sweep
+                logger.debug("progress callback failed", exc_info=True)
+
+    def flush(self) -> None:
+        """Wait for the MLflow mirror to catch up."""
+        for fut in self._pending:
+            fut.result()
+        self._pending.clear()
+        if self._mirror is not None:
+            self._mirror.shutdown(wait=True)
+            self._mirror = None
+
+
+_TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
+              "iterations_since_restore", "timesteps_total", "episodes_total", "timesteps_since_restore",
+              "done", "pid", "date", "stage", "n_stages", "n_folds", "config", "trial_id",
+              "node_ip", "hostname", "checkpoint_dir_name", "should_checkpoint", "experiment_tag"}
+
+
+def _error_type(text: str) -> str:
+    for line in reversed(text.strip().splitlines()):
+        head = line.split(":", 1)[0].strip()
+        if head and head.replace(".", "").replace("_", "").isalnum() and (head.endswith("Error") or head.endswith("Exception")):
+            return head.rsplit(".", 1)[-1]
+    if "ActorDiedError" in text or "actor died" in text.lower() or "RayActorError" in text:
+        return "WorkerDied"
+    return "TrialError"
+
+
+def _error_message(text: str) -> str:
+    for line in reversed(text.strip().splitlines()):
+        if ":" in line and (line.split(":", 1)[0].strip().endswith(("Error", "Exception"))):
+            return line.split(":", 1)[1].strip()[:500]
+    return text.strip().splitlines()[0][:500] if text.strip() else "trial failed"
+
+
+# -- comparison -----------------------------------------------------------------------------
+def best_per_candidate(results: Mapping[str, TrialResult] | list[TrialResult], metric: MetricDef) -> dict[str, TrialResult]:
+    items = results.values() if isinstance(results, Mapping) else results
+    best: dict[str, TrialResult] = {}
+    for tr in items:
+        if tr.status != "finished" or tr.score is None:
+            continue
+        cur = best.get(tr.candidate)
+        # a trial ASHA stopped early scored fewer boosting rounds; prefer complete ones on ties
+        if cur is None or metric.better(tr.score, cur.score) or (tr.score == cur.score and cur.stopped_early):
+            best[tr.candidate] = tr
+    return best
+
+
+def lift(score: float, baseline: float, metric: MetricDef) -> float | None:
+    """Percent improvement over ``baseline`` in the metric's direction."""
+    if baseline == 0:
+        return None
+    gain = (score - baseline) if metric.mode == "max" else (baseline - score)
+    return 100.0 * gain / abs(baseline)
+
+
+def write_comparison(increment: Increment, results: list[TrialResult], metric: MetricDef) -> dict[str, Any]:
+    """``experiments/comparison.md`` + ``comparison.json``: each candidate's best trial and each
+    baseline, sorted by the primary metric, lift over the best baseline, best marked."""
+    best = best_per_candidate(results, metric)
+    rows = sorted(best.values(), key=lambda t: t.score, reverse=metric.mode == "max")
+    baselines = [t for t in rows if t.kind == "baseline"]
+    best_base = baselines[0] if baselines else None
+    cands = [t for t in rows if t.kind == "candidate"]
+    winner = cands[0] if cands else None
+    failed = [t for t in results if t.status == "failed"]
+    out_rows = []
+    for t in rows:
+        out_rows.append({
+            "candidate": t.candidate, "kind": t.kind, "record": t.record_id, "cv_mean": t.score,
+            "cv_std": t.metrics.get("cv_std"), "fit_time_s": t.metrics.get("fit_time_s"),
+            "lift_over_best_baseline_pct": lift(t.score, best_base.score, metric) if best_base else None,
+            "params": dict(t.params), "best": t is winner, "node": t.node,
+        })
+    summary = {
+        "increment": increment.id, "metric": metric.name, "mode": metric.mode,
+        "best": winner.record_id if winner else None, "best_candidate": winner.candidate if winner else None,
+        "best_baseline": best_base.candidate if best_base else None,
+        "trials": len(results), "failed": len(failed),
+        "failures": [{"record": t.record_id, "candidate": t.candidate, "error": t.error} for t in failed],
+        "rows": out_rows,
+    }
+    atomic_write_json(increment.experiments_dir / "comparison.json", summary)
+    atomic_write_text(increment.experiments_dir / "comparison.md", render_comparison(summary))
+    return summary
+
+
+def render_comparison(summary: Mapping[str, Any]) -> str:
+    m = summary["metric"]
+    arrow = "higher is better" if summary["mode"] == "max" else "lower is better"
+    lines = [f"# Model comparison — {summary['increment']}", "",
+             f"Primary metric: **{m}** ({arrow}), cross-validated; {summary['trials']} trials, "
+             f"{summary['failed']} failed.", "",
+             f"| | candidate | kind | {m} (cv mean ± std) | lift over best baseline | fit time (s) | record |",
+             "|---|---|---|---|---|---|---|"]
+    for r in summary["rows"]:
+        std = f" ± {r['cv_std']:.4f}" if r["cv_std"] is not None else ""
+        lift_s = f"{r['lift_over_best_baseline_pct']:+.1f}%" if r["lift_over_best_baseline_pct"] is not None else "—"
+        fit = f"{r['fit_time_s']:.2f}" if r["fit_time_s"] is not None else "—"
+        lines.append(f"| {'**best**' if r['best'] else ''} | {r['candidate']} | {r['kind']} | "
+                     f"{r['cv_mean']:.4f}{std} | {lift_s} | {fit} | `{r['record']}` |")
+    if summary["failures"]:
+        lines += ["", "## Failed trials", ""]
+        lines += [f"- `{f['record']}` ({f['candidate']}): {f['error']}" for f in summary["failures"]]
+    return "\n".join(lines) + "\n"
+
+
+def cached_records(increment: Increment) -> list[Record]:
+    """Finished trial/baseline records that carry a cache key."""
+    return [r for r in list_records(increment) if r.status == "finished" and r.meta.get("cache_key")
+            and r.kind in ("trial", "baseline")]

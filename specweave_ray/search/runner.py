@@ -1,0 +1,326 @@
+"""``run_experiments``: candidates → Ray Tune sweep → coordinator → records and comparison.
+
+>>> from sklearn.datasets import load_breast_cancer                        # doctest: +SKIP
+>>> from specweave_ray import ModelExperiment, run_experiments
+>>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+>>> res = run_experiments([ModelExperiment("xgboost", "xgboost", {"max_depth": 3})], X, y,
+...                       increment="0001", cv=3, metric="roc_auc")
+>>> res.best.candidate, res.table.columns[:3].tolist()
+('xgboost', ['candidate', 'kind', 'record'])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray._fs import atomic_write_json, read_json
+from specweave_ray.exceptions import CandidateError, ConfigError, SweepError
+from specweave_ray.metrics import DEFAULT_METRIC, get_metric
+from specweave_ray.search.coordinator import (
+    Coordinator,
+    Progress,
+    TrialResult,
+    best_per_candidate,
+    cached_records,
+    write_comparison,
+)
+from specweave_ray.search.experiment import ModelExperiment, cache_key
+from specweave_ray.workspace import _mlflow, storage
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import code_version, open_experiment, resolve_increment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResults:
+    """What a sweep produced: every trial, each candidate's best, where the best models went."""
+
+    increment: Increment
+    metric: str
+    mode: str
+    trials: tuple[TrialResult, ...]
+    best_per_candidate: Mapping[str, TrialResult]
+    comparison: Mapping[str, Any]
+    models: Mapping[str, Path] = field(default_factory=dict)
+    classes: tuple[Any, ...] | None = None
+    sweep_record: str | None = None
+
+    @property
+    def best(self) -> TrialResult | None:
+        """The best candidate trial (baselines excluded)."""
+        name = self.comparison.get("best_candidate")
+        return self.best_per_candidate.get(name) if name else None
+
+    @property
+    def failed(self) -> tuple[TrialResult, ...]:
+        return tuple(t for t in self.trials if t.status == "failed")
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per candidate (best trial) and baseline, sorted by the primary metric."""
+        cols = ["candidate", "kind", "record", "cv_mean", "cv_std", "lift_over_best_baseline_pct",
+                "fit_time_s", "best", "node"]
+        return pd.DataFrame([{c: r.get(c) for c in cols} for r in self.comparison["rows"]], columns=cols)
+
+
+def _infer_problem_type(y: Any) -> str:
+    s = pd.Series(np.asarray(y))
+    if s.dtype.kind in "f" and s.nunique() > 20:
+        return "regression"
+    return "classification" if s.dtype.kind in "biuO" or s.dtype.kind == "U" or s.nunique() <= 20 else "regression"
+
+
+def _folds(X: Any, y: np.ndarray, *, cv: int | Any, problem_type: str, seed: int) -> tuple[list[Any], str]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if isinstance(cv, int):
+        if cv < 2:
+            raise ConfigError(f"cv must be >= 2 folds, got {cv}")
+        splitter = (StratifiedKFold(cv, shuffle=True, random_state=seed) if problem_type == "classification"
+                    else KFold(cv, shuffle=True, random_state=seed))
+    elif hasattr(cv, "split"):
+        splitter = cv
+    else:
+        raise ConfigError(f"cv must be a number of folds or a scikit-learn splitter, got {cv!r}")
+    folds = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(X, y)]
+    return folds, repr(splitter)
+
+
+def _fingerprint(X: Any, y: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    h.update(repr(list(map(str, frame.columns))).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    h.update(pd.util.hash_pandas_object(pd.Series(np.asarray(y)), index=False).to_numpy().tobytes())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def _baselines(problem_type: str, *, rule: str | None, seed: int) -> list[ModelExperiment]:
+    from specweave_ray.candidates.baselines import baseline_estimators
+
+    return [ModelExperiment(name, type(est), est.get_params(), kind="baseline")
+            for name, est in baseline_estimators(problem_type, rule=rule, random_state=seed).items()]
+
+
+def run_experiments(
+    experiments: Sequence[ModelExperiment],
+    X: Any,
+    y: Any,
+    *,
+    increment: Increment | str | int | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    cv: int | Any = 5,
+    metric: str | None = None,
+    problem_type: str | None = None,
+    baselines: bool = True,
+    rule: str | None = None,
+    preprocessor: Any = "auto",
+    stages: int = 4,
+    seed: int = 0,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    max_concurrent: int | None = None,
+    autoscale: bool | None = None,
+    pending_timeout_s: float = 900.0,
+    use_cache: bool = True,
+    refit: bool = True,
+    data_fingerprint: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> SweepResults:
+    """Run every candidate's trials as Ray Tune trials in parallel and record them all.
+
+    Args:
+        experiments: The candidates.
+        X, y: Training data (DataFrame or array; string labels are fine).
+        increment: Increment handle, id, number or folder.
+        cv: Folds, or a scikit-learn splitter (e.g. ``TimeSeriesSplit``).
+        metric: Primary metric (default per problem type: roc_auc, rmse, mape).
+        problem_type: ``classification`` or ``regression`` (inferred from ``y`` when omitted).
+        baselines: Also run the random/majority (mean/median) baselines as trials.
+        rule: A rule-based baseline, e.g. ``"balance > 1800"``.
+        preprocessor: ``"auto"`` (built from the columns), an unfitted transformer, or None.
+        stages: Reports per iterative trial when searching (ASHA rungs).
+        address: Ray cluster to use (default ``$RAY_ADDRESS``, else an embedded local Ray).
+        autoscale: The cluster adds nodes on demand, so trials that fit on no node yet wait for one
+            instead of failing fast. None: ``$SPECWEAVE_ALLOW_AUTOSCALE`` (``1``/``0``), else
+            whether Ray's autoscaler status names node types from a config.
+        pending_timeout_s: Longest wait of a trial for a node able to host it; past it the sweep
+            stops (finished trials stay recorded) and :class:`SweepError` names the candidates.
+        use_cache: Reuse trials recorded as finished with the same data, params, CV and code.
+        refit: Fit each candidate's best params on all data and save the model natively.
+
+    Returns:
+        :class:`SweepResults`.
+
+    Raises:
+        ConfigError, CandidateError: invalid metric/cv/candidates.
+        SweepError: the cluster cannot host a candidate's resources (at once, or on an autoscaling
+            cluster within ``pending_timeout_s``).
+    """
+    from specweave_ray.candidates.registry import resolve_estimator
+    from specweave_ray.candidates.staged import budget_of
+    from specweave_ray.features import build_preprocessor
+    from specweave_ray.search._ray import tune as sweep
+
+    inc = resolve_increment(increment, root)
+    experiments = list(experiments)
+    if not experiments and not baselines:
+        raise CandidateError("run_experiments needs at least one ModelExperiment (or baselines=True)")
+    names = [e.name for e in experiments]
+    if len(set(names)) != len(names):
+        raise CandidateError(f"candidate names must be unique, got {names}")
+    if not pending_timeout_s > 0:
+        raise ConfigError(f"pending_timeout_s must be > 0 seconds, got {pending_timeout_s!r}")
+    problem_type = problem_type or _infer_problem_type(y)
+    if problem_type not in ("classification", "regression", "timeseries"):
+        raise ConfigError(f"run_experiments handles classification, regression and timeseries, not {problem_type!r}")
+    metric_def = get_metric(metric or DEFAULT_METRIC[problem_type], problem_type=problem_type)
+    y_arr = np.asarray(y)
+    classes = None
+    if problem_type == "classification":
+        classes, y_arr = np.unique(y_arr, return_inverse=True)
+        if len(classes) < 2:
+            raise ConfigError(f"the target has a single class ({classes[0]!r}); classification needs two or more")
+    if baselines:
+        experiments = _baselines(problem_type, rule=rule, seed=seed) + experiments
+    classes_by_name = {e.name: resolve_estimator(e.estimator, problem_type=problem_type) for e in experiments}
+    experiments = [replace(e, estimator=classes_by_name[e.name]) for e in experiments]
+    if preprocessor == "auto":
+        preprocessor = build_preprocessor(X)
+    folds, cv_repr = _folds(X, y_arr, cv=cv, problem_type=problem_type, seed=seed)
+    train_fp = _fingerprint(X, y)  # cache identity: exactly the rows and labels the trials see
+    fingerprint = data_fingerprint or train_fp  # recorded: the dataset the user named
+    version = code_version()
+
+    # -- result cache: finished trials with the same identity are reused, never rerun -------
+    finished = cached_records(inc) if use_cache else []
+    by_key = {r.meta["cache_key"]: r for r in finished}
+    budgets, prior, reuse = {}, {}, []
+    contexts = {}
+    for e in experiments:
+        cls = classes_by_name[e.name]
+        ctx = cache_key(candidate=e.name, fingerprint=train_fp, estimator=cls,
+                        params={k: (v.to_json() if hasattr(v, "to_json") else repr(v)) for k, v in e.params.items()},
+                        cv=cv_repr, version=version, metric=metric_def.name)
+        contexts[e.name] = ctx
+        if e.has_search_space:
+            # by context, not by key: a search may have tried the same params twice
+            earlier = [r for r in finished if r.meta.get("cache_context") == ctx][: e.num_samples]
+            reuse += earlier
+            prior[e.name] = [({k: r.params[k] for k in e.search_space if k in r.params}, r.metrics["cv_mean"])
+                             for r in earlier if "cv_mean" in r.metrics]
+            budgets[e.name] = max(0, e.num_samples - len(earlier))
+        else:
+            key = cache_key(candidate=e.name, fingerprint=train_fp, estimator=cls, params=e.fixed_params, cv=cv_repr,
+                            version=version, metric=metric_def.name)
+            hit = by_key.get(key)
+            budgets[e.name] = 0 if hit else e.num_samples
+            reuse += [hit] if hit else []
+
+    started_ray = sweep.ensure_ray(address=address, num_cpus=num_cpus)
+    sweep_exp = None
+    try:
+        sweep.check_resources(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s)
+        sweep_exp = open_experiment("sweep", increment=inc, kind="sweep", mirror=True, meta={
+            "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem_type})
+        sweep_exp.log_params({"candidates": names, "cv": cv_repr, "metric": metric_def.name, "seed": seed,
+                              "problem_type": problem_type, "budgets": budgets, "cached": len(reuse)})
+        coordinator = Coordinator(
+            inc, metric=metric_def, candidates={e.name: e for e in experiments},
+            meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name},
+            parent_run_id=None, total=sum(budgets.values()) + len(reuse), on_progress=on_progress,
+            cache_key_fn=lambda name, params: cache_key(
+                candidate=name, fingerprint=train_fp, estimator=classes_by_name[name], params=params, cv=cv_repr,
+                version=version, metric=metric_def.name),
+            contexts=contexts)
+        if _mlflow.enabled():
+            coordinator.open_parent_run(lambda: _mlflow.start_run(
+                inc.root, inc.id, name=sweep_exp.id, tags={"specweave.kind": "sweep"}))
+        for rec in reuse:
+            coordinator.add_cached(rec)
+        payload = {
+            "X": X, "y": y_arr, "folds": folds, "metric": metric_def.name, "preprocessor": preprocessor,
+            "candidates": {e.name: {"cls": classes_by_name[e.name], "cpus": e.resources["cpu"],
+                                    # rule baselines read named raw columns, not encoded features
+                                    "raw": bool(getattr(classes_by_name[e.name], "requires_raw_frame", False)),
+                                    "stages": stages if (e.has_search_space and e.num_samples > 1 and stages > 1
+                                                         and budget_of(classes_by_name[e.name]()) is not None) else 1}
+                           for e in experiments},
+        }
+        # Tune's own state beside the records, on the root's filesystem (trials on other nodes
+        # write there directly; DESIGN.md: no shared disk is assumed)
+        tune_path, tune_fs = storage.tune_storage(inc.experiments_dir / "tune")
+        payload_ref = sweep.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
+                                     mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
+                                     pending_timeout_s=pending_timeout_s,
+                                     max_concurrent=max_concurrent, name=sweep_exp.id,
+                                     storage_path=tune_path, storage_filesystem=tune_fs)
+        coordinator.flush()
+        if coordinator.parent_run_id:
+            sweep_exp.update_meta(mlflow_run_id=coordinator.parent_run_id)
+        trials = list(coordinator.results.values())
+        summary = write_comparison(inc, trials, metric_def)
+        best = best_per_candidate(trials, metric_def)
+        models: dict[str, Path] = {}
+        if refit and best:
+            chosen = {n: (next(e for e in experiments if e.name == n), dict(t.params)) for n, t in best.items()}
+            fitted = sweep.refit_best(payload_ref, chosen)
+            for name, out in fitted.items():
+                if isinstance(out, Exception):
+                    continue
+                models[name] = _save_model(inc, best[name], out, classes=classes)
+        sweep_exp.log_metrics({"trials": len(trials), "failed": sum(t.status == "failed" for t in trials),
+                               "cached": len(reuse),
+                               **({f"best_{metric_def.name}": best[summary["best_candidate"]].score}
+                                  if summary.get("best_candidate") else {})})
+        sweep_exp.log_note(f"Best: {summary.get('best_candidate')} ({summary.get('best')}); "
+                           f"{summary['failed']} failed of {summary['trials']} trials.")
+        sweep_exp.close()
+        # a URI root: the records and MLflow runs are there before this returns
+        storage.push_now(inc.experiments_dir, *_mlflow.local_store(inc.root, inc.id))
+    except SweepError as err:
+        if sweep_exp is not None:  # stopped mid-sweep: finished trials are recorded, the sweep says why
+            sweep_exp.close(error=err)
+        raise
+    finally:
+        if started_ray:
+            sweep.shutdown()
+    return SweepResults(increment=inc, metric=metric_def.name, mode=metric_def.mode, trials=tuple(trials),
+                        best_per_candidate=best, comparison=summary, models=models,
+                        classes=tuple(classes.tolist()) if classes is not None else None, sweep_record=sweep_exp.id)
+
+
+def _save_model(inc: Increment, trial: TrialResult, fitted: tuple[Any, Any, list[str], str], *,
+                classes: Any) -> Path:
+    """Save a refitted model natively in its best trial's record and note it in meta.json."""
+    from specweave_ray.candidates.serialization import save_native
+
+    model, pre, warnings, node = fitted
+    path = inc.experiments_dir / trial.record_id
+    info = {"model": save_native(model, path, name="model"), "refit_node": node, "refit_warnings": warnings}
+    if pre is not None:
+        info["features"] = save_native(pre, path, name="features")
+    if classes is not None:
+        info["classes"] = classes.tolist()
+    meta = read_json(path / "meta.json", {})
+    meta.setdefault("artifacts", {}).update(info)
+    atomic_write_json(path / "meta.json", meta)
+    if _mlflow.enabled() and meta.get("mlflow_run_id"):
+        try:
+            client = _mlflow.client_for(inc.root)
+            for fname in [*info["model"]["files"], *(info.get("features", {}).get("files", {}))]:
+                client.log_artifact(meta["mlflow_run_id"], str(path / fname), artifact_path="model")
+        except Exception as err:  # noqa: BLE001
+            logger.warning("MLflow artifact upload for %s failed: %s", trial.record_id, err)
+    return path

@@ -1,0 +1,180 @@
+"""Pipeline config (YAML) → a validated, frozen :class:`PipelineConfig`.
+
+Errors name the file, the field path (``candidates.1.resources.gpu``), the rule and the value
+received. Search-space entries are written as tagged dicts: ``{loguniform: [0.001, 1]}``.
+
+Example (``configs/fraud-detection.yaml``)::
+
+    increment: Fraud Detection
+    spec: ../increments/0001-fraud-detection/spec.md
+    root: ../increments
+    data: {generate: fraud, rows: 50000, target: is_fraud}
+    metric: pr_auc
+    candidates:
+      - {name: xgboost, estimator: xgboost, num_samples: 8,
+         params: {max_depth: {randint: [3, 8]}, learning_rate: {loguniform: [0.02, 0.3]}}}
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from specweave_ray.exceptions import ConfigError
+from specweave_ray.search.experiment import DOMAIN_KINDS, as_domain
+
+ProblemType = Literal["classification", "regression", "timeseries", "recommendation"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """Where the data comes from: a CSV/Parquet ``path`` or a built-in ``generate`` name."""
+
+    path: str | None = None
+    generate: str | None = None
+    rows: int | None = Field(default=None, gt=0)
+    target: str
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    time_column: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.path is None) == (self.generate is None):
+            raise ValueError("give exactly one of 'path' (a CSV/Parquet file) or 'generate' (fraud, ltv)")
+        return self
+
+
+class CandidateConfig(_Frozen):
+    name: str = Field(min_length=1)
+    estimator: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    num_samples: int | None = Field(default=None, ge=1)
+    resources: dict[Literal["cpu", "gpu"], float] = Field(default_factory=lambda: {"cpu": 1, "gpu": 0})
+
+    @field_validator("params")
+    @classmethod
+    def _spaces(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for key, value in params.items():
+            if isinstance(value, dict) and len(value) == 1 and next(iter(value)) not in DOMAIN_KINDS:
+                raise ValueError(f"param {key!r}: unknown search-space kind {next(iter(value))!r} "
+                                 f"(use one of {', '.join(DOMAIN_KINDS)})")
+            try:
+                as_domain(value)
+            except ValueError as err:
+                raise ValueError(f"param {key!r}: {err}") from err
+        return params
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, res: dict[str, float]) -> dict[str, float]:
+        if any(v < 0 for v in res.values()):
+            raise ValueError("resources must be >= 0")
+        return res
+
+
+class SweepConfig(_Frozen):
+    cv: int = Field(default=5, ge=2, le=20)
+    stages: int = Field(default=4, ge=1, le=20)
+    tuning_samples: int = Field(default=16, ge=1, le=1000)  # T-005: the best candidate's deeper search
+    max_concurrent: int | None = Field(default=None, ge=1)
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, ge=1)
+    # true: the cluster adds nodes on demand, so a candidate that fits on no node yet waits for one;
+    # unset: SPECWEAVE_ALLOW_AUTOSCALE=1, or an autoscaler seen in the cluster's status
+    autoscale: bool | None = None
+    # the longest a trial waits for a node able to host it before the sweep stops (SweepError)
+    pending_timeout_s: float = Field(default=900.0, gt=0)
+
+
+class ABTestConfig(_Frozen):
+    """T-009: inputs of the A/B test plan's power analysis."""
+
+    mde_relative: float = Field(default=0.1, gt=0, lt=10)
+    daily_traffic: int = Field(default=50_000, ge=1)
+    traffic_split: float = Field(default=0.5, gt=0, lt=1)
+
+
+class BaselineConfig(_Frozen):
+    enabled: bool = True
+    rule: str | None = None
+
+
+class PipelineConfig(_Frozen):
+    """A whole pipeline run: which increment, which data, which candidates, how to sweep."""
+
+    increment: str = Field(min_length=1)
+    problem_type: ProblemType | None = None
+    spec: str | None = None
+    root: str | None = None
+    data: DataConfig
+    metric: str | None = None
+    seed: int = 0
+    baselines: BaselineConfig = Field(default_factory=BaselineConfig)
+    candidates: list[CandidateConfig] | None = None
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    abtest: ABTestConfig = Field(default_factory=ABTestConfig)
+    source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> PipelineConfig:
+        names = [c.name for c in self.candidates or []]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {dupes}")
+        if self.problem_type is None and self.spec is None:
+            raise ValueError("give 'problem_type' or a 'spec' whose spec.md names it")
+        return self
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def parse_config(raw: Any, *, source: str = "<config>") -> PipelineConfig:
+    """Validate a loaded YAML mapping; :class:`ConfigError` names the field and value."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        return PipelineConfig.model_validate({**raw, "source": source})
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            value = e.get("input")
+            shown = repr(value) if not isinstance(value, dict) else "{…}"
+            problems.append(f"{_field_path(e['loc'])}: {e['msg']} (got {shown[:80]})")
+        raise ConfigError(f"{source}: invalid config: " + "; ".join(problems)) from err
+
+
+def load_config(path: str | os.PathLike[str]) -> PipelineConfig:
+    """Read and validate a YAML config; relative paths in it are resolved against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file {path} does not exist") from err
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err}") from err
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from err
+    cfg = parse_config(raw, source=str(path))
+    base = path.resolve().parent
+    updates: dict[str, Any] = {}
+    for key in ("spec", "root"):
+        value = getattr(cfg, key)
+        if value and not os.path.isabs(value) and "://" not in value:
+            updates[key] = str((base / value).resolve())
+    if cfg.data.path and not os.path.isabs(cfg.data.path):
+        updates["data"] = cfg.data.model_copy(update={"path": str((base / cfg.data.path).resolve())})
+    return cfg.model_copy(update=updates)

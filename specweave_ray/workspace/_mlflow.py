@@ -1,0 +1,187 @@
+"""The MLflow mirror of experiment records (records.py and coordinator.py call it).
+
+One MLflow experiment per increment (named by the increment id), one run per record, child runs
+under a parent run for a sweep. The tracking store is ``$MLFLOW_TRACKING_URI`` when set, else a
+sqlite file inside the increments root with artifacts beside it. Set ``SPECWEAVE_MLFLOW=0`` to
+switch the mirror off; records on disk are the source of truth either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from specweave_ray._fs import file_lock
+
+logger = logging.getLogger(__name__)
+_LOCK = threading.Lock()
+_MAX_PARAM = 6000  # MLflow's limit on a param value's length
+
+
+def enabled() -> bool:
+    return os.environ.get("SPECWEAVE_MLFLOW", "1").lower() not in ("0", "false", "off", "no")
+
+
+def tracking_uri(root: Path) -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<root>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def local_store(root: Path, increment_id: str) -> list[Path]:
+    """The default store's files for one increment (the sqlite file and its artifacts), which a URI
+    root uploads after each task; empty when ``$MLFLOW_TRACKING_URI`` names another store."""
+    if not enabled() or os.environ.get("MLFLOW_TRACKING_URI"):
+        return []
+    return [Path(root) / "mlflow.db", Path(root) / "mlartifacts" / increment_id]
+
+
+@functools.lru_cache(maxsize=8)
+def _client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    db = _sqlite_file(uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri)
+    # MLflow creates and migrates a new sqlite store when a client is built; processes doing
+    # that at once collide ("table ... already exists"), so each process's first one waits its turn.
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(db.with_name(f"{db.name}.lock")):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # in case a later MLflow builds the store lazily
+    return client
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
+
+
+def client_for(root: Path) -> Any:
+    return _client(tracking_uri(root))
+
+
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}
+
+
+def experiment_id(root: Path, increment_id: str) -> str:
+    """Get or create the MLflow experiment named after the increment (cached per process: a sweep
+    mirrors one run per trial and the lookup is a query each time)."""
+    client = client_for(root)
+    key = (tracking_uri(root), increment_id)
+    with _LOCK:
+        if key in _EXPERIMENT_IDS:
+            return _EXPERIMENT_IDS[key]
+        exp = client.get_experiment_by_name(increment_id)
+        if exp is not None and exp.lifecycle_stage == "active":
+            _EXPERIMENT_IDS[key] = exp.experiment_id
+            return exp.experiment_id
+        location = None
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            location = (Path(root).resolve() / "mlartifacts" / increment_id).as_uri()
+        try:
+            _EXPERIMENT_IDS[key] = client.create_experiment(increment_id, artifact_location=location)
+        except Exception:  # another process created it first
+            exp = client.get_experiment_by_name(increment_id)
+            if exp is None:
+                raise
+            _EXPERIMENT_IDS[key] = exp.experiment_id
+        return _EXPERIMENT_IDS[key]
+
+
+def _retry(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    # sqlite raises "database is locked" when several processes write at once; a short
+    # backoff is enough because each write is a few milliseconds.
+    for attempt in range(8):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - MLflow wraps sqlite errors in several types
+            if "locked" not in str(err).lower() or attempt == 7:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    return None
+
+
+def start_run(
+    root: Path,
+    increment_id: str,
+    *,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+) -> str:
+    """Create an MLflow run (a child when ``parent_run_id``) and return its id."""
+    client = client_for(root)
+    all_tags = {"mlflow.runName": name, "specweave.increment": increment_id, **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = _retry(client.create_run, experiment_id(root, increment_id), tags=all_tags, run_name=name)
+    return run.info.run_id
+
+
+def _push_artifacts(root: Path, client: Any, run_id: str) -> None:
+    """A URI root's local store: send the run's artifacts up now (the upload thread), not in one
+    burst when the task ends."""
+    from specweave_ray.workspace import storage
+
+    if storage.mount_of(root) is None:
+        return
+    uri = client.get_run(run_id).info.artifact_uri
+    if uri.startswith("file://"):
+        storage.push(Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path)))
+
+
+def log_run(
+    root: Path,
+    run_id: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    history: Iterable[Mapping[str, Any]] = (),
+    tags: Mapping[str, str] | None = None,
+    artifacts_dir: Path | None = None,
+    status: str | None = None,
+) -> None:
+    """Log params, metrics (+ step history), tags, artifacts and the final status in few calls."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = client_for(root)
+    now = int(time.time() * 1000)
+    ms = [Metric(h["name"], float(h["value"]), int(h.get("ts", now)), int(h["step"])) for h in history]
+    # A metric with a step history gets its final value at its last step (and only when it
+    # differs from it): a copy at step 0 would sit in the history, and MLflow reports the value
+    # of the highest step, which must be the one in metrics.json.
+    last: dict[str, Metric] = {}
+    for m in ms:
+        if m.key not in last or (m.step, m.timestamp) >= (last[m.key].step, last[m.key].timestamp):
+            last[m.key] = m
+    for k, v in (metrics or {}).items():
+        if v is None:
+            continue
+        prev = last.get(k)
+        if prev is None:
+            ms.append(Metric(k, float(v), now, 0))
+        elif float(v) != prev.value:
+            ms.append(Metric(k, float(v), max(now, prev.timestamp + 1), prev.step))
+    ps = [Param(k, str(v)[:_MAX_PARAM]) for k, v in (params or {}).items()]
+    ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    # log_batch takes at most 1000 entries, 100 of them params and 100 tags, per call: one call
+    # for a typical record, more only for large ones
+    while ps or ts or ms:
+        p_, t_ = ps[:100], ts[:100]
+        m_ = ms[: 1000 - len(p_) - len(t_)]
+        _retry(client.log_batch, run_id, params=p_, tags=t_, metrics=m_)
+        ps, ts, ms = ps[len(p_):], ts[len(t_):], ms[len(m_):]
+    if artifacts_dir is not None and any(artifacts_dir.iterdir()):
+        _retry(client.log_artifacts, run_id, str(artifacts_dir))
+        _push_artifacts(root, client, run_id)
+    if status:
+        _retry(client.set_terminated, run_id, status=status)
