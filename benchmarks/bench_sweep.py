@@ -76,6 +76,7 @@ def bench_run_experiments(cfgs: list[dict[str, Any]], folds: int, *, mlflow: boo
                           ) -> tuple[float, list[float], str]:
     """(b): one fixed-params ``ModelExperiment`` per configuration, into a fresh increment."""
     from specweave_ray import Increment, ModelExperiment, run_experiments
+    from specweave_ray.spec import SweepConfig
 
     X, y, _, _ = load_data(folds)
     os.environ["SPECWEAVE_MLFLOW"] = "1" if mlflow else "0"
@@ -85,7 +86,7 @@ def bench_run_experiments(cfgs: list[dict[str, Any]], folds: int, *, mlflow: boo
             for i, c in enumerate(cfgs)]
     t0 = time.perf_counter()
     res = run_experiments(exps, X, y, increment=inc, cv=folds, metric="roc_auc", baselines=False,
-                          refit=False, num_cpus=NUM_CPUS, seed=0)
+                          refit=False, sweep=SweepConfig(num_cpus=NUM_CPUS), seed=0)
     wall = time.perf_counter() - t0
     os.environ.pop("SPECWEAVE_MLFLOW", None)
     by_name = {t.candidate: t.score for t in res.trials}

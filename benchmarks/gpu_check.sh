@@ -120,9 +120,10 @@ import tempfile
 import time
 
 from specweave_ray import Increment, ModelExperiment, run_experiments
-from specweave_ray.datasets import make_fraud
-from specweave_ray.experiment import loguniform, randint
-from specweave_ray.records import list_records
+from specweave_ray.data.datasets import make_fraud
+from specweave_ray import loguniform, randint
+from specweave_ray.spec import SweepConfig
+from specweave_ray.workspace import list_records
 
 out = sys.argv[1]
 df = make_fraud(40_000, positive_rate=0.02, seed=0)
@@ -137,7 +138,8 @@ exps = [
                     num_samples=4, resources=quarter),
 ]
 t0 = time.perf_counter()
-res = run_experiments(exps, df, y, increment=inc, cv=3, metric="roc_auc", baselines=False, stages=2, refit=False)
+res = run_experiments(exps, df, y, increment=inc, cv=3, metric="roc_auc", baselines=False,
+                      sweep=SweepConfig(stages=2), refit=False)
 seconds = time.perf_counter() - t0
 trials = [r for r in list_records(inc, kind="trial")]
 rows = [{"record": r.id, "candidate": r.meta.get("candidate"), "status": r.status,
@@ -166,7 +168,7 @@ import numpy as np
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from specweave_ray.datasets import make_fraud
+from specweave_ray.data.datasets import make_fraud
 
 out = sys.argv[1]
 df = make_fraud(250_000, positive_rate=0.01, seed=1)

@@ -6,8 +6,14 @@ import sys
 
 from sklearn.datasets import load_breast_cancer
 
-from specweave_ray import Increment, ModelExperiment, run_experiments, track_experiment
-from specweave_ray.search.experiment import loguniform, randint
+from specweave_ray import (
+    Increment,
+    ModelExperiment,
+    loguniform,
+    randint,
+    run_experiments,
+    track_experiment,
+)
 
 
 def main(root: str = "increments", samples: int = 12) -> None:

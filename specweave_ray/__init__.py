@@ -17,32 +17,41 @@ __version__ = "0.1.0"
 __all__ = [
     "Increment",
     "ModelExperiment",
+    "Predictor",
     "SpecweaveError",
     "SweepResults",
+    "choice",
     "load_spec",
+    "loguniform",
+    "randint",
     "run_experiments",
     "track_experiment",
     "track_model",
+    "uniform",
 ]
 
 _WHERE = {
-    "Increment": ".workspace.increment",
-    "ModelExperiment": ".search.experiment",
+    "Increment": ".workspace",
+    "ModelExperiment": ".spec",
+    "Predictor": ".deploy",
     "SpecweaveError": ".exceptions",
-    "SweepResults": ".search.runner",
-    "load_spec": ".spec._grammar",
-    "run_experiments": ".search.runner",
-    "track_experiment": ".workspace.records",
-    "track_model": ".workspace.records",
+    "SweepResults": ".search",
+    "choice": ".spec",
+    "load_spec": ".spec",
+    "loguniform": ".spec",
+    "randint": ".spec",
+    "run_experiments": ".search",
+    "track_experiment": ".workspace",
+    "track_model": ".workspace",
+    "uniform": ".spec",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from specweave_ray.deploy import Predictor
     from specweave_ray.exceptions import SpecweaveError
-    from specweave_ray.search.experiment import ModelExperiment
-    from specweave_ray.search.runner import SweepResults, run_experiments
-    from specweave_ray.spec._grammar import load_spec
-    from specweave_ray.workspace.increment import Increment
-    from specweave_ray.workspace.records import track_experiment, track_model
+    from specweave_ray.search import SweepResults, run_experiments
+    from specweave_ray.spec import ModelExperiment, choice, load_spec, loguniform, randint, uniform
+    from specweave_ray.workspace import Increment, track_experiment, track_model
 
 
 def __getattr__(name: str) -> Any:

@@ -15,9 +15,29 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from specweave_ray import problems
+from specweave_ray._fs import read_json
+from specweave_ray.data import load_table
+from specweave_ray.deploy.bench import run_bench
+from specweave_ray.deploy.drift import drift_command, load_reference
+from specweave_ray.deploy.predictor import Predictor
+from specweave_ray.deploy.serve import check_port, run_ray_serve, serve_local
 from specweave_ray.exceptions import SpecweaveError
+from specweave_ray.pipeline._tasks import run_pipeline, stored_config
+from specweave_ray.spec.config import load_config, parse_config
+from specweave_ray.workspace import storage
+from specweave_ray.workspace.increment import Increment, list_increments, resolve_root
+from specweave_ray.workspace.records import (
+    RECORD_FILES,
+    list_records,
+    resolve_increment,
+    track_experiment,
+)
 
-PROBLEM_TYPES = ("classification", "regression", "timeseries", "recommendation")
+
+def _type_help() -> str:
+
+    return f"problem type: {', '.join(problems.names())} (or an alias such as binary)"
 
 
 def _console() -> Any:
@@ -28,8 +48,6 @@ def _console() -> Any:
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_inc(args: argparse.Namespace) -> int:
-    from specweave_ray.workspace import storage
-    from specweave_ray.workspace.increment import Increment
 
     inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok)
     print(f"created {storage.display(inc.path)}")
@@ -41,9 +59,6 @@ def cmd_inc(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from specweave_ray.workspace import storage
-    from specweave_ray.workspace.increment import Increment, list_increments, resolve_root
-    from specweave_ray.workspace.records import RECORD_FILES, list_records
 
     console = _console()
     if args.id:
@@ -84,7 +99,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _best_of(inc: Any) -> str:
-    from specweave_ray._fs import read_json
 
     comp = read_json(inc.experiments_dir / "comparison.json")
     if not comp or not comp.get("best"):
@@ -94,7 +108,6 @@ def _best_of(inc: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from specweave_ray.spec.config import load_config, parse_config
 
     if args.config and args.data:
         raise _usage("give a CONFIG or --data, not both")
@@ -102,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
     elif args.data:
         if not args.target or not args.type:
-            raise _usage("--data needs --target COLUMN and --type classification|regression")
+            raise _usage("--data needs --target COLUMN and --type TYPE")
         name = args.increment or os.path.splitext(os.path.basename(args.data))[0]
         cfg = parse_config({"increment": name, "problem_type": args.type,
                             "data": {"path": os.path.abspath(args.data), "target": args.target},
@@ -113,9 +126,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_do(args: argparse.Namespace) -> int:
-    from specweave_ray.pipeline._tasks import stored_config
-    from specweave_ray.spec.config import load_config
-    from specweave_ray.workspace.increment import Increment
 
     inc = Increment.open(args.id, root=args.root)
     cfg = load_config(args.config) if args.config else stored_config(inc)
@@ -123,8 +133,6 @@ def cmd_do(args: argparse.Namespace) -> int:
 
 
 def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
-    from specweave_ray.pipeline._tasks import run_pipeline
-    from specweave_ray.workspace import storage
 
     console = _console()
     progress = _ProgressView(console)
@@ -236,12 +244,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise _usage("--replicas needs --engine ray-serve (the local engine is one process)")
     if not 0 < args.port < 65536:
         raise _usage(f"--port must be between 1 and 65535, got {args.port}")
-    from specweave_ray.deploy.serve import check_port
 
     check_port(args.host, args.port)
     if engine == "local":
-        from specweave_ray.deploy.predictor import Predictor
-        from specweave_ray.deploy.serve import serve_local
 
         predictor = Predictor.load(args.id, version=version, root=args.root)
         print(f"serving {predictor.metadata.get('increment')} model-v{predictor.version} on "
@@ -251,7 +256,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # uvicorn shuts down cleanly, then re-raises the Ctrl-C
             pass
         return 0
-    from specweave_ray.deploy.serve import run_ray_serve
 
     run_ray_serve(args.id, root=args.root, version=version, host=args.host, port=args.port,
                   replicas=args.replicas or 1, address=args.address,
@@ -263,7 +267,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from specweave_ray.deploy.bench import run_bench
 
     if args.engine and not args.http:
         raise _usage("--engine picks the HTTP engine; add --http")
@@ -300,11 +303,6 @@ def _print_bench_gate(console: Any, rows: Any) -> None:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from specweave_ray.data._load import load_table
-    from specweave_ray.deploy.drift import drift_command, load_reference
-    from specweave_ray.deploy.predictor import Predictor
-    from specweave_ray.workspace import storage
-    from specweave_ray.workspace.records import resolve_increment, track_experiment
 
     inc = resolve_increment(args.id, args.root)
     predictor = Predictor.load(inc, version=_version(args.version))
@@ -370,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inc", parents=[common], help="create an increment folder from templates")
     p.add_argument("name", help='e.g. "Fraud Detection"')
-    p.add_argument("--type", required=True, choices=PROBLEM_TYPES)
+    p.add_argument("--type", required=True, metavar="TYPE", help=_type_help())
     p.add_argument("--exist-ok", action="store_true", help="reuse an increment with the same slug")
     p.set_defaults(func=cmd_inc)
 
@@ -382,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="pipeline config (YAML)")
     p.add_argument("--data", help="CSV/Parquet file, instead of a config")
     p.add_argument("--target", help="target column (with --data)")
-    p.add_argument("--type", choices=PROBLEM_TYPES, help="problem type (with --data)")
+    p.add_argument("--type", metavar="TYPE", help=_type_help() + " (with --data)")
     p.add_argument("--increment", help="increment name (with --data; default: the file name)")
     p.add_argument("--cv", type=int, default=5, help="folds (with --data)")
     _task_options(p)
@@ -458,7 +456,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.debug:
         _quiet_dependencies()
-    from specweave_ray.workspace import storage
 
     try:
         code = int(args.func(args) or 0)

@@ -1,11 +1,23 @@
-"""Metric names (DESIGN.md's lower snake case) → how to compute them and which way is better.
+"""The one metric vocabulary: every name a spec, a config, a record or a report may use.
 
-Shared by the sweep (cross-validation scores) and evaluation. Computation is scikit-learn's;
-this module only fixes the names, the direction and what each metric needs (labels or scores).
+Each :class:`MetricDef` gives the canonical lower-snake-case name (DESIGN.md's ``metrics.json``
+keys), the spellings people write (``auc``, ``logloss``, ``p@10`` …), its direction, the units a
+spec target may carry, whether it is a fraction in [0, 1], and what it needs to be computed:
+
+``labels``         hard predictions (``estimator.predict``)
+``probabilities``  class probabilities (``estimator.predict_proba``)
+``values``         continuous predictions
+``rankings``       a ranked list per user (``precision@k`` …; ``k`` is part of the name)
+``benchmark``      measured on the packaged model (latency, throughput), not scored
+
+The spec parser, the gate, the sweep, the comparison and the reports all read this table; which
+metrics fit which problem is each problem type's declaration (:mod:`specweave_ray.problems`).
+Computation is scikit-learn's, imported on first use.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,17 +26,49 @@ import numpy as np
 
 from specweave_ray.exceptions import ConfigError
 
+__all__ = ["AT_K", "METRICS", "NEEDS", "MetricDef", "canonical", "find", "get_metric", "known_text",
+           "predict_for"]
+
+NEEDS = ("labels", "probabilities", "values", "rankings", "benchmark")
+
 
 @dataclass(frozen=True)
 class MetricDef:
+    """One metric: name, direction (``mode``), what it needs, units and spellings.
+
+    Example:
+        >>> m = get_metric("AUC")
+        >>> m.name, m.mode, m.needs, m.better(0.9, 0.8)
+        ('roc_auc', 'max', 'probabilities', True)
+    """
+
     name: str
-    mode: str            # "max" or "min"
-    needs: str           # "label" (hard predictions), "score" (probability / continuous)
-    problem_types: tuple[str, ...]
-    fn: Callable[..., float]
+    mode: str                        # "max" or "min"
+    needs: str                       # one of NEEDS
+    fn: Callable[..., float] | None = None
+    aliases: tuple[str, ...] = ()
+    units: tuple[str, ...] = ("",)   # units a spec target may give its value in
+    ratio: bool = False              # a fraction in [0, 1]: "99%" reads as 0.99
+    display: str | None = None       # how spec lines write it (RMSE, precision@10)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "min") or self.needs not in NEEDS:
+            raise ConfigError(f"metric {self.name!r}: mode must be max/min and needs one of "
+                              f"{NEEDS}, got {self.mode!r}, {self.needs!r}")
 
     def __call__(self, y_true: Any, y_pred: Any) -> float:
+        if self.fn is None:
+            raise ConfigError(f"{self.name} is measured by the benchmark, not computed from predictions")
         return float(self.fn(y_true, y_pred))
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.mode == "min"
+
+    @property
+    def scored(self) -> bool:
+        """Whether it is computed from predictions (not measured by the benchmark)."""
+        return self.fn is not None
 
     def better(self, a: float, b: float) -> bool:
         """Whether ``a`` is strictly better than ``b``."""
@@ -65,42 +109,82 @@ def _mape(y_true: Any, y_pred: Any) -> float:
     return 100.0 * _sk("mean_absolute_percentage_error")(y_true, y_pred)
 
 
-_C, _R = ("classification",), ("regression", "timeseries")
+def _latency(pct: str) -> MetricDef:
+    return MetricDef(f"latency_{pct}", "min", "benchmark", units=("ms",))
+
+
 METRICS: dict[str, MetricDef] = {m.name: m for m in (
-    MetricDef("accuracy", "max", "label", _C, lambda t, p: _sk("accuracy_score")(t, p)),
-    MetricDef("balanced_accuracy", "max", "label", _C, lambda t, p: _sk("balanced_accuracy_score")(t, p)),
-    MetricDef("precision", "max", "label", _C, _avg("precision_score")),
-    MetricDef("recall", "max", "label", _C, _avg("recall_score")),
-    MetricDef("f1", "max", "label", _C, _avg("f1_score")),
-    MetricDef("roc_auc", "max", "score", _C, _binary_or_ovr("roc_auc_score")),
-    MetricDef("pr_auc", "max", "score", _C, _binary_or_ovr("average_precision_score")),
-    MetricDef("log_loss", "min", "score", _C, _log_loss),
-    MetricDef("rmse", "min", "score", _R, lambda t, p: _sk("root_mean_squared_error")(t, p)),
-    MetricDef("mae", "min", "score", _R, lambda t, p: _sk("mean_absolute_error")(t, p)),
-    MetricDef("r2", "max", "score", _R, lambda t, p: _sk("r2_score")(t, p)),
-    MetricDef("mape", "min", "score", _R, _mape),
+    MetricDef("accuracy", "max", "labels", lambda t, p: _sk("accuracy_score")(t, p),
+              aliases=("acc",), ratio=True),
+    MetricDef("balanced_accuracy", "max", "labels", lambda t, p: _sk("balanced_accuracy_score")(t, p),
+              ratio=True),
+    MetricDef("precision", "max", "labels", _avg("precision_score"), ratio=True),
+    MetricDef("recall", "max", "labels", _avg("recall_score"), aliases=("sensitivity",), ratio=True),
+    MetricDef("f1", "max", "labels", _avg("f1_score"), aliases=("f_1", "fscore", "f"), ratio=True),
+    MetricDef("roc_auc", "max", "probabilities", _binary_or_ovr("roc_auc_score"),
+              aliases=("auc", "auroc", "auc_roc"), ratio=True),
+    MetricDef("pr_auc", "max", "probabilities", _binary_or_ovr("average_precision_score"),
+              aliases=("auprc", "auc_pr", "average_precision"), ratio=True),
+    MetricDef("log_loss", "min", "probabilities", _log_loss, aliases=("logloss", "cross_entropy")),
+    MetricDef("rmse", "min", "values", lambda t, p: _sk("root_mean_squared_error")(t, p),
+              aliases=("root_mean_squared_error",), units=("", "$"), display="RMSE"),
+    MetricDef("mae", "min", "values", lambda t, p: _sk("mean_absolute_error")(t, p),
+              aliases=("mean_absolute_error",), units=("", "$"), display="MAE"),
+    MetricDef("r2", "max", "values", lambda t, p: _sk("r2_score")(t, p),
+              aliases=("r_squared", "r^2"), ratio=True),
+    MetricDef("mape", "min", "values", _mape, aliases=("mean_absolute_percentage_error",),
+              units=("", "%"), display="MAPE"),
+    _latency("p50"), _latency("p95"), _latency("p99"),
+    MetricDef("throughput", "max", "benchmark", units=("req/s",),
+              aliases=("qps", "rps", "throughput_rps", "requests_per_second")),
 )}
 
-DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse", "timeseries": "mape"}
+# Ranking metrics at a cut-off k: "precision_at_10" (spec lines write precision@10).
+AT_K: dict[str, MetricDef] = {m.name: m for m in (
+    MetricDef("precision", "max", "rankings", ratio=True),
+    MetricDef("recall", "max", "rankings", ratio=True),
+    MetricDef("ndcg", "max", "rankings", ratio=True),
+    MetricDef("map", "max", "rankings", ratio=True),
+)}
+_AT_K = re.compile(rf"({'|'.join(AT_K)})_at_([1-9]\d*)")
+_ALIASES = {alias: m.name for m in METRICS.values() for alias in m.aliases}
 
 
-def get_metric(name: str, *, problem_type: str | None = None) -> MetricDef:
-    """Look a metric up by name, checking it fits the problem type.
+def canonical(key: str) -> str | None:
+    """The canonical name for a snake-case key or alias (``auc`` → ``roc_auc``), or None."""
+    key = _ALIASES.get(key, key)
+    return key if key in METRICS or _AT_K.fullmatch(key) else None
+
+
+def find(name: str) -> MetricDef | None:
+    """The metric a canonical name or alias means, or None when the vocabulary lacks it."""
+    key = canonical(str(name).lower())
+    if key is None:
+        return None
+    if key in METRICS:
+        return METRICS[key]
+    base, k = _AT_K.fullmatch(key).groups()
+    return MetricDef(key, AT_K[base].mode, "rankings", ratio=True, display=f"{base}@{k}")
+
+
+def get_metric(name: str) -> MetricDef:
+    """Look a metric up by name or alias.
 
     Raises:
-        ConfigError: unknown name, or a metric of another problem type.
+        ConfigError: the name is not in the vocabulary; the message lists it.
     """
-    metric = METRICS.get(name.lower())
+    metric = find(name)
     if metric is None:
-        raise ConfigError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
-    if problem_type is not None and problem_type not in metric.problem_types:
-        fitting = [m for m, d in METRICS.items() if problem_type in d.problem_types]
-        raise ConfigError(f"metric {name!r} does not apply to {problem_type}; use one of {', '.join(fitting)}")
+        raise ConfigError(f"unknown metric {name!r}; known: {known_text()}")
     return metric
 
 
+def known_text() -> str:
+    return ", ".join(sorted(METRICS)) + ", " + ", ".join(f"{m}@k" for m in AT_K)
+
+
 def predict_for(metric: MetricDef, estimator: Any, X: Any) -> Any:
-    """What ``metric`` scores: probabilities for score-based classification metrics, else predictions."""
-    if metric.needs == "score" and "classification" in metric.problem_types:
+    """What ``metric`` scores: probabilities for probability metrics, else predictions."""
+    if metric.needs == "probabilities":
         return estimator.predict_proba(X)
     return estimator.predict(X)

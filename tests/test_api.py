@@ -15,12 +15,17 @@ from specweave_ray import exceptions
 EXPECTED_ALL = [
     "Increment",
     "ModelExperiment",
+    "Predictor",
     "SpecweaveError",
     "SweepResults",
+    "choice",
     "load_spec",
+    "loguniform",
+    "randint",
     "run_experiments",
     "track_experiment",
     "track_model",
+    "uniform",
 ]
 HEAVY = ("ray", "mlflow", "torch", "xgboost", "lightgbm")
 

@@ -21,19 +21,18 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from specweave_ray.candidates import (
-    CandidateSpec,
     RuleClassifier,
     baseline_estimators,
     budget_of,
     configure,
-    default_candidates,
     load_native,
     resolve_estimator,
     save_native,
     staged_fit,
 )
 from specweave_ray.candidates import device as device_module
-from specweave_ray.exceptions import CandidateError
+from specweave_ray.exceptions import CandidateError, ConfigError
+from specweave_ray.spec import ModelExperiment
 
 lightgbm = pytest.importorskip("lightgbm")
 torch = pytest.importorskip("torch")
@@ -445,42 +444,16 @@ def test_resolve_estimator_errors() -> None:
         resolve_estimator("collections.OrderedDict", problem_type="regression")
     with pytest.raises(CandidateError, match="cannot find estimator class"):
         resolve_estimator("sklearn.linear_model.Nope", problem_type="regression")
-    with pytest.raises(CandidateError, match="no candidates for problem type 'clustering'"):
+    with pytest.raises(ConfigError, match="unknown problem type 'clustering'; known: classification"):
         resolve_estimator("xgboost", problem_type="clustering")
-
-
-@pytest.mark.parametrize("problem", ["classification", "regression"])
-def test_default_candidates_build_and_fit(problem: str, seed: int, clf_data, reg_data) -> None:
-    specs = default_candidates(problem)
-    assert [s.name for s in specs] == [
-        "logistic" if problem == "classification" else "ridge",
-        "xgboost",
-        "lightgbm",
-        "torch-mlp",
-    ]
-    X, y = clf_data if problem == "classification" else reg_data
-    for spec in specs:
-        # one point of each space (its low end), as a sweep would sample
-        point = {k: _low_end(v) for k, v in spec.params.items()}
-        est = spec.estimator(**point)
-        assert set(est.get_params()) >= set(spec.params)
-        configure(est, cpus=1, gpu_ids=[])
-        assert est.fit(X, y).predict(X).shape == (len(X),)
-
-
-def _low_end(value: Any) -> Any:
-    if not isinstance(value, dict):
-        return value
-    ((kind, args),) = value.items()
-    return args[0]
 
 
 @pytest.mark.parametrize(
     "space", [{"loguniform": [0, 1]}, {"uniform": [2, 1]}, {"randint": [1]}, {"choice": []}]
 )
-def test_candidate_spec_rejects_bad_spaces(space: dict[str, Any]) -> None:
-    with pytest.raises(CandidateError, match="search space for 'p'"):
-        CandidateSpec(name="x", estimator=Ridge, params={"p": space})
+def test_a_configured_candidate_rejects_bad_spaces(space: dict[str, Any]) -> None:
+    with pytest.raises(CandidateError, match="candidate 'x': param 'p': "):
+        ModelExperiment.from_config({"name": "x", "estimator": "ridge", "params": {"p": space}})
 
 
 # ----------------------------------------------------------------------------- baselines

@@ -70,7 +70,6 @@ def test_debug_shows_the_traceback(root: Path) -> None:
     [
         ([], "the following arguments are required: COMMAND"),
         (["inc"], "the following arguments are required: name, --type"),
-        (["inc", "x", "--type", "vision"], "invalid choice: 'vision'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["status", "--bogus"], "unrecognized arguments: --bogus"),
     ],
@@ -81,6 +80,26 @@ def test_bad_usage_exits_2_with_argparse_message(argv: list[str], message: str,
         main(argv)
     err = capsys.readouterr().err
     assert "usage: specweave-ray" in err and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["inc", "Vision", "--type", "vision"], "unknown problem type 'vision'; known: classification"),
+    (["inc", "Weekly Sales", "--type", "timeseries"], "problem type 'timeseries' is not available yet"),
+    (["inc", "Recs", "--type", "recommender"], "problem type 'recommendation' is not available yet"),
+    (["run", "--data", "x.csv", "--target", "y", "--type", "forecasting"],
+     "problem type 'timeseries' is not available yet"),
+])
+def test_an_unknown_or_planned_type_is_refused_before_anything_is_written(
+        argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "never"
+    assert main([*argv, "--root", str(root)]) == 2
+    assert message in _one_line_error(capsys.readouterr().err, argv[0])
+    assert not root.exists()
+
+
+def test_an_alias_names_the_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inc", "Churn", "--type", "binary", "--root", str(tmp_path)]) == 0
+    assert Increment.open("0001", root=tmp_path).spec().problem_type == "classification"
 
 
 def test_status_lists_increments(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

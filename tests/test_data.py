@@ -14,7 +14,7 @@ import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 import pytest
 
-from specweave_ray.data import _load as data
+from specweave_ray import data as data
 from specweave_ray.data.datasets import make_fraud, make_ltv
 from specweave_ray.exceptions import DataError
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from specweave_ray import problems
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError, SpecError
-from specweave_ray.spec._grammar import PROBLEM_TYPES, TASKS, load_spec
+from specweave_ray.spec._grammar import TASKS, load_spec
 from specweave_ray.workspace.increment import (
     SUBFOLDERS,
     Increment,
@@ -132,7 +133,7 @@ def test_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert other.path == tmp_path / "explicit" / "0001-where"
 
 
-@pytest.mark.parametrize("problem_type", PROBLEM_TYPES)
+@pytest.mark.parametrize("problem_type", problems.names())
 def test_every_problem_type_renders_documents_and_folders(root: Path, problem_type: str) -> None:
     inc = Increment.create(f"My {problem_type} project", problem_type=problem_type)
     for name in ("spec.md", "plan.md", "tasks.md", "tests.md"):
@@ -208,3 +209,12 @@ def test_concurrent_creation_never_duplicates_numbers(root: Path) -> None:
             outs = pool.map(_create, [(str(root), f"same{round_}", 1, start)] * 6)
             assert sorted(outs) == [f"{19 + round_:04d}-same{round_}-0"] + ["refused"] * 5
     assert len(list_increments()) == 21
+
+
+@pytest.mark.parametrize("problem_type", ["timeseries", "recommendation", "forecasting"])
+def test_a_planned_problem_type_is_refused_before_anything_is_written(tmp_path: Path, problem_type: str) -> None:
+    from specweave_ray.exceptions import SpecError
+
+    with pytest.raises(SpecError, match="is not available yet"):
+        Increment.create("Weekly Sales", problem_type=problem_type, root=tmp_path / "never")
+    assert not (tmp_path / "never").exists()

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from specweave_ray import problems
 from specweave_ray.exceptions import SpecError, SpecweaveError
 from specweave_ray.spec import _grammar as spec_module
 from specweave_ray.spec._grammar import (
     OPS,
-    PROBLEM_TYPES,
     TASKS,
     Spec,
     Target,
@@ -253,7 +253,7 @@ def test_render_parses_back_to_same_target(target: Target) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(_titles, st.sampled_from(PROBLEM_TYPES), st.lists(_targets, max_size=8),
+@given(_titles, st.sampled_from(problems.names()), st.lists(_targets, max_size=8),
        st.none() | st.sampled_from(["roc_auc", "f1", "rmse", "mape", "ndcg_at_10"]))
 def test_render_spec_round_trip(title: str, problem_type: str, targets: list[Target],
                                 primary: str | None) -> None:
@@ -304,18 +304,25 @@ def test_parse_spec_reads_everything() -> None:
 
 @pytest.mark.parametrize(("line", "expected"), [
     ("Problem type: regression", "regression"),
-    ("**Problem type**: Time series", "timeseries"),
-    ("**Problem type:** Recommendation", "recommendation"),
     ("Problem Type: binary classification", "classification"),
-    ("- **Problem type**: forecasting (weekly)", "timeseries"),
+    ("**Problem type**: Multi-class", "classification"),
+    ("- **Problem type**: Regression (LTV in USD)", "regression"),
 ])
 def test_problem_type_spellings(line: str, expected: str) -> None:
     assert parse_spec(f"# T\n{line}\n").problem_type == expected
 
 
+@pytest.mark.parametrize("line", [
+    "**Problem type**: Time series", "**Problem type:** Recommendation",
+    "- **Problem type**: forecasting (weekly)",
+])
+def test_planned_problem_types_are_refused_as_not_available_yet(line: str) -> None:
+    with pytest.raises(SpecError, match=r"^spec\.md, line 2: problem type '\w+' is not available yet"):
+        parse_spec(f"# T\n{line}\n", source="spec.md")
+
+
 @pytest.mark.parametrize(("problem_type", "primary"), [
-    ("classification", "roc_auc"), ("regression", "rmse"), ("timeseries", "mape"),
-    ("recommendation", "precision_at_10"),
+    ("classification", "roc_auc"), ("regression", "rmse"),
 ])
 def test_default_primary_metric(problem_type: str, primary: str) -> None:
     assert parse_spec(f"# T\n\n**Problem type**: {problem_type}\n").primary_metric == primary
@@ -377,7 +384,7 @@ def test_spec_validates_itself() -> None:
 
 
 # --- templates -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("problem_type", PROBLEM_TYPES)
+@pytest.mark.parametrize("problem_type", problems.names())
 def test_templates_render_parse_and_list_nine_tasks(problem_type: str) -> None:
     docs = render_increment_docs("Churn model", problem_type, increment_id="0007-churn-model")
     assert set(docs) == {"spec.md", "plan.md", "tasks.md", "tests.md"}
@@ -401,7 +408,7 @@ def test_templates_render_parse_and_list_nine_tasks(problem_type: str) -> None:
 
 def test_render_increment_docs_with_custom_targets() -> None:
     targets = [Target("mape", "<", 8, "%"), Target("primary", ">=", 2, "x", **LIFT_BEST)]
-    docs = render_increment_docs("Demand", "timeseries", increment_id="0002-demand", targets=targets)
+    docs = render_increment_docs("Demand", "regression", increment_id="0002-demand", targets=targets)
     assert parse_spec(docs["spec.md"]).targets == tuple(targets)
     assert "| `MAPE < 8%` | `mape` |" in docs["tests.md"]
 
@@ -411,7 +418,7 @@ def test_render_increment_docs_rejects_unknown_problem_type() -> None:
         render_increment_docs("T", "clustering", increment_id="0001-t")
 
 
-@pytest.mark.parametrize("problem_type", PROBLEM_TYPES)
+@pytest.mark.parametrize("problem_type", problems.names())
 def test_default_targets_carry_a_lift_over_best_baseline(problem_type: str) -> None:
     targets = default_targets(problem_type)
     assert Target("primary", ">=", 20, "%", **LIFT_BEST) in targets
@@ -419,7 +426,7 @@ def test_default_targets_carry_a_lift_over_best_baseline(problem_type: str) -> N
 
 
 def test_default_targets_rejects_unknown_problem_type() -> None:
-    with pytest.raises(SpecError, match="use one of classification, regression"):
+    with pytest.raises(SpecError, match="unknown problem type 'ranking'; known: classification"):
         default_targets("ranking")
 
 

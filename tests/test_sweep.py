@@ -18,9 +18,9 @@ import sweep_helpers
 from ray import cloudpickle
 from sklearn.datasets import load_breast_cancer, make_regression
 
-from specweave_ray import Increment, ModelExperiment, run_experiments
+from specweave_ray import Increment, ModelExperiment, loguniform, randint, run_experiments
 from specweave_ray.exceptions import CandidateError, ConfigError, SweepError
-from specweave_ray.search.experiment import loguniform, randint
+from specweave_ray.spec import SweepConfig
 from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def test_search_with_asha_records_every_trial_and_compares(inc, cancer):
                                                 "learning_rate": loguniform(0.02, 0.3)}, num_samples=6),
         ModelExperiment("logistic", "logistic", {"max_iter": 500}),
     ]
-    res = run_experiments(exps, X, y, increment=inc, cv=3, metric="roc_auc", stages=4)
+    res = run_experiments(exps, X, y, increment=inc, cv=3, metric="roc_auc", sweep=SweepConfig(stages=4))
 
     recs = trial_records(inc)
     assert len(recs) == 6 + 1 + 3  # 6 searched, 1 fixed, 3 baselines
@@ -174,6 +174,7 @@ _DRIVER = textwrap.dedent("""
     import sys
     from sklearn.datasets import load_breast_cancer
     from specweave_ray import ModelExperiment, run_experiments
+    from specweave_ray.spec import SweepConfig
     sys.path.insert(0, {tests!r})
     import sweep_helpers
     from ray import cloudpickle
@@ -181,7 +182,7 @@ _DRIVER = textwrap.dedent("""
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     exps = [ModelExperiment(f"sleepy-{{i}}", sweep_helpers.SleepyClassifier, {{"sleep_s": 0.4}}) for i in range(10)]
     run_experiments(exps, X.iloc[:200], y.iloc[:200], increment={inc!r}, cv=2, baselines=False,
-                    refit=False, num_cpus=2)
+                    refit=False, sweep=SweepConfig(num_cpus=2))
 """)
 
 

@@ -25,6 +25,7 @@ from sklearn.datasets import load_breast_cancer
 from specweave_ray import Increment, ModelExperiment, run_experiments
 from specweave_ray.exceptions import SweepError
 from specweave_ray.search._ray.resources import autoscaler_node_types
+from specweave_ray.spec import SweepConfig
 from specweave_ray.workspace.records import list_records
 
 pytestmark = pytest.mark.slow
@@ -102,7 +103,8 @@ def test_gpu_trials_wait_for_a_node_that_joins_and_run_there(cpu_head, inc, data
     assert autoscaler_node_types() == []  # a fixed cluster: its monitor runs read-only
     exps = [_sleepy("gpu-a", resources=GPU), _sleepy("gpu-b", resources=GPU)]
     thread, box = _in_thread(lambda: run_experiments(
-        exps, X, y, increment=inc, cv=2, baselines=False, refit=False, autoscale=True, pending_timeout_s=60))
+        exps, X, y, increment=inc, cv=2, baselines=False, refit=False,
+        sweep=SweepConfig(autoscale=True, pending_timeout_s=60)))
     time.sleep(4)
     assert thread.is_alive() and not _trials(inc), box  # waiting, not failed fast
     added_at = time.time()
@@ -126,7 +128,8 @@ def test_no_node_within_the_timeout_stops_the_sweep_naming_the_candidate(cpu_hea
     caplog.set_level(logging.WARNING, logger="specweave_ray")
     t0 = time.monotonic()
     thread, box = _in_thread(lambda: run_experiments(
-        exps, X, y, increment=inc, cv=2, baselines=False, refit=False, autoscale=True, pending_timeout_s=3))
+        exps, X, y, increment=inc, cv=2, baselines=False, refit=False,
+        sweep=SweepConfig(autoscale=True, pending_timeout_s=3)))
     thread.join(timeout=90)
     assert not thread.is_alive(), "the sweep hung past its pending timeout"
     err = box.get("error")
@@ -209,7 +212,7 @@ def test_the_autoscaler_is_seen_and_launches_the_gpu_node(autoscaling_cluster, i
     caplog.set_level(logging.WARNING, logger="specweave_ray")
     thread, box = _in_thread(lambda: run_experiments(
         [_sleepy("gpu", resources=GPU)], X, y, increment=inc, cv=2, baselines=False, refit=False,
-        pending_timeout_s=90))  # autoscale not said: seen in the autoscaler's status
+        sweep=SweepConfig(pending_timeout_s=90)))  # autoscale not said: seen in the autoscaler's status
     thread.join(timeout=120)
     assert not thread.is_alive() and "error" not in box, box
     assert "the cluster autoscales (a Ray autoscaler with a cluster config manages its nodes" in caplog.text
@@ -231,5 +234,5 @@ def test_pending_timeout_must_be_positive(bad, inc, data):
     with pytest.raises(ConfigError, match=r"sweep\.pending_timeout_s: Input should be greater than 0"):
         parse_config({**raw, "sweep": {"pending_timeout_s": bad}})
     X, y = data
-    with pytest.raises(ConfigError, match=f"pending_timeout_s must be > 0 seconds, got {bad}"):
-        run_experiments([_sleepy("a")], X, y, increment=inc, pending_timeout_s=bad)
+    with pytest.raises(ConfigError, match=r"SweepConfig: pending_timeout_s: Input should be greater than 0"):
+        run_experiments([_sleepy("a")], X, y, increment=inc, sweep=SweepConfig(pending_timeout_s=bad))

@@ -3,7 +3,7 @@
 Importing this package is cheap: nothing here imports torch, XGBoost or LightGBM until a name
 that needs it is used (scikit-learn's lazy ``__getattr__``)::
 
-    from specweave_ray.candidates import default_candidates, staged_fit, save_native
+    from specweave_ray.candidates import resolve_estimator, staged_fit, save_native
 """
 
 from __future__ import annotations
@@ -14,12 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from specweave_ray.candidates.baselines import RuleClassifier, baseline_estimators
     from specweave_ray.candidates.device import configure
-    from specweave_ray.candidates.registry import (
-        CandidateSpec,
-        check_search_space,
-        default_candidates,
-        resolve_estimator,
-    )
+    from specweave_ray.candidates.registry import resolve_estimator
     from specweave_ray.candidates.serialization import load_native, save_native
     from specweave_ray.candidates.staged import budget_of, staged_fit
     from specweave_ray.candidates.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
@@ -28,9 +23,6 @@ _LAZY: dict[str, str] = {
     "RuleClassifier": "baselines",
     "baseline_estimators": "baselines",
     "configure": "device",
-    "CandidateSpec": "registry",
-    "check_search_space": "registry",
-    "default_candidates": "registry",
     "resolve_estimator": "registry",
     "load_native": "serialization",
     "save_native": "serialization",
@@ -41,15 +33,12 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
-    "CandidateSpec",
     "RuleClassifier",
     "TorchMLPClassifier",
     "TorchMLPRegressor",
     "baseline_estimators",
     "budget_of",
-    "check_search_space",
     "configure",
-    "default_candidates",
     "load_native",
     "resolve_estimator",
     "save_native",

@@ -1,4 +1,4 @@
-"""Helpers shared by the candidate modules: problem families and estimator families.
+"""Helpers shared by the candidate modules: estimator families, names, JSON-safe params.
 
 Nothing here imports XGBoost, LightGBM or torch: an estimator can only belong to one of those
 families when its library is already imported, so ``sys.modules`` tells us without paying for
@@ -11,49 +11,9 @@ import json
 import sys
 from typing import Any, Literal
 
-from specweave_ray.exceptions import CandidateError
-
-ProblemFamily = Literal["classification", "regression"]
 EstimatorFamily = Literal["xgboost", "lightgbm", "torch-mlp", "sklearn"]
 
-# Spec/config spellings of a problem type, folded onto the two families the candidates know.
-_PROBLEM_ALIASES: dict[str, ProblemFamily] = {
-    "classification": "classification",
-    "binary": "classification",
-    "binary-classification": "classification",
-    "multiclass": "classification",
-    "multiclass-classification": "classification",
-    "multi-class-classification": "classification",
-    "regression": "regression",
-}
-
 TORCH_MLP_MODULE = "specweave_ray.candidates.torch_mlp"
-
-
-def problem_family(problem_type: str) -> ProblemFamily:
-    """Fold a problem type onto ``"classification"`` or ``"regression"``.
-
-    Args:
-        problem_type: As written in a spec or config, e.g. ``"binary"`` or ``"regression"``.
-
-    Returns:
-        The candidate family the problem type belongs to.
-
-    Raises:
-        CandidateError: The problem type has no candidates.
-
-    Example:
-        >>> problem_family("Binary_Classification")
-        'classification'
-    """
-    key = str(problem_type).strip().lower().replace("_", "-").replace(" ", "-")
-    try:
-        return _PROBLEM_ALIASES[key]
-    except KeyError as err:
-        known = ", ".join(sorted(_PROBLEM_ALIASES))
-        raise CandidateError(
-            f"no candidates for problem type {problem_type!r}; use one of: {known}"
-        ) from err
 
 
 def family_of(estimator: Any) -> EstimatorFamily:

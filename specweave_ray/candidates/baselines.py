@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.utils.validation import check_is_fitted
 
-from specweave_ray.candidates._common import problem_family
+from specweave_ray import problems
 from specweave_ray.candidates._rule import evaluate_rule, parse_rule, rule_columns
+from specweave_ray.candidates.registry import resolve_estimator
 from specweave_ray.exceptions import CandidateError
+from specweave_ray.problems import ProblemType
 
 __all__ = ["RuleClassifier", "baseline_estimators"]
 
@@ -101,14 +102,15 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
 
 
 def baseline_estimators(
-    problem_type: str, *, rule: str | None = None, random_state: int = 0
+    problem_type: str | ProblemType, *, rule: str | None = None, random_state: int = 0
 ) -> dict[str, Any]:
-    """Unfitted baseline estimators for a problem type, by record name.
+    """Unfitted baseline estimators of a problem type (its ``baselines`` declaration), by
+    record name.
 
     Args:
-        problem_type: ``"classification"`` (or ``"binary"``/``"multiclass"``) or ``"regression"``.
-        rule: A :class:`RuleClassifier` rule to add as the ``"rule"`` baseline
-            (classification only).
+        problem_type: A problem type or its name/alias.
+        rule: A :class:`RuleClassifier` rule to add as the ``"rule"`` baseline, where the type
+            has rule baselines (classification).
         random_state: Seed of the random baselines.
 
     Returns:
@@ -116,32 +118,20 @@ def baseline_estimators(
         regression: ``"mean"``, ``"median"``.
 
     Raises:
-        CandidateError: Unknown problem type, or a rule given for regression.
+        ConfigError: Unknown problem type.
+        CandidateError: A rule given to a type without rule baselines, or an unreadable rule.
 
     Example:
         >>> sorted(baseline_estimators("regression"))
         ['mean', 'median']
     """
-    family = problem_family(problem_type)
-    if family == "regression":
-        if rule is not None:
-            raise CandidateError(
-                "a rule baseline predicts labels, so it needs a classification problem; "
-                f"got problem type {problem_type!r} with rule {rule!r}"
-            )
-        return {
-            "mean": DummyRegressor(strategy="mean"),
-            "median": DummyRegressor(strategy="median"),
-        }
-    baselines: dict[str, Any] = {
-        "random-uniform": DummyClassifier(strategy="uniform", random_state=random_state),
-        "random-prior": DummyClassifier(strategy="stratified", random_state=random_state),
-        "majority": DummyClassifier(strategy="most_frequent"),
-    }
+    problem = problems.get(problem_type)
     if rule is not None:
         parse_rule(rule)  # fail at configuration time, not in the middle of a sweep
-        baselines["rule"] = RuleClassifier(rule=rule)
-    return baselines
+    out = {}
+    for name, (path, params) in problem.baselines(rule=rule, seed=random_state).items():
+        out[name] = resolve_estimator(path, problem_type=problem)(**params)
+    return out
 
 
 def _check_columns(X: Any, columns: list[str], rule: str) -> None:

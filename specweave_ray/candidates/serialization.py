@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from specweave_ray.candidates._common import family_of, json_safe, qualified_name
+from specweave_ray.candidates._lightgbm_native import load_lightgbm
 from specweave_ray.exceptions import CandidateError
 
 __all__ = ["FORMATS", "load_native", "save_native", "sha256_of"]
@@ -140,7 +141,6 @@ def load_native(directory: Path, info: dict[str, Any]) -> Any:
     if fmt == "xgboost-ubj":
         return _load_xgboost(model_file, meta, str(info.get("estimator", "")))
     if fmt == "lightgbm-txt":
-        from specweave_ray.candidates._lightgbm_native import load_lightgbm
 
         return load_lightgbm(model_file, meta)
     import torch

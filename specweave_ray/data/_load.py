@@ -21,37 +21,31 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
-import hashlib
-import json
-import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
+from specweave_ray import problems
 from specweave_ray.data import _schema as _data_schema
 from specweave_ray.data._schema import names as _names
 from specweave_ray.exceptions import DataError
+from specweave_ray.problems import ProblemType
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
 
 __all__ = [
     "check_target",
-    "fingerprint",
     "holdout_split",
     "infer_schema",
-    "is_classification",
     "load_table",
-    "profile",
     "read_schema",
     "sample",
     "split_xy",
     "validate",
-    "write_eda_report",
     "write_schema",
 ]
 
@@ -60,16 +54,8 @@ _CSV_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 _COMPRESSIONS = {"", ".gz", ".bz2"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _SUPPORTED = ".csv, .csv.gz, .csv.bz2, .tsv, .tsv.gz, .tsv.bz2, .parquet, .pq"
-_CLASSIFICATION = {
-    "classification", "binary", "binary_classification", "multiclass", "multiclass_classification"
-}
 # A text column is "numeric with stray text" when at least this share of its values parse.
 _MOSTLY_NUMERIC = 0.9
-
-
-def is_classification(problem_type: str) -> bool:
-    """Whether ``problem_type`` names a classification problem (binary, multiclass, ...)."""
-    return str(problem_type).strip().lower().replace("-", "_") in _CLASSIFICATION
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -184,30 +170,6 @@ def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
-def fingerprint(df: pd.DataFrame) -> str:
-    """A stable content hash of a frame: column names, dtypes and values (not the index).
-
-    Two frames get the same fingerprint only when names, order, dtypes and values all agree.
-    The same data read from CSV and from Parquet therefore match only when the readers produce
-    the same dtypes (e.g. an integer column stays int64 in both).
-
-    Returns:
-        ``"sha256:"`` followed by 16 hex digits.
-
-    Raises:
-        DataError: a column holds unhashable values (lists, dicts).
-    """
-    digest = hashlib.sha256()
-    header = [[str(name), str(dtype)] for name, dtype in df.dtypes.items()]
-    digest.update(json.dumps(header).encode("utf-8"))
-    try:
-        rows = pd.util.hash_pandas_object(df, index=False)
-    except TypeError as err:
-        raise DataError(f"cannot fingerprint the data: {err}") from err
-    digest.update(np.ascontiguousarray(rows.to_numpy(dtype=np.uint64)).tobytes())
-    return "sha256:" + digest.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------------------- schema
 def infer_schema(
     df: pd.DataFrame, *, target: str | None = None, max_categories: int = 50
@@ -282,73 +244,9 @@ def validate(
     )
 
 
-# --------------------------------------------------------------------------------------- profile
-def profile(
-    df: pd.DataFrame, *, target: str, problem_type: str, max_categories: int = 50
-) -> dict[str, Any]:
-    """Profile ``df`` for the EDA report and the data-quality gates (JSON-serialisable).
-
-    Args:
-        df: the data, target included.
-        target: the target column.
-        problem_type: ``"classification"`` (or binary/multiclass), ``"regression"``, ...
-        max_categories: text columns with more distinct values are high-cardinality.
-
-    Returns:
-        ``rows``, ``columns``, ``problem_type``, ``dtypes``, ``missing`` (count per column that
-        has any), ``duplicate_rows``, ``constant_columns``, ``all_nan_columns``,
-        ``high_cardinality_columns``, ``numeric`` (mean/std/quantiles/skew per numeric column),
-        ``target`` (class counts, minority share and imbalance ratio; or quantiles, mean, std,
-        skew), ``leakage_suspects`` (``{column, metric, score}`` for columns that alone predict
-        the target near-perfectly: ROC AUC >= 0.98 of a depth-4 tree on that column, or
-        max(|corr|, R² of a depth-6 tree) >= 0.98 for regression; computed on at most 50k rows)
-        and ``fingerprint``.
-
-    Raises:
-        DataError: ``target`` is not a column.
-    """
-    from specweave_ray.data import _profile as _data_profile
-
-    return _data_profile.build_profile(
-        df, target=target, problem_type=problem_type, max_categories=max_categories
-    )
-
-
-def write_eda_report(
-    df: pd.DataFrame,
-    profile: dict[str, Any],
-    directory: str | os.PathLike[str],
-    *,
-    target: str,
-    problem_type: str,
-) -> Path:
-    """Write ``eda-summary.md`` and its PNG plots into ``directory``.
-
-    Plots: ``numeric-histograms.png``, ``target-balance.png`` (class counts on a log scale, or
-    the target's histogram) and ``correlation-heatmap.png`` (with two or more numeric columns).
-    matplotlib is imported here, and drawn through its object API on the Agg canvas: no GUI,
-    no change to the process-wide backend.
-
-    Args:
-        df: the data the profile was computed on.
-        profile: from :func:`profile`.
-        directory: created when missing.
-        target: the target column.
-        problem_type: as given to :func:`profile`.
-
-    Returns:
-        The path of ``eda-summary.md``.
-    """
-    from specweave_ray.data import _profile as _data_profile
-
-    return _data_profile.write_report(
-        df, profile, directory, target=target, problem_type=problem_type
-    )
-
-
 # ---------------------------------------------------------------------------- sampling, splits
 def sample(
-    df: pd.DataFrame, *, target: str, n: int = 1000, problem_type: str, seed: int = 0
+    df: pd.DataFrame, *, target: str, n: int = 1000, problem_type: str | ProblemType, seed: int = 0
 ) -> pd.DataFrame:
     """Draw ``n`` rows: stratified by ``target`` for classification (every class keeps at least
     one row, however rare), uniformly at random otherwise. Rows keep their original order.
@@ -360,61 +258,17 @@ def sample(
         raise DataError(f"sample size n must be >= 1, got {n!r}")
     if target not in df.columns:
         raise DataError(f"target column {target!r} is not in the data: {_names(df.columns)}")
-    if n >= len(df):
-        return df.copy()
-    rng = np.random.default_rng(seed)
-    if not is_classification(problem_type):
-        return df.iloc[np.sort(rng.choice(len(df), size=n, replace=False))].copy()
-    codes, _ = pd.factorize(df[target], use_na_sentinel=False)
-    counts = np.bincount(codes)
-    quota = np.maximum(1, np.floor(counts * n / len(df))).astype(np.int64)
-    quota = np.minimum(quota, counts)
-    # Hand out what rounding left over to the largest classes, or take back what the
-    # one-row minimum added.
-    order = np.argsort(-counts)
-    i = 0
-    while quota.sum() != n and i < 10 * len(counts) + n:
-        k = order[i % len(order)]
-        if quota.sum() < n and quota[k] < counts[k]:
-            quota[k] += 1
-        elif quota.sum() > n and quota[k] > 1:
-            quota[k] -= 1
-        i += 1
-    picked = [
-        rng.choice(np.flatnonzero(codes == k), size=int(q), replace=False)
-        for k, q in enumerate(quota)
-    ]
-    return df.iloc[np.sort(np.concatenate(picked))].copy()
+    return problems.get(problem_type).sample(df, target=target, n=n, seed=seed)
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value, for readable messages."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
-
-
-def check_target(y: pd.Series, problem_type: str) -> None:
+def check_target(y: pd.Series, problem_type: str | ProblemType) -> None:
     """Check the target is usable for ``problem_type``.
 
     Raises:
         DataError: the target has missing values, a classification target has fewer than two
             classes, or a regression target is not numeric.
     """
-    name = y.name
-    n_missing = int(y.isna().sum())
-    if n_missing:
-        raise DataError(
-            f"target column {name!r} has {n_missing} missing value(s); drop or fill those rows"
-        )
-    if is_classification(problem_type):
-        classes = y.unique()
-        if len(classes) < 2:
-            raise DataError(
-                f"target column {name!r} has a single class ({_plain(classes[0])!r} in all "
-                f"{len(y)} rows); classification needs at least two classes"
-            )
-    elif problem_type == "regression" and not pd.api.types.is_numeric_dtype(y):
-        raise DataError(f"regression target {name!r} must be numeric, got dtype {y.dtype}")
+    problems.get(problem_type).check_target(y)
 
 
 def split_xy(
@@ -449,7 +303,7 @@ def holdout_split(
     X: pd.DataFrame,
     y: pd.Series,
     *,
-    problem_type: str,
+    problem_type: str | ProblemType,
     test_size: float = 0.2,
     seed: int = 0,
     time_column: str | None = None,
@@ -464,32 +318,5 @@ def holdout_split(
         DataError: ``test_size`` is not in (0, 1), ``time_column`` is absent, a class is too
             rare to stratify, or the split leaves an empty side.
     """
-    from sklearn.model_selection import train_test_split
-
-    if not 0.0 < test_size < 1.0:
-        raise DataError(f"test_size must be in (0, 1), got {test_size!r}")
-    if len(X) != len(y):
-        raise DataError(f"X has {len(X)} rows but y has {len(y)}")
-    if time_column is not None:
-        if time_column not in X.columns:
-            raise DataError(f"time column {time_column!r} is not in X: {_names(X.columns)}")
-        n_test = math.ceil(test_size * len(X))
-        if n_test >= len(X):
-            raise DataError(f"a {test_size} time split of {len(X)} rows leaves no training rows")
-        order = np.argsort(X[time_column].to_numpy(), kind="stable")
-        train, test = order[: len(X) - n_test], order[len(X) - n_test :]
-        return X.iloc[train], X.iloc[test], y.iloc[train], y.iloc[test]
-    stratify = y if is_classification(problem_type) else None
-    if stratify is not None:
-        counts = y.value_counts()
-        if counts.min() < 2:
-            raise DataError(
-                f"class {_plain(counts.idxmin())!r} of {y.name!r} has a single row; a stratified "
-                "split needs at least two per class: drop it or add rows"
-            )
-    try:
-        parts = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=stratify)
-    except ValueError as err:
-        raise DataError(f"cannot split {len(X)} rows with test_size={test_size}: {err}") from err
-    X_train, X_test, y_train, y_test = parts
-    return X_train, X_test, y_train, y_test
+    return problems.get(problem_type).holdout_split(X, y, test_size=test_size, seed=seed,
+                                                    time_column=time_column)

@@ -15,77 +15,76 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray import problems
 from specweave_ray._fs import atomic_write_text, to_jsonable
-from specweave_ray.data._load import fingerprint, is_classification, sample
+from specweave_ray.data._fingerprint import fingerprint
 from specweave_ray.data._schema import is_text, names
 from specweave_ray.exceptions import DataError
+from specweave_ray.problems import ProblemType
 
 _LEAKAGE_THRESHOLD = 0.98
 _LEAKAGE_MAX_ROWS = 50_000  # enough to tell 0.98 from 0.95; keeps 100k x 15 near a second
 
 
-def _single_column_score(x: pd.Series, y: pd.Series, *, classification: bool) -> float:
-    """How well one column alone predicts the target (ROC AUC, or max(|corr|, tree R²))."""
-    from sklearn.metrics import r2_score, roc_auc_score
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-
+def _encoded(x: pd.Series) -> np.ndarray | None:
+    """One column as float64 codes or values for the single-column leakage check."""
     if is_text(x) or pd.api.types.is_bool_dtype(x):
         codes = x.astype("category").cat.codes.to_numpy(dtype=np.float64)
-        values = np.where(codes < 0, np.nan, codes)
-    elif pd.api.types.is_numeric_dtype(x):
-        values = x.to_numpy(dtype=np.float64, na_value=np.nan)
-    elif pd.api.types.is_datetime64_any_dtype(x):
-        values = x.astype("int64").to_numpy(dtype=np.float64)
-    else:
-        return float("nan")
-    feature = values.reshape(-1, 1)
-    # A depth-limited tree sees non-monotone and categorical relations that a rank AUC misses,
-    # yet has too few leaves to memorise an honest feature.
-    if classification:
-        tree = DecisionTreeClassifier(max_depth=4, min_samples_leaf=5, random_state=0)
-        tree.fit(feature, y)
-        proba = tree.predict_proba(feature)
-        if proba.shape[1] == 2:
-            return float(roc_auc_score(y, proba[:, 1]))
-        return float(roc_auc_score(y, proba, multi_class="ovr", labels=tree.classes_))
-    target = y.to_numpy(dtype=np.float64)
-    tree = DecisionTreeRegressor(max_depth=6, min_samples_leaf=5, random_state=0)
-    tree.fit(feature, target)
-    score = float(r2_score(target, tree.predict(feature)))
-    finite = ~np.isnan(values)
-    if finite.sum() > 2 and np.std(values[finite]) > 0 and np.std(target[finite]) > 0:
-        score = max(score, abs(float(np.corrcoef(values[finite], target[finite])[0, 1])))
-    return score
+        return np.where(codes < 0, np.nan, codes)
+    if pd.api.types.is_numeric_dtype(x):
+        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_datetime64_any_dtype(x):
+        return x.astype("int64").to_numpy(dtype=np.float64)
+    return None
 
 
 def _leakage_suspects(
-    df: pd.DataFrame, *, target: str, classification: bool, skip: set[str]
+    df: pd.DataFrame, *, target: str, problem: ProblemType, skip: set[str]
 ) -> list[dict[str, Any]]:
     frame = df[df[target].notna()]
     if len(frame) > _LEAKAGE_MAX_ROWS:
-        frame = sample(frame, target=target, n=_LEAKAGE_MAX_ROWS,
-                       problem_type="classification" if classification else "regression")
+        frame = problem.sample(frame, target=target, n=_LEAKAGE_MAX_ROWS)
     y = frame[target]
     if len(frame) < 10 or y.nunique() < 2:
         return []
     suspects = []
     for name in frame.columns:
-        if name == target or name in skip:
+        if name == target or name in skip or (values := _encoded(frame[name])) is None:
             continue
-        score = _single_column_score(frame[name], y, classification=classification)
+        score, metric = problem.leakage_score(values, y)
         if math.isfinite(score) and score >= _LEAKAGE_THRESHOLD:
-            metric = "roc_auc" if classification else "max_abs_corr_or_r2"
             suspects.append({"column": str(name), "metric": metric, "score": round(score, 4)})
     return suspects
 
 
-def build_profile(
-    df: pd.DataFrame, *, target: str, problem_type: str, max_categories: int = 50
+def profile(
+    df: pd.DataFrame, *, target: str, problem_type: str | ProblemType, max_categories: int = 50
 ) -> dict[str, Any]:
-    """See :func:`specweave_ray.data._load.profile`."""
+    """Profile ``df`` for the EDA report and the data-quality gates (JSON-serialisable).
+
+    Args:
+        df: the data, target included.
+        target: the target column.
+        problem_type: a problem type or its name; it decides the target section and the
+            leakage score.
+        max_categories: text columns with more distinct values are high-cardinality.
+
+    Returns:
+        ``rows``, ``columns``, ``problem_type``, ``dtypes``, ``missing`` (count per column that
+        has any), ``duplicate_rows``, ``constant_columns``, ``all_nan_columns``,
+        ``high_cardinality_columns``, ``numeric`` (mean/std/quantiles/skew per numeric column),
+        ``target`` (class counts, minority share and imbalance ratio; or quantiles, mean, std,
+        skew), ``leakage_suspects`` (``{column, metric, score}`` for columns that alone predict
+        the target near-perfectly: ROC AUC >= 0.98 of a depth-4 tree on that column, or
+        max(|corr|, R² of a depth-6 tree) >= 0.98 for regression; computed on at most 50k rows)
+        and ``fingerprint``.
+
+    Raises:
+        DataError: ``target`` is not a column.
+    """
     if target not in df.columns:
         raise DataError(f"target column {target!r} is not in the data: {names(df.columns)}")
-    classification = is_classification(problem_type)
+    problem = problems.get(problem_type)
     n = len(df)
     missing = df.isna().sum()
     nunique = df.nunique(dropna=False)
@@ -105,23 +104,13 @@ def build_profile(
             }
     y = df[target]
     target_info: dict[str, Any] = {"name": str(target), "missing": int(y.isna().sum())}
-    if classification:
-        counts = y.value_counts(dropna=True)
-        target_info["class_counts"] = {str(k): int(v) for k, v in counts.items()}
-        target_info["n_classes"] = int(len(counts))
-        if len(counts):
-            target_info["minority_share"] = float(counts.min() / counts.sum())
-            target_info["imbalance_ratio"] = float(counts.max() / counts.min())
-    elif pd.api.types.is_numeric_dtype(y):
-        q = y.quantile([0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0])
-        target_info["quantiles"] = {f"q{round(k * 100):02d}": v for k, v in q.items()}
-        target_info.update(mean=y.mean(), std=y.std(), skew=y.skew())
+    target_info.update(problem.target_profile(y))
     skip = set(all_nan) | set(constant) | set(high_card)
-    suspects = _leakage_suspects(df, target=target, classification=classification, skip=skip)
+    suspects = _leakage_suspects(df, target=target, problem=problem, skip=skip)
     return to_jsonable({
         "rows": n,
         "columns": int(df.shape[1]),
-        "problem_type": problem_type,
+        "problem_type": problem.name,
         "dtypes": {str(c): str(t) for c, t in df.dtypes.items()},
         "missing": {str(c): int(v) for c, v in missing.items() if v},
         "duplicate_rows": int(df.duplicated().sum()),
@@ -139,15 +128,31 @@ def _md_list(items: list[str]) -> str:
     return ", ".join(f"`{i}`" for i in items) if items else "none"
 
 
-def write_report(
+def write_eda_report(
     df: pd.DataFrame,
     profile: dict[str, Any],
     directory: str | os.PathLike[str],
     *,
     target: str,
-    problem_type: str,
+    problem_type: str | ProblemType,
 ) -> Path:
-    """See :func:`specweave_ray.data._load.write_eda_report`."""
+    """Write ``eda-summary.md`` and its PNG plots into ``directory``.
+
+    Plots: ``numeric-histograms.png``, ``target-balance.png`` (class counts on a log scale, or
+    the target's histogram) and ``correlation-heatmap.png`` (with two or more numeric columns).
+    matplotlib is imported here, and drawn through its object API on the Agg canvas: no GUI,
+    no change to the process-wide backend.
+
+    Args:
+        df: the data the profile was computed on.
+        profile: from :func:`profile`.
+        directory: created when missing.
+        target: the target column.
+        problem_type: as given to :func:`profile`.
+
+    Returns:
+        The path of ``eda-summary.md``.
+    """
     from matplotlib.figure import Figure
 
     directory = Path(directory)
@@ -168,7 +173,7 @@ def write_report(
         plots.append("numeric-histograms.png")
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot(1, 1, 1)
-    if is_classification(problem_type):
+    if problems.get(problem_type).target_kind == "label":
         counts = df[target].value_counts()
         ax.bar([str(k) for k in counts.index], counts.to_numpy(), color="#55A868")
         ax.set_yscale("log")

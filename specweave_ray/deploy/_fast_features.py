@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray.features import _as_categories, _date_parts
+
 MISSING = "__missing__"  # what features._as_categories turns a missing value into
 _UNSEEN = "\x00specweave-unseen\x00"
 _ZEROS, _ERROR = -1, -2  # an unknown category gives all zeros / is refused by the encoder
@@ -210,7 +212,6 @@ def _compile_block(name: str, steps: list[Any], cols: tuple[str, ...], out: slic
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-    from specweave_ray.features import _as_categories, _date_parts
 
     kinds = [type(s) for s in steps]
     if kinds and kinds[0] is FunctionTransformer:

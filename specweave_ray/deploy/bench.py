@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray.data import load_table
+from specweave_ray.deploy._package_read import read_background
+from specweave_ray.deploy.predictor import Predictor
+from specweave_ray.deploy.serve import wait_healthy
+from specweave_ray.evaluate.gate import check_targets, gate_json, render_gate
 from specweave_ray.exceptions import ConfigError, DataError
+from specweave_ray.workspace.records import resolve_increment, track_experiment
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +286,6 @@ def serving(increment: Any, *, root: Any = None, version: str | int = "latest",
     Raises:
         ConfigError: Unknown engine, or the server did not answer ``/health`` in time.
     """
-    from specweave_ray.deploy.serve import wait_healthy
 
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -319,13 +324,11 @@ def _stop(proc: subprocess.Popen) -> None:
 def bench_rows(predictor: Any, inc: Any, *, limit: int = 2000) -> pd.DataFrame:
     """Rows to benchmark on: the package's explainer background rows, else the increment's
     ``data/sample.parquet`` without the target, in the model's input columns."""
-    from specweave_ray.deploy.package import read_background
 
     columns = list(predictor.input_columns)
     df = read_background(predictor.metadata, predictor.folder)
     source = "the package's background rows"
     if df is None or df.empty:
-        from specweave_ray.data._load import load_table
 
         path = inc.data_dir / "sample.parquet"
         if not path.is_file():
@@ -373,9 +376,6 @@ def run_bench(increment: Any, *, root: Any = None, version: str | int = "latest"
         ``(record id, metrics, gate rows)``; the rows cover the spec's latency and throughput
         targets only.
     """
-    from specweave_ray.deploy.predictor import Predictor
-    from specweave_ray.evaluate.gate import check_targets, gate_json, render_gate
-    from specweave_ray.workspace.records import resolve_increment, track_experiment
 
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray._fs import atomic_write_json, atomic_write_text
+from specweave_ray.data import load_table
 from specweave_ray.exceptions import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -208,7 +210,6 @@ def reference_profile(
 
 def save_reference(profile: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a profile from :func:`reference_profile` to ``path`` as JSON, atomically."""
-    from specweave_ray._fs import atomic_write_json
 
     return atomic_write_json(path, dict(profile))
 
@@ -325,7 +326,6 @@ def drift_command(
     """
     profile = load_reference(reference) if isinstance(reference, (str, os.PathLike)) else reference
     if isinstance(data, (str, os.PathLike)):
-        from specweave_ray.data._load import load_table
 
         data = load_table(data)
     predictions = None
@@ -341,7 +341,6 @@ def drift_command(
     report = compare(profile, data, predictions, psi_threshold=psi_threshold,
                      ks_alpha=ks_alpha, ks_min_stat=ks_min_stat)
     if out_dir is not None:
-        from specweave_ray._fs import atomic_write_json, atomic_write_text
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray.deploy._package_read import read_background
 from specweave_ray.exceptions import DataError, MissingDependencyError, require
 
 __all__ = ["explain_rows"]
@@ -116,7 +117,6 @@ def _kernel(predictor: Any, X: np.ndarray, explained: np.ndarray | None, groups:
             units: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
     """Kernel SHAP with the input columns as players: a coalition takes each column's encoded
     features from the row or from a background row (the row ids are what KernelExplainer sees)."""
-    from specweave_ray.deploy.package import read_background
 
     shap = _shap()
     with predictor._lock:  # one explainer per Predictor, built once even under threads

@@ -26,10 +26,8 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import io
-import json
 import logging
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,8 +36,23 @@ from typing import Any
 import pandas as pd
 
 from specweave_ray._fs import atomic_write_bytes, atomic_write_json, folder_lock, read_json
-from specweave_ray.candidates.serialization import load_native, sha256_of
+from specweave_ray.candidates.serialization import sha256_of
+from specweave_ray.data import read_schema
+from specweave_ray.deploy._fast_features import n_outputs
+from specweave_ray.deploy._package_mlflow import register as register_model
+from specweave_ray.deploy._package_read import (
+    latest_version,
+    list_packages,
+    load_features,
+    load_model,
+    load_package,
+    read_verified,
+    resolve_version,
+)
+from specweave_ray.deploy.drift import reference_profile
+from specweave_ray.deploy.predictor import Predictor
 from specweave_ray.exceptions import RecordError
+from specweave_ray.features import feature_types
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import (
@@ -49,14 +62,14 @@ from specweave_ray.workspace.records import (
     resolve_increment,
 )
 
-__all__ = ["STATUSES", "build_package", "latest_version", "list_packages", "load_package", "mark"]
+__all__ = ["STATUSES", "build_package", "latest_version", "list_packages", "load_package", "mark",
+           "package_for_evaluation"]
 
 logger = logging.getLogger(__name__)
 STATUSES = ("candidate", "passed", "failed")
 BACKGROUND_ROWS = 100
 _VERSION_RE = re.compile(r"^model-v(\d+)\.")
-_METADATA_RE = re.compile(r"^model-v(\d+)\.metadata\.json$")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the read side checks names the same way
 
 
 def _now() -> str:
@@ -121,7 +134,6 @@ def build_package(
         raise
     if register and _mlflow.enabled():
         try:
-            from specweave_ray.deploy._package_mlflow import register as register_model
 
             meta["mlflow"] = register_model(inc, version, folder, meta)
         except Exception as err:  # noqa: BLE001 - the package on disk stays the source of truth
@@ -136,8 +148,6 @@ def _assemble(inc: Increment, *, version: int, evaluation: Any, trial: Any, mode
               features_info: dict[str, Any] | None, classes: list[Any] | None,
               reference_data: pd.DataFrame | None) -> dict[str, Any]:
     """Write the background and reference files and return the metadata (not yet written)."""
-    from specweave_ray.deploy._fast_features import n_outputs
-    from specweave_ray.deploy.predictor import Predictor
 
     folder, stem = inc.models_dir, f"model-v{version}"
     partial = {"model": model_info, "features": features_info, "files": {
@@ -193,7 +203,6 @@ def _target(inc: Increment) -> str | None:
     import yaml
 
     with contextlib.suppress(Exception):
-        from specweave_ray.data._load import read_schema
 
         for name, col in read_schema(inc.data_dir / "schema.yaml").columns.items():
             if col.description == "target":
@@ -218,11 +227,9 @@ def _reference_rows(inc: Increment, data: pd.DataFrame | None, target: str | Non
 def _input_schema(inc: Increment, columns: list[str], X: pd.DataFrame, features: Any) -> dict[str, Any]:
     """Per input column: dtype, kind, nullable, and categories or min/max where the data schema
     (``data/schema.yaml``) or the fitted encoder knows them."""
-    from specweave_ray.features import feature_types
 
     schema_cols: dict[str, Any] = {}
     with contextlib.suppress(Exception):
-        from specweave_ray.data._load import read_schema
 
         schema_cols = dict(read_schema(inc.data_dir / "schema.yaml").columns)
     types = feature_types(X)
@@ -271,7 +278,6 @@ def _feature_names(features: Any, groups: list[str]) -> list[str]:
 
 def _write_reference(path: Path, X: pd.DataFrame, predictor: Any) -> str | None:
     """The drift baseline of the reference rows and the model's predictions on them."""
-    from specweave_ray.deploy.drift import reference_profile
 
     atomic_write_json(path, reference_profile(X, predictor.monitored_output(X)))
     return path.name
@@ -306,137 +312,6 @@ def _versions_on_disk(folder: Path) -> list[int]:
     return [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_RE.match(p.name))]
 
 
-# -- reading -----------------------------------------------------------------------------------
-def read_verified(folder: Path, name: str, recorded: str) -> bytes:
-    """The bytes of ``folder/name`` after checking their sha256; what is returned is what was hashed.
-
-    Raises:
-        RecordError: The file is missing, escapes the folder, or its hash differs.
-    """
-    import hashlib
-
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise RecordError(f"package file name {name!r} is not a plain file name; refusing to load")
-    path = Path(folder) / name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as err:
-        raise RecordError(f"package file {name} is missing from {folder}") from err
-    found = hashlib.sha256(data).hexdigest()
-    if found != str(recorded).lower():
-        raise RecordError(f"hash mismatch for {name}: recorded {recorded}, found {found}; refusing to "
-                          f"load a file that changed after the package was built")
-    return data
-
-
-def verify_files(meta: Mapping[str, Any], folder: Path) -> None:
-    """Check every file the metadata lists, before any of them is read.
-
-    Raises:
-        RecordError: Naming the first missing or changed file.
-    """
-    files = meta.get("files")
-    if not isinstance(files, Mapping) or not files:
-        raise RecordError(f"package metadata in {folder} lists no files; rebuild the package")
-    for name, recorded in files.items():
-        if not isinstance(name, str) or not _SAFE_NAME.match(name):
-            raise RecordError(f"package file name {name!r} is not a plain file name; refusing to load")
-        path = Path(folder) / name
-        if not path.is_file():
-            raise RecordError(f"package file {name} is missing from {folder}")
-        found = sha256_of(path)
-        if found != str(recorded).lower():
-            raise RecordError(f"hash mismatch for {name}: recorded {recorded}, found {found}; refusing "
-                              f"to load a file that changed after the package was built")
-
-
-def load_model(meta: Mapping[str, Any], folder: Path) -> Any:
-    """The packaged model; a pickled one is unpickled from the verified bytes only."""
-    info = meta["model"]
-    if info.get("format") == "pickle":
-        (name, recorded), = info["files"].items()
-        return pickle.loads(read_verified(folder, name, recorded))  # noqa: S301 - hash checked
-    return load_native(folder, info)  # checks the hashes again; native formats run no code
-
-
-def load_features(meta: Mapping[str, Any], folder: Path) -> Any:
-    """The fitted feature pipeline (or None when the model reads the raw columns)."""
-    info = meta.get("features")
-    if not info:
-        return None
-    (name, recorded), = info["files"].items()
-    return pickle.loads(read_verified(folder, name, recorded))  # noqa: S301 - hash checked
-
-
-def read_background(meta: Mapping[str, Any], folder: Path) -> pd.DataFrame | None:
-    name = meta.get("explainer_background")
-    if not name:
-        return None
-    return pd.read_parquet(io.BytesIO(read_verified(folder, name, meta["files"][name])))
-
-
-# -- versions ----------------------------------------------------------------------------------
-def list_packages(inc: Increment | str | int | os.PathLike[str], *,
-                  root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """The metadata of every committed package of the increment, by version."""
-    inc = resolve_increment(inc, root)
-    folder = inc.models_dir
-    if not folder.is_dir():
-        return []
-    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _METADATA_RE.match(p.name)))
-    out = []
-    for _, path in found:
-        try:
-            out.append(read_json(path))
-        except json.JSONDecodeError as err:
-            raise RecordError(f"{path}: unreadable package metadata ({err})") from err
-    return out
-
-
-def latest_version(inc: Increment | str | int | os.PathLike[str], *,
-                   root: str | os.PathLike[str] | None = None) -> int:
-    """The newest package that has not failed its gate (status candidate or passed).
-
-    Raises:
-        RecordError: The increment has no such package.
-    """
-    inc = resolve_increment(inc, root)
-    usable = [m["version"] for m in list_packages(inc) if m.get("status") in ("candidate", "passed")]
-    if not usable:
-        raise RecordError(f"{inc.id} has no model package that has not failed; build one with "
-                          f"specweave_ray.deploy.package.build_package")
-    return max(usable)
-
-
-def resolve_version(inc: Increment, version: str | int) -> int:
-    """``"latest"`` (the newest passed package, else :func:`latest_version`), ``K``, ``"vK"``."""
-    if isinstance(version, str) and version.strip().lower() == "latest":
-        passed = [m["version"] for m in list_packages(inc) if m.get("status") == "passed"]
-        return max(passed) if passed else latest_version(inc)
-    text = str(version).strip().lower().removeprefix("model-").removeprefix("v")
-    if isinstance(version, bool) or not text.isdigit():
-        raise RecordError(f"model version must be 'latest', K or 'vK', got {version!r}")
-    return int(text)
-
-
-def load_package(inc: Increment | str | int | os.PathLike[str], version: str | int = "latest", *,
-                 root: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """A package's metadata and metadata path, after verifying the sha256 of every file.
-
-    Raises:
-        RecordError: Unknown version, or a missing or changed file (named in the message).
-    """
-    inc = resolve_increment(inc, root)
-    k = resolve_version(inc, version)
-    path = inc.models_dir / f"model-v{k}.metadata.json"
-    meta = read_json(path)
-    if meta is None:
-        known = ", ".join(f"v{m['version']}" for m in list_packages(inc)) or "none"
-        raise RecordError(f"{inc.id} has no model package v{k} (known: {known})")
-    verify_files(meta, inc.models_dir)
-    return meta, path
-
-
 def mark(inc: Increment | str | int | os.PathLike[str], version: str | int, *, status: str,
          root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Set a package's status (``passed`` / ``failed`` after the gate); returns the new metadata."""
@@ -468,3 +343,21 @@ def package_versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
     return out
+
+
+def package_for_evaluation(inc: Increment, *, reference_data: pd.DataFrame, seed: int = 0) -> int:
+    """The version of the package built from the newest evaluation record, built now (with a
+    sample of ``reference_data`` as the drift reference) when there is none yet.
+
+    Raises:
+        RecordError: the increment has no evaluation record (run T-006 first).
+    """
+    evaluations = list_records(inc, kind="evaluation")
+    if not evaluations:
+        raise RecordError(f"{inc.id} has no evaluation record; run T-006 first")
+    for meta in reversed(list_packages(inc)):
+        if meta.get("evaluation_record") == evaluations[-1].id:
+            return int(meta["version"])
+    sample = reference_data.sample(min(len(reference_data), 5000), random_state=seed)
+    path = build_package(inc, evaluation_record=evaluations[-1].id, reference_data=sample)
+    return int(read_json(path)["version"])

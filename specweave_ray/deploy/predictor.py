@@ -37,8 +37,11 @@ from specweave_ray.deploy._fast_features import (
     feature_groups,
     n_outputs,
 )
+from specweave_ray.deploy._package_read import load_features, load_model, load_package, verify_files
 from specweave_ray.deploy._rows import RowValidator
+from specweave_ray.deploy.explain import explain_rows
 from specweave_ray.exceptions import CandidateError, DataError, RecordError
+from specweave_ray.workspace.records import resolve_increment
 
 __all__ = ["Predictor"]
 
@@ -109,8 +112,6 @@ class Predictor:
         Raises:
             RecordError: No such package, or a file is missing or changed (named in the message).
         """
-        from specweave_ray.deploy.package import load_package
-        from specweave_ray.workspace.records import resolve_increment
 
         meta, path = load_package(resolve_increment(increment, root), version)
         return cls._open(meta, path.parent)
@@ -123,7 +124,6 @@ class Predictor:
             folder: The folder.
             metadata: The metadata file name; default the highest ``model-vK.metadata.json``.
         """
-        from specweave_ray.deploy.package import verify_files
 
         folder = Path(folder)
         if metadata is None:
@@ -139,7 +139,6 @@ class Predictor:
 
     @classmethod
     def _open(cls, meta: Mapping[str, Any], folder: Path) -> Predictor:
-        from specweave_ray.deploy.package import load_features, load_model
 
         return cls(meta, folder, model=load_model(meta, folder), features=load_features(meta, folder))
 
@@ -188,7 +187,6 @@ class Predictor:
         columns with the package's background rows. One-hot parts are summed back to their input
         column, so ``base_value + sum(all contributions) == output_value``.
         """
-        from specweave_ray.deploy.explain import explain_rows
 
         return explain_rows(self, rows, top=top)
 

@@ -37,7 +37,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from specweave_ray.exceptions import ConfigError, DataError
+from specweave_ray.deploy._package_read import load_package
+from specweave_ray.deploy.predictor import Predictor
+from specweave_ray.exceptions import ConfigError, DataError, require
+from specweave_ray.workspace.increment import Increment
 
 logger = logging.getLogger(__name__)
 
@@ -340,7 +343,6 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
 
 
 def _load_predictor(path: str, version: str | int) -> Any:
-    from specweave_ray.deploy.predictor import Predictor
 
     return Predictor.load(path, version=version)
 
@@ -365,9 +367,6 @@ def deploy_ray_serve(increment_path_or_id: str | int | os.PathLike[str], *,
         RecordError: no such package version, or a file of it fails its hash check.
         MissingDependencyError: ``ray[serve]`` is not installed.
     """
-    from specweave_ray.deploy.package import load_package
-    from specweave_ray.exceptions import require
-    from specweave_ray.workspace.increment import Increment
 
     require("ray.serve", extra="serve", feature="the ray-serve engine")
     import ray

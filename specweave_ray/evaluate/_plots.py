@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from specweave_ray import problems
 from specweave_ray._fs import atomic_write_bytes
+from specweave_ray.exceptions import require
 from specweave_ray.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -26,18 +28,12 @@ if TYPE_CHECKING:
 _MAX_SCATTER = 20_000  # points drawn in a scatter; more only slows the PNG down
 _TRADEOFF_ROWS = 12
 _MAX_RECORD_COLUMNS = 12
-_ORDER = {
-    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss",
-                       "positive_rate", "predicted_positive_rate"),
-    "regression": ("rmse", "mae", "r2", "mape"),
-}
 
 
 # --- plots --------------------------------------------------------------------------------------
 def write_all(directory: Path, d: _Prepared, *, threshold: float,
               curve: pd.DataFrame | None) -> list[Path]:
     """See :func:`specweave_ray.evaluate._scores.write_plots`; returns the paths written."""
-    from specweave_ray.exceptions import require
 
     require("matplotlib.figure", feature="evaluation plots")
     if d.kind == "continuous":
@@ -197,12 +193,12 @@ def render_report(metrics: Mapping[str, float], *, problem_type: str,
     refs = dict(baselines or {})
     if previous:
         refs["previous best"] = previous
-    order = _ORDER["classification" if problem_type == "classification" else "regression"]
-    names = [m for m in order if m in metrics]
-    lines = ["# Evaluation", "", f"Problem type: {problem_type}."]
+    problem = problems.get(problem_type)
+    names = [m for m in (*problem.metrics, *problem.report_extras) if m in metrics]
+    lines = ["# Evaluation", "", f"Problem type: {problem.name}."]
     if "n_test" in metrics:
         lines[-1] += f" Held-out test rows: {_fmt(metrics['n_test'])}."
-    if problem_type == "classification" and "threshold" in metrics:
+    if problem.output == "probabilities" and "threshold" in metrics:
         lines[-1] += f" Decision threshold: {_fmt(metrics['threshold'])}."
     if "mape_rows" in metrics and "n_test" in metrics and metrics["mape_rows"] != metrics["n_test"]:
         lines.append(f"MAPE is over the {_fmt(metrics['mape_rows'])} rows whose true value is not 0.")

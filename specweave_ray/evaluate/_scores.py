@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from specweave_ray import problems
+from specweave_ray.evaluate import _plots as _evaluate_plots
 from specweave_ray.evaluate._bootstrap import (
     class_strata,
     resample_counts,
@@ -33,6 +35,7 @@ from specweave_ray.evaluate._bootstrap import (
 from specweave_ray.evaluate._plots import render_report
 from specweave_ray.exceptions import ConfigError, DataError
 from specweave_ray.metrics import get_metric
+from specweave_ray.problems import ProblemType
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,8 +49,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_CLASSIFICATION = "classification"
-_CONTINUOUS = ("regression", "timeseries")
 _THRESHOLD_DEFAULTS = ("f1", "fixed")
 _CHUNK_CELLS = 4_000_000  # resamples x rows held at once: ~32 MB of float64 per matrix
 
@@ -64,18 +65,21 @@ class _Prepared:
     classes: np.ndarray | None = None  # the labels macro averages run over
 
 
-def _prepare(y_true: Any, problem_type: str, proba: Any, pred: Any, threshold: float) -> _Prepared:
-    if problem_type != _CLASSIFICATION and problem_type not in _CONTINUOUS:
-        raise ConfigError(f"problem_type must be one of {(_CLASSIFICATION, *_CONTINUOUS)}, "
-                          f"got {problem_type!r}")
+def _prepare(y_true: Any, problem_type: str | ProblemType, proba: Any, pred: Any,
+             threshold: float) -> _Prepared:
+    problem = problems.get(problem_type)
     y = np.asarray(y_true).ravel()
     if y.size == 0:
         raise DataError("cannot evaluate on an empty test set (y_true has no rows)")
-    if problem_type in _CONTINUOUS:
+    if problem.output == "values":
         if pred is None:
-            raise DataError(f"{problem_type} evaluation needs pred (continuous predictions)")
+            raise DataError(f"{problem.name} evaluation needs pred (continuous predictions)")
         y = _finite(y, "y_true").astype(float)
         return _Prepared("continuous", y, pred=_finite(_rows(pred, y, "pred"), "pred").astype(float))
+    return _prepare_classes(y, proba, pred, threshold)
+
+
+def _prepare_classes(y: np.ndarray, proba: Any, pred: Any, threshold: float) -> _Prepared:
     if not 0.0 <= float(threshold) <= 1.0:
         raise ConfigError(f"threshold must lie in [0, 1], got {threshold!r}")
     y = _integer_labels(y, "y_true")
@@ -126,13 +130,13 @@ def _integer_labels(arr: np.ndarray, name: str) -> np.ndarray:
 
 
 # --- point estimates (scikit-learn) -------------------------------------------------------------
-def score(y_true: Any, *, problem_type: str, proba: Any = None, pred: Any = None,
+def score(y_true: Any, *, problem_type: str | ProblemType, proba: Any = None, pred: Any = None,
           threshold: float = 0.5) -> dict[str, float]:
     """Test-set metrics named as in ``metrics.json``.
 
     Args:
         y_true: true values; for classification integer-encoded labels ``0..k-1``.
-        problem_type: ``classification``, ``regression`` or ``timeseries``.
+        problem_type: a problem type or its name; its ``output`` says what is scored.
         proba: class probabilities ``(n, k)`` (or the positive class's, ``(n,)``).
         pred: continuous predictions (regression), or labels when ``proba`` is None.
         threshold: binary decision threshold on ``proba[:, 1]`` (predict 1 when ``>=``).
@@ -190,7 +194,7 @@ def _per_class(fn: Any, d: _Prepared) -> float:
 
 
 # --- bootstrap ----------------------------------------------------------------------------------
-def bootstrap_ci(y_true: Any, *, problem_type: str, proba: Any = None, pred: Any = None,
+def bootstrap_ci(y_true: Any, *, problem_type: str | ProblemType, proba: Any = None, pred: Any = None,
                  threshold: float = 0.5, n_boot: int = 1000, alpha: float = 0.05,
                  seed: int = 0) -> dict[str, float]:
     """Percentile bootstrap confidence intervals for every metric of :func:`score`.
@@ -235,7 +239,7 @@ def bootstrap_ci(y_true: Any, *, problem_type: str, proba: Any = None, pred: Any
     return out
 
 
-def evaluate(y_true: Any, *, problem_type: str, proba: Any = None, pred: Any = None,
+def evaluate(y_true: Any, *, problem_type: str | ProblemType, proba: Any = None, pred: Any = None,
              threshold: float = 0.5, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """:func:`score`, its 95% :func:`bootstrap_ci`, ``n_test`` and (classification) ``threshold``.
 
@@ -248,7 +252,7 @@ def evaluate(y_true: Any, *, problem_type: str, proba: Any = None, pred: Any = N
     out.update(bootstrap_ci(y_true, problem_type=problem_type, proba=proba, pred=pred,
                             threshold=threshold, n_boot=n_boot, seed=seed))
     out["n_test"] = int(np.asarray(y_true).size)
-    if problem_type == _CLASSIFICATION:
+    if problems.get(problem_type).output == "probabilities":
         out["threshold"] = float(threshold)
     return out
 
@@ -317,7 +321,7 @@ def tune_threshold(y_true: Any, proba_pos: Any, *, targets: Sequence[Target] = (
     by_metric = {m: [t for t in own if t.metric == m] for m in ("precision", "recall")}
     drive = "precision" if by_metric["precision"] else "recall" if by_metric["recall"] else None
     if drive is None and default == "fixed":
-        fixed = score(y, problem_type=_CLASSIFICATION, proba=s, threshold=0.5)
+        fixed = _score(_prepare_classes(y, s, None, 0.5))
         return ThresholdChoice(0.5, fixed["precision"], fixed["recall"], fixed["f1"], True,
                                "no precision or recall target; kept the default threshold 0.5",
                                curve)
@@ -350,7 +354,7 @@ def _best(primary: np.ndarray, secondary: np.ndarray, thresholds: np.ndarray) ->
 
 
 # --- error analysis -----------------------------------------------------------------------------
-def error_analysis(X: Any, y_true: Any, *, problem_type: str, proba: Any = None, pred: Any = None,
+def error_analysis(X: Any, y_true: Any, *, problem_type: str | ProblemType, proba: Any = None, pred: Any = None,
                    threshold: float = 0.5, top: int = 20, max_segments: int = 20) -> dict:
     """The worst-predicted rows and metrics per segment of each categorical column of ``X``.
 
@@ -453,7 +457,7 @@ def _plain(value: Any) -> Any:
 
 
 # --- plots --------------------------------------------------------------------------------------
-def write_plots(directory: str | Path, y_true: Any, *, problem_type: str, proba: Any = None,
+def write_plots(directory: str | Path, y_true: Any, *, problem_type: str | ProblemType, proba: Any = None,
                 pred: Any = None, threshold: float = 0.5,
                 curve: pd.DataFrame | None = None) -> list[Path]:
     """Write the evaluation plots as PNG files into ``directory`` (created if missing).
@@ -470,7 +474,6 @@ def write_plots(directory: str | Path, y_true: Any, *, problem_type: str, proba:
     Raises:
         MissingDependencyError: matplotlib is not installed.
     """
-    from specweave_ray.evaluate import _plots as _evaluate_plots
 
     d = _prepare(y_true, problem_type, proba, pred, threshold)
     directory = Path(directory)

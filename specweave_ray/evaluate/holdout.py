@@ -17,9 +17,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json, read_json
+from specweave_ray.candidates.serialization import load_native
+from specweave_ray.evaluate._scores import (
+    error_analysis,
+    evaluate,
+    render_report,
+    tune_threshold,
+    write_plots,
+)
+from specweave_ray.evaluate.gate import check_targets, gate_json, lift_metrics, render_gate
 from specweave_ray.exceptions import DataError, RecordError
+from specweave_ray.features import build_preprocessor
 from specweave_ray.metrics import get_metric
+from specweave_ray.problems import ProblemType
 from specweave_ray.workspace import storage
 from specweave_ray.workspace.increment import Increment, list_increments
 from specweave_ray.workspace.records import list_records, read_record, track_experiment
@@ -48,7 +60,6 @@ def _encode(y: pd.Series, classes: list[Any]) -> np.ndarray:
 
 
 def _load_best(inc: Increment, comp: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any], Any]:
-    from specweave_ray.candidates.serialization import load_native
 
     if not comp.get("best"):
         raise RecordError(f"{inc.experiments_dir / 'comparison.json'} names no best candidate; run T-004/T-005")
@@ -61,40 +72,32 @@ def _load_best(inc: Increment, comp: Mapping[str, Any]) -> tuple[Any, Any, dict[
     return model, features, art, rec
 
 
-def _predict(model: Any, features: Any, X: pd.DataFrame, *, classification: bool) -> Any:
-    Xt = features.transform(X) if features is not None else X
-    if not classification:
-        return np.asarray(model.predict(Xt), dtype=np.float64)
-    # XGBoost's float32 probabilities miss 1 by ~1e-7, more than scikit-learn's log-loss check allows
-    proba = np.asarray(model.predict_proba(Xt), dtype=np.float64)
-    return proba / proba.sum(axis=1, keepdims=True)
+def _predict(model: Any, features: Any, X: pd.DataFrame, *, problem: ProblemType) -> Any:
+    return problem.predict(model, features.transform(X) if features is not None else X)
 
 
-def _oof_proba(rec: Any, X: pd.DataFrame, y: np.ndarray, *, cv: int, seed: int) -> np.ndarray:
+def _oof_proba(rec: Any, X: pd.DataFrame, y: np.ndarray, *, problem: ProblemType, cv: int,
+               seed: int) -> np.ndarray:
     """Out-of-fold probabilities of the chosen configuration on the training rows: the threshold is
     tuned on these, never on the test split."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import Pipeline
 
-    from specweave_ray.features import build_preprocessor
 
     cls = _import(rec.meta["model"])
     steps = [] if getattr(cls, "requires_raw_frame", False) else [("features", build_preprocessor(X))]
     pipe = Pipeline([*[(n, s) for n, s in steps if s is not None], ("model", cls(**rec.params))])
-    folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
+    folds = problem.splitter(cv, seed=seed)
     return cross_val_predict(pipe, X, y, cv=folds, method="predict_proba")
 
 
 def _baseline_scores(inc: Increment, comp: Mapping[str, Any], *, X_train: pd.DataFrame, y_train: Any,
-                     X_test: pd.DataFrame, y_test: Any, problem_type: str, threshold: float,
+                     X_test: pd.DataFrame, y_test: Any, problem: ProblemType, threshold: float,
                      fp: str) -> dict[str, dict[str, float]]:
     from sklearn.pipeline import Pipeline
 
-    from specweave_ray.evaluate._scores import evaluate
-    from specweave_ray.features import build_preprocessor
 
     out: dict[str, dict[str, float]] = {}
-    classification = problem_type == "classification"
     for row in comp["rows"]:
         if row["kind"] != "baseline":
             continue
@@ -104,9 +107,8 @@ def _baseline_scores(inc: Increment, comp: Mapping[str, Any], *, X_train: pd.Dat
         steps = [] if raw else [("features", build_preprocessor(X_train))]
         pipe = Pipeline([*[(n, s) for n, s in steps if s is not None], ("model", cls(**rec.params))])
         pipe.fit(X_train, y_train)
-        pred = pipe.predict_proba(X_test) if classification else pipe.predict(X_test)
-        kw = {"proba": pred, "threshold": 0.5} if classification else {"pred": pred}
-        metrics = evaluate(y_test, problem_type=problem_type, n_boot=200, **kw)
+        kw = _outputs(problem, problem.predict(pipe, X_test), threshold)
+        metrics = evaluate(y_test, problem_type=problem, n_boot=200, **kw)
         with track_experiment(f"evaluation-baseline-{row['candidate']}", increment=inc, kind="baseline-evaluation",
                               model=rec.meta["model"], meta={"data_fingerprint": fp, "candidate": row["candidate"],
                                                              "trial_record": rec.id}) as exp:
@@ -114,6 +116,13 @@ def _baseline_scores(inc: Increment, comp: Mapping[str, Any], *, X_train: pd.Dat
             exp.log_metrics(_finite(metrics))
         out[row["candidate"]] = metrics
     return out
+
+
+def _outputs(problem: ProblemType, outputs: np.ndarray, threshold: float | None) -> dict[str, Any]:
+    """The keyword arguments :func:`evaluate` scores: probabilities and a threshold, or values."""
+    if problem.output == "probabilities":
+        return {"proba": outputs, "threshold": threshold}
+    return {"pred": outputs}
 
 
 def _previous(inc: Increment, problem_type: str) -> tuple[str, dict[str, float]] | None:
@@ -149,55 +158,43 @@ def evaluate_holdout(
     Returns:
         ``(summary, gate_rows)``: summary has ``record``, ``candidate``, ``threshold``, ``metrics``.
     """
-    from specweave_ray.evaluate._scores import (
-        error_analysis,
-        evaluate,
-        render_report,
-        tune_threshold,
-        write_plots,
-    )
-    from specweave_ray.evaluate.gate import check_targets, gate_json, lift_metrics, render_gate
 
     comp = read_json(inc.experiments_dir / "comparison.json")
     if comp is None:
         raise RecordError(f"{inc.id} has no experiments/comparison.json; run the sweep (T-003…T-005) first")
-    problem_type = spec.problem_type
-    classification = problem_type == "classification"
+    problem = problems.get(spec.problem_type)
     model, features, art, best = _load_best(inc, comp)
     primary = comp["metric"]
     metric_def = get_metric(primary)
 
-    choice = None
-    if classification:
-        classes = art.get("classes")
+    choice, threshold = None, None
+    classes = art.get("classes")
+    if classes is not None:
         y_tr, y_te = _encode(y_train, classes), _encode(y_test, classes)
-        proba = _predict(model, features, X_test, classification=True)
-        threshold = 0.5
-        if len(classes) == 2:
-            oof = _oof_proba(best, X_train, y_tr, cv=cv, seed=seed)
-            choice = tune_threshold(y_tr, oof[:, 1], targets=spec.targets)
-            threshold = choice.threshold
-        metrics = evaluate(y_te, problem_type=problem_type, proba=proba, threshold=threshold, n_boot=n_boot, seed=seed)
-        kw: dict[str, Any] = {"proba": proba, "threshold": threshold}
     else:
         y_tr, y_te = np.asarray(y_train, dtype=float), np.asarray(y_test, dtype=float)
-        pred = _predict(model, features, X_test, classification=False)
-        metrics = evaluate(y_te, problem_type=problem_type, pred=pred, n_boot=n_boot, seed=seed)
-        kw = {"pred": pred}
-        threshold = None
+    outputs = _predict(model, features, X_test, problem=problem)
+    if problem.output == "probabilities":
+        threshold = 0.5
+        if len(classes) == 2:  # a binary decision: its threshold is tuned on out-of-fold rows
+            oof = _oof_proba(best, X_train, y_tr, problem=problem, cv=cv, seed=seed)
+            choice = tune_threshold(y_tr, oof[:, 1], targets=spec.targets)
+            threshold = choice.threshold
+    kw = _outputs(problem, outputs, threshold)
+    metrics = evaluate(y_te, problem_type=problem, n_boot=n_boot, seed=seed, **kw)
 
     baselines = _baseline_scores(inc, comp, X_train=X_train, y_train=y_tr, X_test=X_test, y_test=y_te,
-                                 problem_type=problem_type, threshold=0.5, fp=data_fingerprint or "")
+                                 problem=problem, threshold=0.5, fp=data_fingerprint or "")
     lifts = {}
     if primary in metrics and baselines:
         ci = (metrics.get(f"{primary}_ci_low"), metrics.get(f"{primary}_ci_high"))
         lifts = lift_metrics(primary, metrics[primary], {n: m[primary] for n, m in baselines.items() if primary in m},
                              lower_is_better=metric_def.mode == "min", ci=ci if None not in ci else None)
-    previous = _previous(inc, problem_type)
+    previous = _previous(inc, problem.name)
     gate = check_targets(spec.targets, {**metrics, **lifts}, source=None)
 
     notes = None
-    if classification and len(art.get("classes") or []) == 2:
+    if choice is not None:
         rate = float(np.mean(y_tr == 1))
         used = {k: v for k, v in best.params.items() if k in _IMBALANCE_PARAMS}
         if rate < 0.05:
@@ -211,12 +208,12 @@ def evaluate_holdout(
         exp.log_params({"candidate": best.meta.get("candidate"), "trial_record": best.id,
                         "split": "held-out test", "threshold": threshold, **{f"model.{k}": v for k, v in best.params.items()}})
         exp.log_metrics(_finite({**metrics, **lifts}))
-        errors = error_analysis(X_test.reset_index(drop=True), y_te, problem_type=problem_type, **kw)
+        errors = error_analysis(X_test.reset_index(drop=True), y_te, problem_type=problem, **kw)
         atomic_write_json(exp.path / "error_analysis.json", errors)
-        plots = write_plots(exp.path, y_te, problem_type=problem_type, curve=choice.curve if choice else None, **kw)
+        plots = write_plots(exp.path, y_te, problem_type=problem, curve=choice.curve if choice else None, **kw)
         if choice is not None:
             choice.curve.to_csv(exp.path / "threshold_curve.csv", index=False)
-        report = render_report(metrics, problem_type=problem_type, threshold=choice, baselines=baselines,
+        report = render_report(metrics, problem_type=problem, threshold=choice, baselines=baselines,
                                previous=previous[1] if previous else None, errors=errors,
                                imbalance_note=notes, plots=[Path(p).name for p in plots])
         gate_md = render_gate(gate)

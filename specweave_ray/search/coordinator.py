@@ -20,8 +20,9 @@ from typing import Any
 
 from specweave_ray._fs import atomic_write_json, atomic_write_text
 from specweave_ray.metrics import MetricDef
-from specweave_ray.search.experiment import ModelExperiment, estimator_path
+from specweave_ray.search._cache import estimator_path
 from specweave_ray.search.trial import INFO_PREFIX
+from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import Record, list_records, open_experiment

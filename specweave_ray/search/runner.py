@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -21,9 +22,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json, read_json
-from specweave_ray.exceptions import CandidateError, ConfigError, SweepError
-from specweave_ray.metrics import DEFAULT_METRIC, get_metric
+from specweave_ray.candidates.baselines import baseline_estimators
+from specweave_ray.candidates.registry import resolve_estimator
+from specweave_ray.candidates.serialization import save_native
+from specweave_ray.candidates.staged import budget_of
+from specweave_ray.exceptions import CandidateError, SweepError
+from specweave_ray.features import build_preprocessor
+from specweave_ray.problems import ProblemType
+from specweave_ray.search import _ray
+from specweave_ray.search._cache import cache_key
 from specweave_ray.search.coordinator import (
     Coordinator,
     Progress,
@@ -32,7 +41,8 @@ from specweave_ray.search.coordinator import (
     cached_records,
     write_comparison,
 )
-from specweave_ray.search.experiment import ModelExperiment, cache_key
+from specweave_ray.spec.config import SweepConfig
+from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import code_version, open_experiment, resolve_increment
@@ -72,32 +82,7 @@ class SweepResults:
         return pd.DataFrame([{c: r.get(c) for c in cols} for r in self.comparison["rows"]], columns=cols)
 
 
-def _infer_problem_type(y: Any) -> str:
-    s = pd.Series(np.asarray(y))
-    if s.dtype.kind in "f" and s.nunique() > 20:
-        return "regression"
-    return "classification" if s.dtype.kind in "biuO" or s.dtype.kind == "U" or s.nunique() <= 20 else "regression"
-
-
-def _folds(X: Any, y: np.ndarray, *, cv: int | Any, problem_type: str, seed: int) -> tuple[list[Any], str]:
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    if isinstance(cv, int):
-        if cv < 2:
-            raise ConfigError(f"cv must be >= 2 folds, got {cv}")
-        splitter = (StratifiedKFold(cv, shuffle=True, random_state=seed) if problem_type == "classification"
-                    else KFold(cv, shuffle=True, random_state=seed))
-    elif hasattr(cv, "split"):
-        splitter = cv
-    else:
-        raise ConfigError(f"cv must be a number of folds or a scikit-learn splitter, got {cv!r}")
-    folds = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(X, y)]
-    return folds, repr(splitter)
-
-
 def _fingerprint(X: Any, y: Any) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
     h.update(repr(list(map(str, frame.columns))).encode())
@@ -106,11 +91,9 @@ def _fingerprint(X: Any, y: Any) -> str:
     return "sha256:" + h.hexdigest()[:32]
 
 
-def _baselines(problem_type: str, *, rule: str | None, seed: int) -> list[ModelExperiment]:
-    from specweave_ray.candidates.baselines import baseline_estimators
-
+def _baselines(problem: ProblemType, *, rule: str | None, seed: int) -> list[ModelExperiment]:
     return [ModelExperiment(name, type(est), est.get_params(), kind="baseline")
-            for name, est in baseline_estimators(problem_type, rule=rule, random_state=seed).items()]
+            for name, est in baseline_estimators(problem, rule=rule, random_state=seed).items()]
 
 
 def run_experiments(
@@ -120,19 +103,14 @@ def run_experiments(
     *,
     increment: Increment | str | int | os.PathLike[str],
     root: str | os.PathLike[str] | None = None,
-    cv: int | Any = 5,
-    metric: str | None = None,
     problem_type: str | None = None,
+    metric: str | None = None,
+    cv: int | Any | None = None,
+    seed: int = 0,
     baselines: bool = True,
     rule: str | None = None,
+    sweep: SweepConfig | None = None,
     preprocessor: Any = "auto",
-    stages: int = 4,
-    seed: int = 0,
-    address: str | None = None,
-    num_cpus: int | None = None,
-    max_concurrent: int | None = None,
-    autoscale: bool | None = None,
-    pending_timeout_s: float = 900.0,
     use_cache: bool = True,
     refit: bool = True,
     data_fingerprint: str | None = None,
@@ -144,21 +122,22 @@ def run_experiments(
         experiments: The candidates.
         X, y: Training data (DataFrame or array; string labels are fine).
         increment: Increment handle, id, number or folder.
-        cv: Folds, or a scikit-learn splitter (e.g. ``TimeSeriesSplit``).
-        metric: Primary metric (default per problem type: roc_auc, rmse, mape).
-        problem_type: ``classification`` or ``regression`` (inferred from ``y`` when omitted).
-        baselines: Also run the random/majority (mean/median) baselines as trials.
+        problem_type: A registered problem type or alias (inferred from ``y`` when omitted).
+        metric: Primary metric (default: the problem type's, e.g. roc_auc or rmse).
+        cv: Folds, or a scikit-learn splitter (e.g. ``TimeSeriesSplit``); default
+            ``sweep.cv`` folds of the problem type's splitter (stratified for classification).
+        baselines: Also run the problem type's baselines (random/majority, mean/median) as trials.
         rule: A rule-based baseline, e.g. ``"balance > 1800"``.
+        sweep: How the sweep runs (:class:`~specweave_ray.spec.SweepConfig`): ASHA ``stages``,
+            the cluster ``address`` (default ``$RAY_ADDRESS``, else an embedded local Ray),
+            ``num_cpus``, ``max_concurrent``, ``autoscale`` (trials that fit on no node yet
+            wait for one instead of failing fast) and ``pending_timeout_s`` (past it the sweep
+            stops, finished trials stay recorded, and :class:`SweepError` names the candidates).
         preprocessor: ``"auto"`` (built from the columns), an unfitted transformer, or None.
-        stages: Reports per iterative trial when searching (ASHA rungs).
-        address: Ray cluster to use (default ``$RAY_ADDRESS``, else an embedded local Ray).
-        autoscale: The cluster adds nodes on demand, so trials that fit on no node yet wait for one
-            instead of failing fast. None: ``$SPECWEAVE_ALLOW_AUTOSCALE`` (``1``/``0``), else
-            whether Ray's autoscaler status names node types from a config.
-        pending_timeout_s: Longest wait of a trial for a node able to host it; past it the sweep
-            stops (finished trials stay recorded) and :class:`SweepError` names the candidates.
         use_cache: Reuse trials recorded as finished with the same data, params, CV and code.
         refit: Fit each candidate's best params on all data and save the model natively.
+        data_fingerprint: The dataset's fingerprint to record (default: of ``X`` and ``y``).
+        on_progress: Called with a :class:`Progress` after every trial.
 
     Returns:
         :class:`SweepResults`.
@@ -168,11 +147,7 @@ def run_experiments(
         SweepError: the cluster cannot host a candidate's resources (at once, or on an autoscaling
             cluster within ``pending_timeout_s``).
     """
-    from specweave_ray.candidates.registry import resolve_estimator
-    from specweave_ray.candidates.staged import budget_of
-    from specweave_ray.features import build_preprocessor
-    from specweave_ray.search._ray import tune as sweep
-
+    sweep_cfg = sweep or SweepConfig()
     inc = resolve_increment(increment, root)
     experiments = list(experiments)
     if not experiments and not baselines:
@@ -180,25 +155,17 @@ def run_experiments(
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         raise CandidateError(f"candidate names must be unique, got {names}")
-    if not pending_timeout_s > 0:
-        raise ConfigError(f"pending_timeout_s must be > 0 seconds, got {pending_timeout_s!r}")
-    problem_type = problem_type or _infer_problem_type(y)
-    if problem_type not in ("classification", "regression", "timeseries"):
-        raise ConfigError(f"run_experiments handles classification, regression and timeseries, not {problem_type!r}")
-    metric_def = get_metric(metric or DEFAULT_METRIC[problem_type], problem_type=problem_type)
-    y_arr = np.asarray(y)
-    classes = None
-    if problem_type == "classification":
-        classes, y_arr = np.unique(y_arr, return_inverse=True)
-        if len(classes) < 2:
-            raise ConfigError(f"the target has a single class ({classes[0]!r}); classification needs two or more")
+    problem = problems.get(problem_type) if problem_type else problems.infer(y)
+    metric_def = problem.metric(metric or problem.default_metric)
+    classes, y_arr = problem.encode_target(y)
     if baselines:
-        experiments = _baselines(problem_type, rule=rule, seed=seed) + experiments
-    classes_by_name = {e.name: resolve_estimator(e.estimator, problem_type=problem_type) for e in experiments}
+        experiments = _baselines(problem, rule=rule, seed=seed) + experiments
+    classes_by_name = {e.name: resolve_estimator(e.estimator, problem_type=problem) for e in experiments}
     experiments = [replace(e, estimator=classes_by_name[e.name]) for e in experiments]
+    stages = sweep_cfg.stages
     if preprocessor == "auto":
         preprocessor = build_preprocessor(X)
-    folds, cv_repr = _folds(X, y_arr, cv=cv, problem_type=problem_type, seed=seed)
+    folds, cv_repr = problem.folds(X, y_arr, cv=sweep_cfg.cv if cv is None else cv, seed=seed)
     train_fp = _fingerprint(X, y)  # cache identity: exactly the rows and labels the trials see
     fingerprint = data_fingerprint or train_fp  # recorded: the dataset the user named
     version = code_version()
@@ -228,14 +195,15 @@ def run_experiments(
             budgets[e.name] = 0 if hit else e.num_samples
             reuse += [hit] if hit else []
 
-    started_ray = sweep.ensure_ray(address=address, num_cpus=num_cpus)
+    started_ray = _ray.ensure_ray(address=sweep_cfg.address, num_cpus=sweep_cfg.num_cpus)
     sweep_exp = None
     try:
-        sweep.check_resources(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s)
+        _ray.check_resources(experiments, autoscale=sweep_cfg.autoscale,
+                             pending_timeout_s=sweep_cfg.pending_timeout_s)
         sweep_exp = open_experiment("sweep", increment=inc, kind="sweep", mirror=True, meta={
-            "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem_type})
+            "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem.name})
         sweep_exp.log_params({"candidates": names, "cv": cv_repr, "metric": metric_def.name, "seed": seed,
-                              "problem_type": problem_type, "budgets": budgets, "cached": len(reuse)})
+                              "problem_type": problem.name, "budgets": budgets, "cached": len(reuse)})
         coordinator = Coordinator(
             inc, metric=metric_def, candidates={e.name: e for e in experiments},
             meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name},
@@ -261,10 +229,10 @@ def run_experiments(
         # Tune's own state beside the records, on the root's filesystem (trials on other nodes
         # write there directly; DESIGN.md: no shared disk is assumed)
         tune_path, tune_fs = storage.tune_storage(inc.experiments_dir / "tune")
-        payload_ref = sweep.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
+        payload_ref = _ray.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
                                      mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
-                                     pending_timeout_s=pending_timeout_s,
-                                     max_concurrent=max_concurrent, name=sweep_exp.id,
+                                     pending_timeout_s=sweep_cfg.pending_timeout_s,
+                                     max_concurrent=sweep_cfg.max_concurrent, name=sweep_exp.id,
                                      storage_path=tune_path, storage_filesystem=tune_fs)
         coordinator.flush()
         if coordinator.parent_run_id:
@@ -275,7 +243,7 @@ def run_experiments(
         models: dict[str, Path] = {}
         if refit and best:
             chosen = {n: (next(e for e in experiments if e.name == n), dict(t.params)) for n, t in best.items()}
-            fitted = sweep.refit_best(payload_ref, chosen)
+            fitted = _ray.refit_best(payload_ref, chosen)
             for name, out in fitted.items():
                 if isinstance(out, Exception):
                     continue
@@ -295,7 +263,7 @@ def run_experiments(
         raise
     finally:
         if started_ray:
-            sweep.shutdown()
+            _ray.shutdown()
     return SweepResults(increment=inc, metric=metric_def.name, mode=metric_def.mode, trials=tuple(trials),
                         best_per_candidate=best, comparison=summary, models=models,
                         classes=tuple(classes.tolist()) if classes is not None else None, sweep_record=sweep_exp.id)
@@ -304,8 +272,6 @@ def run_experiments(
 def _save_model(inc: Increment, trial: TrialResult, fitted: tuple[Any, Any, list[str], str], *,
                 classes: Any) -> Path:
     """Save a refitted model natively in its best trial's record and note it in meta.json."""
-    from specweave_ray.candidates.serialization import save_native
-
     model, pre, warnings, node = fitted
     path = inc.experiments_dir / trial.record_id
     info = {"model": save_native(model, path, name="model"), "refit_node": node, "refit_warnings": warnings}

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from specweave_ray.candidates.device import configure
+from specweave_ray.candidates.staged import budget_of, staged_fit
 from specweave_ray.metrics import get_metric, predict_for
 
 INFO_PREFIX = "info_"   # result keys that are facts about the trial, not metrics
@@ -56,8 +58,6 @@ def run_cv(
     """
     from sklearn.base import clone
 
-    from specweave_ray.candidates.device import configure
-    from specweave_ray.candidates.staged import budget_of, staged_fit
 
     scorer = get_metric(metric)
     estimator = estimator_cls(**params)
@@ -124,7 +124,6 @@ def refit(
     """Fit the chosen configuration on all of ``X``; returns (model, fitted preprocessor, warnings)."""
     from sklearn.base import clone
 
-    from specweave_ray.candidates.device import configure
 
     estimator = estimator_cls(**params)
     warnings = configure(estimator, cpus=max(1, int(cpus)), gpu_ids=list(gpu_ids))

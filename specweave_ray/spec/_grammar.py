@@ -20,44 +20,30 @@ from difflib import get_close_matches
 from importlib import resources
 from pathlib import Path
 
-from specweave_ray.exceptions import SpecError
+from specweave_ray import problems
+from specweave_ray.exceptions import ConfigError, SpecError
+from specweave_ray.metrics import METRICS, canonical, find, known_text
 
 __all__ = [
-    "LOWER_IS_BETTER", "OPS", "PROBLEM_TYPES", "TASKS", "Spec", "Target", "default_targets",
+    "LOWER_IS_BETTER", "OPS", "TASKS", "Spec", "Target", "default_targets",
     "load_spec", "parse_spec", "parse_targets", "render_increment_docs", "render_spec",
 ]
 
-PROBLEM_TYPES: tuple[str, ...] = ("classification", "regression", "timeseries", "recommendation")
 TASKS: tuple[tuple[str, str], ...] = (
     ("T-001", "Data exploration"), ("T-002", "Feature pipeline"), ("T-003", "Baselines"),
     ("T-004", "Candidate models"), ("T-005", "Hyperparameter tuning"), ("T-006", "Evaluation"),
     ("T-007", "Explainability"), ("T-008", "Deployment preparation"), ("T-009", "A/B test plan"),
 )
 OPS: tuple[str, ...] = (">", ">=", "<", "<=", "==")
-LOWER_IS_BETTER: frozenset[str] = frozenset(
-    {"log_loss", "rmse", "mae", "mape", "latency_p50", "latency_p95", "latency_p99"}
-)
+# Derived from the one vocabulary (specweave_ray.metrics): names, directions, units, spellings.
+LOWER_IS_BETTER: frozenset[str] = frozenset(m.name for m in METRICS.values() if m.lower_is_better)
 
 _OP_FUNCS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
     # Measured metrics are floats from arithmetic; exact equality would almost never hold.
     "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
 }
-_RATIO = frozenset({"precision", "recall", "f1", "accuracy", "roc_auc", "pr_auc", "r2"})
-_PLAIN = _RATIO | LOWER_IS_BETTER | {"throughput"}
-_AT_K = re.compile(r"(precision|recall|ndcg|map)_at_([1-9]\d*)")
-_UPPER = frozenset({"rmse", "mae", "mape"})
 _REF_NAME = re.compile(r"(?:[a-z0-9]+_){1,3}(?:baseline|model)")
-_DEFAULT_PRIMARY = {"classification": "roc_auc", "regression": "rmse", "timeseries": "mape",
-                    "recommendation": "precision_at_10"}
-_ALIASES = {
-    "acc": "accuracy", "sensitivity": "recall", "f_1": "f1", "fscore": "f1", "f": "f1",
-    "auc": "roc_auc", "auroc": "roc_auc", "auc_roc": "roc_auc",
-    "auprc": "pr_auc", "auc_pr": "pr_auc", "average_precision": "pr_auc", "logloss": "log_loss",
-    "cross_entropy": "log_loss", "root_mean_squared_error": "rmse", "mean_absolute_error": "mae",
-    "r_squared": "r2", "r^2": "r2", "mean_absolute_percentage_error": "mape", "qps": "throughput",
-    "rps": "throughput", "throughput_rps": "throughput", "requests_per_second": "throughput",
-}
 _EXAMPLES = ("'precision >= 0.9', 'latency_p99 < 100 ms', 'throughput >= 1000 req/s', "
              "'MAPE < 10%', 'RMSE < $50', 'lift over best baseline >= 20%'")
 
@@ -135,7 +121,7 @@ class Target:
         object.__setattr__(self, "value", value)
         lift = self.relative_to is not None
         if not (_is_metric(self.metric) or (lift and self.metric == "primary")):
-            raise SpecError(f"unknown metric {self.metric!r}; known: {_known_text()}")
+            raise SpecError(f"unknown metric {self.metric!r}; known: {known_text()}")
         if self.op not in OPS:
             raise SpecError(f"unknown operator {self.op!r} for {self.metric}; use one of {OPS}")
         if not math.isfinite(value):
@@ -203,10 +189,10 @@ class Spec:
         _check_problem_type(self.problem_type)
         object.__setattr__(self, "targets", tuple(self.targets))
         if self.primary_metric is None:
-            object.__setattr__(self, "primary_metric", _DEFAULT_PRIMARY[self.problem_type])
+            object.__setattr__(self, "primary_metric", problems.get(self.problem_type).default_metric)
         elif not _is_metric(self.primary_metric):
             raise SpecError(f"unknown primary metric {self.primary_metric!r}; "
-                            f"known: {_known_text()}")
+                            f"known: {known_text()}")
 
 
 def parse_targets(line: str, *, source: str = "<string>", lineno: int | None = None) -> list[Target]:
@@ -283,7 +269,7 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
                 primary = _resolve_metric(re.sub(r"\s*\(.*$", "", match[1]))
                 if primary is None:
                     raise SpecError(f"{source}, line {lineno}: unknown primary metric "
-                                    f"{match[1]!r}; known: {_known_text()}")
+                                    f"{match[1]!r}; known: {known_text()}")
             continue
         if section.startswith("success criteria"):
             targets.extend(parse_targets(stripped, source=source, lineno=lineno))
@@ -291,7 +277,7 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
         raise SpecError(f"{source}: no title: the first line must be '# <title>'")
     if problem is None:
         raise SpecError(f"{source}: no problem type: add a line '**Problem type**: <type>' "
-                        f"under the title, <type> one of {', '.join(PROBLEM_TYPES)}")
+                        f"under the title, <type> one of {', '.join(problems.names())}")
     return Spec(title, problem, tuple(targets), primary_metric=primary)
 
 
@@ -323,14 +309,14 @@ def render_increment_docs(title: str, problem_type: str, *, increment_id: str,
 
     Args:
         title: Increment title (one line).
-        problem_type: One of :data:`PROBLEM_TYPES`.
+        problem_type: A registered problem type (:func:`specweave_ray.problems.names`).
         increment_id: The increment's id, e.g. ``0001-churn``.
         targets: Success criteria; the problem type's :func:`default_targets` when ``None``.
 
     Raises:
         SpecError: Unknown problem type or invalid title.
     """
-    _check_problem_type(problem_type)
+    problem_type = _problem(problem_type).name
     chosen = default_targets(problem_type) if targets is None else tuple(targets)
     values = _values(Spec(title, problem_type, chosen), increment_id=increment_id)
     docs = {name: _fill(_template(problem_type, name), values)
@@ -345,20 +331,9 @@ def default_targets(problem_type: str) -> tuple[Target, ...]:
     Raises:
         SpecError: Unknown problem type.
     """
-    _check_problem_type(problem_type)
-    lift = Target("primary", ">=", 20, "%", relative_to="best_baseline")
-    latency, throughput = Target("latency_p99", "<", 100, "ms"), Target("throughput", ">=", 1000, "req/s")
-    table = {
-        "classification": (Target("precision", ">=", 0.8), Target("recall", ">=", 0.7),
-                           Target("f1", ">=", 0.75), Target("roc_auc", ">=", 0.85),
-                           latency, throughput, lift),
-        "regression": (Target("rmse", "<", 10), Target("mae", "<", 5), Target("r2", ">=", 0.7),
-                       latency, throughput, lift),
-        "timeseries": (Target("mape", "<", 10, "%"), Target("rmse", "<", 10), lift),
-        "recommendation": (Target("precision_at_10", ">", 0.25), Target("recall_at_10", ">", 0.15),
-                           Target("ndcg_at_10", ">=", 0.3), latency, lift),
-    }
-    return table[problem_type]
+    problem = _problem(problem_type)
+    source = f"the {problem.name} problem type's default criteria"
+    return tuple(t for line in problem.default_criteria for t in parse_targets(line, source=source))
 
 
 # --- private helpers -------------------------------------------------------------------------
@@ -385,9 +360,9 @@ def _build(match: re.Match[str], lineno: int | None, *, lift: bool) -> Target:
         raise SpecError(f"unexpected words after the value: {' '.join(extra)!r}")
     metric = "primary" if lift and not phrase else _resolve_metric(phrase)
     if metric is None:
-        close = get_close_matches(_key(phrase), _PLAIN, n=1)
+        close = get_close_matches(_key(phrase), METRICS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SpecError(f"unknown metric {phrase!r}{hint}; known: {_known_text()}")
+        raise SpecError(f"unknown metric {phrase!r}{hint}; known: {known_text()}")
     op = _OP_WORDS[groups["op"]] if groups.get("op") else (
         "<=" if metric in LOWER_IS_BETTER and not lift else ">=")
     value, unit = _value(metric, groups, lift=lift)
@@ -428,9 +403,8 @@ def _key(phrase: str) -> str:
 def _resolve_metric(phrase: str) -> str | None:
     key = _key(phrase)
     key = key[: -len("_score")] if key.endswith("_score") and key != "_score" else key
-    key = _ALIASES.get(key, key)
-    if key in _PLAIN or _AT_K.fullmatch(key):
-        return key
+    if (name := canonical(key)) is not None:
+        return name
     # A latency without a percentile means p99: the conservative reading of a latency budget.
     lat = re.fullmatch(r"(?:(?:inference|prediction|serving|response|model)_)?"
                        r"(?:(p50|p95|p99|median)_)?latency(?:_(p50|p95|p99))?(?:_ms)?", key)
@@ -447,24 +421,19 @@ def _ref_name(ref: str) -> str:
 
 
 def _is_metric(name: str) -> bool:
-    return name in _PLAIN or _AT_K.fullmatch(name) is not None
+    return canonical(name) == name
 
 
 def _is_ratio(metric: str) -> bool:
-    return metric in _RATIO or _AT_K.fullmatch(metric) is not None
+    return find(metric).ratio
 
 
 def _units_for(metric: str) -> tuple[str, ...]:
-    if metric.startswith("latency_"):
-        return ("ms",)
-    return {"throughput": ("req/s",), "rmse": ("", "$"), "mae": ("", "$"),
-            "mape": ("", "%")}.get(metric, ("",))
+    return find(metric).units
 
 
 def _display(metric: str) -> str:
-    if at_k := _AT_K.fullmatch(metric):
-        return f"{at_k[1]}@{at_k[2]}"
-    return metric.upper() if metric in _UPPER else metric
+    return find(metric).display or metric
 
 
 def _fmt(value: float) -> str:
@@ -472,26 +441,21 @@ def _fmt(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
 
 
-def _known_text() -> str:
-    return ", ".join(sorted(_PLAIN)) + ", precision@k, recall@k, ndcg@k, map@k"
+def _problem(problem_type: str, *, where: str | None = None) -> problems.ProblemType:
+    try:
+        return problems.get(problem_type)
+    except ConfigError as err:
+        raise SpecError(f"{where}: {err}" if where else str(err)) from err
 
 
 def _check_problem_type(problem_type: str) -> None:
-    if problem_type not in PROBLEM_TYPES:
-        raise SpecError(f"unknown problem type {problem_type!r}; "
-                        f"use one of {', '.join(PROBLEM_TYPES)}")
+    if _problem(problem_type).name != problem_type:  # an alias: a Spec holds the canonical name
+        raise SpecError(f"problem type {problem_type!r} is an alias; write "
+                        f"{problems.resolve(problem_type)!r}")
 
 
 def _problem_type(text: str, *, where: str) -> str:
-    key = re.sub(r"[\s_-]+", "", re.sub(r"\s*\(.*$", "", text).strip().lower())
-    key = {"forecasting": "timeseries", "timeseriesforecasting": "timeseries",
-           "recommender": "recommendation", "recommendations": "recommendation"}.get(key, key)
-    if key.endswith(("classification", "regression")):
-        key = "classification" if key.endswith("classification") else "regression"
-    if key not in PROBLEM_TYPES:
-        raise SpecError(f"{where}: unknown problem type {text.strip()!r}; "
-                        f"use one of {', '.join(PROBLEM_TYPES)}")
-    return key
+    return _problem(text.strip(), where=where).name
 
 
 def _strip_comments(line: str, in_comment: bool) -> tuple[str, bool]:

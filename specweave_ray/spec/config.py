@@ -19,19 +19,35 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from specweave_ray.exceptions import ConfigError
-from specweave_ray.search.experiment import DOMAIN_KINDS, as_domain
-
-ProblemType = Literal["classification", "regression", "timeseries", "recommendation"]
+from specweave_ray import problems
+from specweave_ray.exceptions import CandidateError, ConfigError
+from specweave_ray.spec.experiment import ModelExperiment
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        # built in Python (run_experiments(sweep=SweepConfig(...))): the same one-line error
+        # as a config file's, naming the field
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise ConfigError(f"{type(self).__name__}: {_problems(err)}") from err
 
 
 class DataConfig(_Frozen):
@@ -52,32 +68,16 @@ class DataConfig(_Frozen):
         return self
 
 
-class CandidateConfig(_Frozen):
-    name: str = Field(min_length=1)
-    estimator: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-    num_samples: int | None = Field(default=None, ge=1)
-    resources: dict[Literal["cpu", "gpu"], float] = Field(default_factory=lambda: {"cpu": 1, "gpu": 0})
+def _candidate(raw: Any) -> ModelExperiment:
+    try:
+        return ModelExperiment.from_config(raw)
+    except CandidateError as err:
+        raise ValueError(str(err)) from err
 
-    @field_validator("params")
-    @classmethod
-    def _spaces(cls, params: dict[str, Any]) -> dict[str, Any]:
-        for key, value in params.items():
-            if isinstance(value, dict) and len(value) == 1 and next(iter(value)) not in DOMAIN_KINDS:
-                raise ValueError(f"param {key!r}: unknown search-space kind {next(iter(value))!r} "
-                                 f"(use one of {', '.join(DOMAIN_KINDS)})")
-            try:
-                as_domain(value)
-            except ValueError as err:
-                raise ValueError(f"param {key!r}: {err}") from err
-        return params
 
-    @field_validator("resources")
-    @classmethod
-    def _resources(cls, res: dict[str, float]) -> dict[str, float]:
-        if any(v < 0 for v in res.values()):
-            raise ValueError("resources must be >= 0")
-        return res
+# A config's candidate is a ModelExperiment; it dumps back to the YAML form it was read from.
+Candidate = Annotated[ModelExperiment, BeforeValidator(_candidate),
+                      PlainSerializer(lambda e: e.to_config(), return_type=dict)]
 
 
 class SweepConfig(_Frozen):
@@ -111,17 +111,22 @@ class PipelineConfig(_Frozen):
     """A whole pipeline run: which increment, which data, which candidates, how to sweep."""
 
     increment: str = Field(min_length=1)
-    problem_type: ProblemType | None = None
+    problem_type: str | None = None
     spec: str | None = None
     root: str | None = None
     data: DataConfig
     metric: str | None = None
     seed: int = 0
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
-    candidates: list[CandidateConfig] | None = None
+    candidates: list[Candidate] | None = None
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     abtest: ABTestConfig = Field(default_factory=ABTestConfig)
     source: str | None = Field(default=None, exclude=True)
+
+    @field_validator("problem_type")
+    @classmethod
+    def _problem_type(cls, value: str | None) -> str | None:
+        return None if value is None else problems.resolve(value)
 
     @model_validator(mode="after")
     def _names_unique(self) -> PipelineConfig:
@@ -138,6 +143,15 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
+def _problems(err: ValidationError) -> str:
+    found = []
+    for e in err.errors():
+        value = e.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{…}"
+        found.append(f"{_field_path(e['loc'])}: {e['msg']} (got {shown[:80]})")
+    return "; ".join(found)
+
+
 def parse_config(raw: Any, *, source: str = "<config>") -> PipelineConfig:
     """Validate a loaded YAML mapping; :class:`ConfigError` names the field and value."""
     if not isinstance(raw, dict):
@@ -145,12 +159,7 @@ def parse_config(raw: Any, *, source: str = "<config>") -> PipelineConfig:
     try:
         return PipelineConfig.model_validate({**raw, "source": source})
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            value = e.get("input")
-            shown = repr(value) if not isinstance(value, dict) else "{…}"
-            problems.append(f"{_field_path(e['loc'])}: {e['msg']} (got {shown[:80]})")
-        raise ConfigError(f"{source}: invalid config: " + "; ".join(problems)) from err
+        raise ConfigError(f"{source}: invalid config: {_problems(err)}") from err
 
 
 def load_config(path: str | os.PathLike[str]) -> PipelineConfig:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from specweave_ray._fs import file_lock
+from specweave_ray.workspace import storage
 
 logger = logging.getLogger(__name__)
 _LOCK = threading.Lock()
@@ -130,7 +131,6 @@ def start_run(
 def _push_artifacts(root: Path, client: Any, run_id: str) -> None:
     """A URI root's local store: send the run's artifacts up now (the upload thread), not in one
     burst when the task ends."""
-    from specweave_ray.workspace import storage
 
     if storage.mount_of(root) is None:
         return

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from specweave_ray._fs import atomic_write_text, folder_lock, make_next_dir
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
+from specweave_ray.spec._grammar import load_spec, render_increment_docs
 from specweave_ray.workspace import storage
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class Increment:
 
         Args:
             title: Human name, e.g. ``"Fraud Detection"``; slugified for the folder name.
-            problem_type: classification, regression, timeseries or recommendation.
+            problem_type: a registered problem type or alias (``specweave_ray.problems.names()``).
             root: Increments root (see :func:`resolve_root`).
             exist_ok: Return the existing increment with this slug instead of refusing.
             targets: Success criteria to write instead of the template's defaults.
@@ -113,7 +114,6 @@ class Increment:
         Raises:
             IncrementError: the title slugs to nothing, or the slug exists and not ``exist_ok``.
         """
-        from specweave_ray.spec._grammar import render_increment_docs
 
         slug = slugify(title)
         if not slug:
@@ -121,9 +121,10 @@ class Increment:
                 f"increment name {title!r} has no letters or digits to make a folder name from; "
                 "use a name such as 'Fraud Detection'"
             )
+        # rendering checks the problem type and targets: nothing is written for a bad one
+        docs = render_increment_docs(title, problem_type, increment_id=f"NNNN-{slug}", targets=targets)
         base = resolve_root(root)
         base.mkdir(parents=True, exist_ok=True)
-        docs = render_increment_docs(title, problem_type, increment_id=f"NNNN-{slug}", targets=targets)
         with folder_lock(base):
             existing = [p for p in base.iterdir() if (m := _ID_RE.match(p.name)) and m.group(2) == slug]
             if existing:
@@ -184,7 +185,6 @@ class Increment:
 
     # -- documents -----------------------------------------------------------------------
     def spec(self) -> Spec:
-        from specweave_ray.spec._grammar import load_spec
 
         return load_spec(self.spec_path)
 

@@ -38,6 +38,7 @@ from specweave_ray._fs import (
     read_json,
     to_jsonable,
 )
+from specweave_ray.candidates.serialization import save_native
 from specweave_ray.exceptions import RecordError
 from specweave_ray.workspace import _mlflow, storage
 from specweave_ray.workspace.increment import Increment, slugify
@@ -183,7 +184,6 @@ class Experiment:
         """Save a fitted model in its native format (XGBoost UBJ, LightGBM text, torch state
         dict; pickle + sha256 otherwise) and note it in ``meta.json``."""
         self._check_open()
-        from specweave_ray.candidates.serialization import save_native
 
         stem = slugify(name) or "model"
         if any(f"{stem}{ext}" in _RESERVED for ext in (".json", "")):

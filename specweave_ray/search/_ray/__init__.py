@@ -1,1 +1,13 @@
-"""search/_ray"""
+"""All of Ray Tune: the only place that imports ``ray.tune`` (Ray's API moves; the blast radius
+stays here). Ray itself loads on first use, inside these functions."""
+
+from specweave_ray.search._ray.tune import (
+    check_resources,
+    ensure_ray,
+    refit_best,
+    run_tune,
+    shutdown,
+    to_tune_space,
+)
+
+__all__ = ["check_resources", "ensure_ray", "refit_best", "run_tune", "shutdown", "to_tune_space"]

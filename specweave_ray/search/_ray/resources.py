@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from specweave_ray.exceptions import SweepError
-from specweave_ray.search.experiment import ModelExperiment
+from specweave_ray.spec.experiment import ModelExperiment
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,11 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from specweave_ray.search.experiment import Domain, ModelExperiment
+from specweave_ray.search._ray.resources import PendingWatch
+from specweave_ray.search._ray.resources import check_resources as check
+from specweave_ray.search.trial import refit, run_cv
+from specweave_ray.spec.experiment import ModelExperiment
+from specweave_ray.spec.search_space import Domain
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +58,6 @@ def check_resources(experiments: Sequence[ModelExperiment], *, autoscale: bool |
     On an autoscaling cluster (``autoscale`` true; when None, ``SPECWEAVE_ALLOW_AUTOSCALE=1`` or
     an autoscaler seen in the cluster's status) log instead that those trials wait for a node.
     """
-    from specweave_ray.search._ray.resources import check_resources as check
 
     return check(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s)
 
@@ -80,7 +83,6 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
     import ray
     from ray import tune
 
-    from specweave_ray.search.trial import run_cv
 
     # ``payload_box`` is ``[ObjectRef]``: boxed so that ``with_parameters`` hands us the ref and
     # we deserialise the data once per worker process, not once per trial (actors are reused).
@@ -102,7 +104,6 @@ def _refit_task(payload: dict[str, Any], name: str, params: dict[str, Any]) -> t
     """Ray task (Ray resolves the payload ref passed as an argument from the object store)."""
     import ray
 
-    from specweave_ray.search.trial import refit
 
     cand = payload["candidates"][name]
     model, pre, warnings = refit(cand["cls"], params, payload["X"], payload["y"],
@@ -275,7 +276,6 @@ def _make_pending_watch(timeout_s: float) -> tuple[Any, Any, Any]:
     from ray.tune import Callback
     from ray.tune.stopper import Stopper
 
-    from specweave_ray.search._ray.resources import PendingWatch
 
     class PendingCallback(Callback):
         def __init__(self, watch: PendingWatch) -> None:

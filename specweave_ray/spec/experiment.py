@@ -5,6 +5,7 @@ wrappers below (``loguniform(1e-3, 1)``), or the tagged dicts configs use
 (``{"loguniform": [0.001, 1]}``). Only :mod:`specweave_ray.search._ray.tune` turns them into Ray objects.
 
 >>> from sklearn.linear_model import LogisticRegression
+>>> from specweave_ray.spec.search_space import loguniform
 >>> exp = ModelExperiment("logistic", LogisticRegression, {"C": loguniform(1e-3, 10)})
 >>> exp.has_search_space, exp.num_samples
 (True, 8)
@@ -12,83 +13,18 @@ wrappers below (``loguniform(1e-3, 1)``), or the tagged dicts configs use
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from specweave_ray.exceptions import CandidateError
+from specweave_ray.spec.search_space import DOMAIN_KINDS, Domain, as_domain, is_ray_domain
 
-DOMAIN_KINDS = {"uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3, "choice": 1}
+__all__ = ["ModelExperiment"]
+
 DEFAULT_SAMPLES_WITH_SPACE = 8
-
-
-@dataclass(frozen=True)
-class Domain:
-    """A search-space entry: ``kind`` is uniform, loguniform, randint (high exclusive), quniform or choice."""
-
-    kind: str
-    args: tuple[Any, ...]
-
-    def __post_init__(self) -> None:
-        if self.kind not in DOMAIN_KINDS:
-            raise CandidateError(f"unknown search-space kind {self.kind!r}; use one of {', '.join(DOMAIN_KINDS)}")
-        if len(self.args) != DOMAIN_KINDS[self.kind]:
-            raise CandidateError(f"{self.kind} takes {DOMAIN_KINDS[self.kind]} argument(s), got {list(self.args)!r}")
-        if self.kind == "choice":
-            if not isinstance(self.args[0], (list, tuple)) or not self.args[0]:
-                raise CandidateError(f"choice needs a non-empty list, got {self.args[0]!r}")
-        else:
-            low, high = self.args[0], self.args[1]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.args):
-                raise CandidateError(f"{self.kind} bounds must be numbers, got {list(self.args)!r}")
-            if not low < high:
-                raise CandidateError(f"{self.kind} needs low < high, got {low!r} >= {high!r}")
-            if self.kind == "loguniform" and low <= 0:
-                raise CandidateError(f"loguniform needs low > 0, got {low!r}")
-
-    def to_json(self) -> dict[str, list[Any]]:
-        return {self.kind: list(self.args[0]) if self.kind == "choice" else list(self.args)}
-
-
-def uniform(low: float, high: float) -> Domain:
-    return Domain("uniform", (low, high))
-
-
-def loguniform(low: float, high: float) -> Domain:
-    return Domain("loguniform", (low, high))
-
-
-def randint(low: int, high: int) -> Domain:
-    """Integers in ``[low, high)`` (Ray Tune's convention)."""
-    return Domain("randint", (low, high))
-
-
-def quniform(low: float, high: float, q: float) -> Domain:
-    return Domain("quniform", (low, high, q))
-
-
-def choice(options: list[Any] | tuple[Any, ...]) -> Domain:
-    return Domain("choice", (tuple(options),))
-
-
-def as_domain(value: Any) -> Domain | Any:
-    """A :class:`Domain` for a tagged dict (``{"uniform": [0, 1]}``); other values unchanged."""
-    if isinstance(value, Mapping) and len(value) == 1:
-        (kind, args), = value.items()
-        if kind in DOMAIN_KINDS:
-            if kind == "choice":
-                return choice(args)
-            if not isinstance(args, (list, tuple)):
-                raise CandidateError(f"{kind} needs a list of bounds, got {args!r}")
-            return Domain(kind, tuple(args))
-    return value
-
-
-def is_ray_domain(value: Any) -> bool:
-    return type(value).__module__.startswith("ray.tune.search")
+_CONFIG_KEYS = ("name", "estimator", "params", "num_samples", "resources")
 
 
 @dataclass(frozen=True)
@@ -149,16 +85,52 @@ class ModelExperiment:
     def has_search_space(self) -> bool:
         return bool(self.search_space)
 
+    @classmethod
+    def from_config(cls, raw: Any) -> ModelExperiment:
+        """A config's candidate (``{name, estimator, params, num_samples, resources}``; search
+        spaces as tagged dicts) as a ModelExperiment.
 
-def estimator_path(estimator: Any) -> str:
-    cls = estimator if isinstance(estimator, type) else type(estimator)
-    return f"{cls.__module__}.{cls.__qualname__}"
+        Raises:
+            CandidateError: not a mapping, an unknown key, a missing name or estimator, or an
+                invalid value; names the candidate and the key.
 
+        Example:
+            >>> ModelExperiment.from_config({"name": "ridge", "estimator": "ridge",
+            ...                              "params": {"alpha": {"loguniform": [0.01, 10]}}}).num_samples
+            8
+        """
+        if isinstance(raw, cls):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise CandidateError(f"a candidate is a mapping with keys {', '.join(_CONFIG_KEYS)}, "
+                                 f"got {type(raw).__name__}")
+        name = raw.get("name")
+        unknown = sorted(set(map(str, raw)) - set(_CONFIG_KEYS))
+        if unknown:
+            raise CandidateError(f"candidate {name!r}: unknown key(s) {unknown}; "
+                                 f"use {', '.join(_CONFIG_KEYS)}")
+        estimator = raw.get("estimator")
+        if not isinstance(estimator, str) or not estimator.strip():
+            raise CandidateError(f"candidate {name!r}: estimator must be an alias or a dotted class "
+                                 f"path, got {estimator!r}")
+        params = raw.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise CandidateError(f"candidate {name!r}: params must be a mapping, got {params!r}")
+        for key, value in params.items():
+            if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) not in DOMAIN_KINDS:
+                raise CandidateError(f"candidate {name!r}: param {key!r}: unknown search-space kind "
+                                     f"{next(iter(value))!r} (use one of {', '.join(DOMAIN_KINDS)})")
+            try:
+                as_domain(value)
+            except CandidateError as err:
+                raise CandidateError(f"candidate {name!r}: param {key!r}: {err}") from err
+        return cls(name, estimator, params, num_samples=raw.get("num_samples"),
+                   resources=raw.get("resources") or {"cpu": 1, "gpu": 0})
 
-def cache_key(*, candidate: str, fingerprint: str, estimator: Any, params: Mapping[str, Any], cv: str,
-              version: str, metric: str) -> str:
-    """The identity of a trial for the result cache: same candidate, data, estimator, params, CV, code."""
-    payload = json.dumps({"candidate": candidate, "data": fingerprint, "estimator": estimator_path(estimator),
-                          "params": params,
-                          "cv": cv, "version": version, "metric": metric}, sort_keys=True, default=repr)
-    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
+    def to_config(self) -> dict[str, Any]:
+        """The config form :meth:`from_config` reads back (domains as tagged dicts)."""
+        estimator = self.estimator if isinstance(self.estimator, str) else (
+            f"{self.estimator.__module__}.{self.estimator.__qualname__}")
+        return {"name": self.name, "estimator": estimator,
+                "params": {k: v.to_json() if isinstance(v, Domain) else v for k, v in self.params.items()},
+                "num_samples": self.num_samples, "resources": dict(self.resources)}

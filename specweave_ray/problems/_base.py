@@ -1,0 +1,241 @@
+"""The :class:`ProblemType` interface: everything the stages need to know about a kind of problem.
+
+A problem type is a small object of declarations (metrics, default criteria, estimators,
+candidates) and a few methods where the behaviour differs (target checks and encoding, the
+held-out split, CV folds, baselines, held-out outputs, report sections). Stages ask the
+problem type; none of them compares problem-type names. This module imports no stage: only
+the shared metric vocabulary, the exceptions and the numerical libraries.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray.exceptions import CandidateError, ConfigError, DataError
+from specweave_ray.metrics import MetricDef, get_metric
+
+__all__ = ["ProblemType"]
+
+
+def _names(columns: Any) -> str:
+    shown = [str(c) for c in list(columns)[:20]]
+    more = len(columns) - len(shown)
+    return ", ".join(shown) + (f" … (+{more} more)" if more > 0 else "")
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value, for readable messages."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+class ProblemType(abc.ABC):
+    """One kind of ML problem, as a plug-in.
+
+    Class attributes (declarations):
+        name: Canonical name, as ``spec.md`` and configs write it.
+        aliases: Other spellings (``binary``, ``forecasting``); matched case- and space-blind.
+        target_kind: ``"label"`` (a class per row) or ``"value"`` (a number per row).
+        output: What held-out scoring reads from a model: ``"probabilities"`` or ``"values"``.
+        metrics: The scored metrics it reports, in report order (names from
+            :data:`specweave_ray.metrics.METRICS`).
+        default_metric: The primary metric when a spec names none.
+        default_criteria: Success criteria the templates pre-fill, as spec lines.
+        estimators: Candidate alias → dotted class path (``xgboost`` → ``xgboost.XGBClassifier``).
+        default_candidates: The candidates a config gets when it names none, config-shaped
+            (``{"name", "estimator", "params"}``; search spaces as tagged dicts).
+        time_ordered: Folds and the held-out split must keep time order.
+    """
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    summary: ClassVar[str] = ""
+    target_kind: ClassVar[str]
+    output: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]]
+    report_extras: ClassVar[tuple[str, ...]] = ()
+    default_metric: ClassVar[str]
+    default_criteria: ClassVar[tuple[str, ...]]
+    estimators: ClassVar[Mapping[str, str]]
+    default_candidates: ClassVar[tuple[Mapping[str, Any], ...]]
+    time_ordered: ClassVar[bool] = False
+
+    def __repr__(self) -> str:
+        return f"<problem type {self.name}>"
+
+    # -- metrics -----------------------------------------------------------------------------
+    def metric(self, name: str) -> MetricDef:
+        """The vocabulary's metric ``name``, checked to be one this problem type is scored by.
+
+        Raises:
+            ConfigError: unknown metric, or one of another problem type.
+        """
+        metric = get_metric(name)
+        if metric.name not in self.metrics:
+            raise ConfigError(f"metric {name!r} does not apply to {self.name}; use one of "
+                              f"{', '.join(self.metrics)}")
+        return metric
+
+    # -- target ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def fits(self, y: Any) -> bool:
+        """Whether ``y`` looks like this problem's target (used to infer the type from data)."""
+        ...
+
+    def check_target(self, y: pd.Series) -> None:
+        """Check the target is usable; :class:`DataError` names the column and the value."""
+        n_missing = int(y.isna().sum())
+        if n_missing:
+            raise DataError(f"target column {y.name!r} has {n_missing} missing value(s); "
+                            f"drop or fill those rows")
+        self._check_values(y)
+
+    @abc.abstractmethod
+    def _check_values(self, y: pd.Series) -> None:
+        ...
+
+    @abc.abstractmethod
+    def encode_target(self, y: Any) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(classes, encoded)``: the values models are trained on; ``classes`` is None for
+        targets that are not labels."""
+        ...
+
+    def stratify(self, y: pd.Series) -> Any:
+        """What a random split stratifies on (None: nothing)."""
+        return None
+
+    # -- splits ------------------------------------------------------------------------------
+    def holdout_split(self, X: pd.DataFrame, y: pd.Series, *, test_size: float = 0.2, seed: int = 0,
+                      time_column: str | None = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+        """Hold out a test set: the latest rows by ``time_column`` when given, else random
+        (stratified where :meth:`stratify` says).
+
+        Raises:
+            DataError: ``test_size`` is not in (0, 1), ``time_column`` is absent (or missing for
+                a time-ordered type), a class is too rare to stratify, or a side is empty.
+        """
+        from sklearn.model_selection import train_test_split
+
+        if not 0.0 < test_size < 1.0:
+            raise DataError(f"test_size must be in (0, 1), got {test_size!r}")
+        if len(X) != len(y):
+            raise DataError(f"X has {len(X)} rows but y has {len(y)}")
+        if time_column is None and self.time_ordered:
+            raise DataError(f"{self.name} needs a time column (data.time_column) to hold out the "
+                            f"latest rows; a random split would train on the future")
+        if time_column is not None:
+            if time_column not in X.columns:
+                raise DataError(f"time column {time_column!r} is not in X: {_names(X.columns)}")
+            n_test = math.ceil(test_size * len(X))
+            if n_test >= len(X):
+                raise DataError(f"a {test_size} time split of {len(X)} rows leaves no training rows")
+            order = np.argsort(X[time_column].to_numpy(), kind="stable")
+            train, test = order[: len(X) - n_test], order[len(X) - n_test:]
+            return X.iloc[train], X.iloc[test], y.iloc[train], y.iloc[test]
+        try:
+            X_train, X_test, y_train, y_test = train_test_split(
+                X, y, test_size=test_size, random_state=seed, stratify=self.stratify(y))
+        except ValueError as err:
+            raise DataError(f"cannot split {len(X)} rows with test_size={test_size}: {err}") from err
+        return X_train, X_test, y_train, y_test
+
+    @abc.abstractmethod
+    def splitter(self, n_splits: int, *, seed: int) -> Any:
+        """The scikit-learn splitter for ``n_splits`` cross-validation folds."""
+        ...
+
+    def folds(self, X: Any, y: np.ndarray, *, cv: int | Any, seed: int) -> tuple[list[Any], str]:
+        """``(folds, description)``: train/validation index pairs from a number of folds (this
+        type's :meth:`splitter`) or a scikit-learn splitter given by the user.
+
+        Raises:
+            ConfigError: fewer than 2 folds, or ``cv`` is neither a number nor a splitter.
+        """
+        if isinstance(cv, bool) or not (isinstance(cv, int) or hasattr(cv, "split")):
+            raise ConfigError(f"cv must be a number of folds or a scikit-learn splitter, got {cv!r}")
+        if isinstance(cv, int):
+            if cv < 2:
+                raise ConfigError(f"cv must be >= 2 folds, got {cv}")
+            cv = self.splitter(cv, seed=seed)
+        folds = [(np.asarray(tr), np.asarray(va)) for tr, va in cv.split(X, y)]
+        return folds, repr(cv)
+
+    def sample(self, df: pd.DataFrame, *, target: str, n: int, seed: int = 0) -> pd.DataFrame:
+        """``n`` rows in their original order: uniformly at random, or stratified by
+        :meth:`stratify` so that every class keeps at least one row, however rare."""
+        if n >= len(df):
+            return df.copy()
+        rng = np.random.default_rng(seed)
+        if self.target_kind != "label":
+            return df.iloc[np.sort(rng.choice(len(df), size=n, replace=False))].copy()
+        codes, _ = pd.factorize(df[target], use_na_sentinel=False)
+        counts = np.bincount(codes)
+        quota = np.minimum(np.maximum(1, np.floor(counts * n / len(df))).astype(np.int64), counts)
+        # Hand out what rounding left over to the largest classes, or take back what the
+        # one-row minimum added.
+        order = np.argsort(-counts)
+        i = 0
+        while quota.sum() != n and i < 10 * len(counts) + n:
+            k = order[i % len(order)]
+            if quota.sum() < n and quota[k] < counts[k]:
+                quota[k] += 1
+            elif quota.sum() > n and quota[k] > 1:
+                quota[k] -= 1
+            i += 1
+        picked = [rng.choice(np.flatnonzero(codes == k), size=int(q), replace=False)
+                  for k, q in enumerate(quota)]
+        return df.iloc[np.sort(np.concatenate(picked))].copy()
+
+    # -- models ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def baselines(self, *, rule: str | None = None, seed: int = 0) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Baseline name → (dotted estimator class, params). ``rule`` adds a rule baseline where
+        the type has one.
+
+        Raises:
+            CandidateError: a rule given to a type without rule baselines.
+        """
+        ...
+
+    def _no_rule(self, rule: str | None) -> None:
+        if rule is not None:
+            raise CandidateError(f"a rule baseline predicts labels, so it needs a classification "
+                                 f"problem; got problem type {self.name!r} with rule {rule!r}")
+
+    def predict(self, model: Any, X: Any) -> np.ndarray:
+        """The held-out outputs :attr:`output` names, as float64."""
+        if self.output == "probabilities":
+            # XGBoost's float32 probabilities miss 1 by ~1e-7, more than log loss allows
+            proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+            return proba / proba.sum(axis=1, keepdims=True)
+        return np.asarray(model.predict(X), dtype=np.float64)
+
+    def adjust_candidates(self, experiments: Sequence[Any], y: Any,
+                          estimator_of: Callable[[Any], type]) -> list[Any]:
+        """Candidates adapted to this target (e.g. class weights for rare positives); each keeps
+        the parameters the user gave. Default: unchanged."""
+        return list(experiments)
+
+    # -- reports -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def target_profile(self, y: pd.Series) -> dict[str, Any]:
+        """The EDA profile's ``target`` section (beyond name and missing count)."""
+        ...
+
+    @abc.abstractmethod
+    def leakage_score(self, values: np.ndarray, y: pd.Series) -> tuple[float, str]:
+        """How well one encoded column alone predicts the target, and the score's name."""
+        ...
+
+    @abc.abstractmethod
+    def ab_inputs(self, y: Any, *, target: str) -> tuple[dict[str, Any], str]:
+        """The A/B plan's baseline (``baseline_rate`` or ``baseline_mean``/``baseline_std``)
+        measured on the training target, and the business metric it stands for."""
+        ...

@@ -1,0 +1,85 @@
+"""Regression: a number per row (lifetime value, demand, price)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray.exceptions import DataError
+from specweave_ray.problems._base import ProblemType
+from specweave_ray.problems.classification import SHARED_CANDIDATES
+
+_MLP = "specweave_ray.candidates.torch_mlp"
+
+
+class Regression(ProblemType):
+    name = "regression"
+    aliases = ("regressor", "linear regression")
+    summary = "a number per row; RMSE, MAE, R², MAPE"
+    target_kind = "value"
+    output = "values"
+    metrics = ("rmse", "mae", "r2", "mape")
+    default_metric = "rmse"
+    default_criteria = ("RMSE < 10", "MAE < 5", "r2 >= 0.7", "latency_p99 < 100 ms",
+                        "throughput >= 1000 req/s", "lift over best baseline >= 20%")
+    estimators = {
+        "xgboost": "xgboost.XGBRegressor",
+        "lightgbm": "lightgbm.LGBMRegressor",
+        "linear": "sklearn.linear_model.LinearRegression",
+        "ridge": "sklearn.linear_model.Ridge",
+        "random-forest": "sklearn.ensemble.RandomForestRegressor",
+        "torch-mlp": f"{_MLP}.TorchMLPRegressor",
+        "mlp": f"{_MLP}.TorchMLPRegressor",
+        "dummy": "sklearn.dummy.DummyRegressor",
+    }
+    default_candidates = (
+        {"name": "ridge", "estimator": "ridge", "params": {"alpha": {"loguniform": [1e-3, 100.0]}}},
+        *SHARED_CANDIDATES,
+    )
+
+    def fits(self, y: Any) -> bool:
+        return pd.api.types.is_numeric_dtype(pd.Series(np.asarray(y)))
+
+    def _check_values(self, y: pd.Series) -> None:
+        if not pd.api.types.is_numeric_dtype(y):
+            raise DataError(f"regression target {y.name!r} must be numeric, got dtype {y.dtype}")
+
+    def encode_target(self, y: Any) -> tuple[None, np.ndarray]:
+        return None, np.asarray(y)
+
+    def splitter(self, n_splits: int, *, seed: int) -> Any:
+        from sklearn.model_selection import KFold
+
+        return KFold(n_splits, shuffle=True, random_state=seed)
+
+    def baselines(self, *, rule: str | None = None, seed: int = 0) -> dict[str, tuple[str, dict[str, Any]]]:
+        self._no_rule(rule)
+        dummy = "sklearn.dummy.DummyRegressor"
+        return {"mean": (dummy, {"strategy": "mean"}), "median": (dummy, {"strategy": "median"})}
+
+    def target_profile(self, y: pd.Series) -> dict[str, Any]:
+        if not pd.api.types.is_numeric_dtype(y):
+            return {}
+        q = y.quantile([0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0])
+        return {"quantiles": {f"q{round(k * 100):02d}": v for k, v in q.items()},
+                "mean": y.mean(), "std": y.std(), "skew": y.skew()}
+
+    def leakage_score(self, values: np.ndarray, y: pd.Series) -> tuple[float, str]:
+        from sklearn.metrics import r2_score
+        from sklearn.tree import DecisionTreeRegressor
+
+        target = y.to_numpy(dtype=np.float64)
+        tree = DecisionTreeRegressor(max_depth=6, min_samples_leaf=5, random_state=0)
+        tree.fit(values.reshape(-1, 1), target)
+        score = float(r2_score(target, tree.predict(values.reshape(-1, 1))))
+        finite = ~np.isnan(values)
+        if finite.sum() > 2 and np.std(values[finite]) > 0 and np.std(target[finite]) > 0:
+            score = max(score, abs(float(np.corrcoef(values[finite], target[finite])[0, 1])))
+        return score, "max_abs_corr_or_r2"
+
+    def ab_inputs(self, y: Any, *, target: str) -> tuple[dict[str, Any], str]:
+        values = np.asarray(y, dtype=float)
+        return ({"baseline_rate": None, "baseline_mean": float(values.mean()),
+                 "baseline_std": float(values.std())}, f"mean {target} per unit")
