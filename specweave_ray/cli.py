@@ -22,7 +22,7 @@ from specweave_ray.deploy.bench import run_bench
 from specweave_ray.deploy.drift import drift_command, load_reference
 from specweave_ray.deploy.predictor import Predictor
 from specweave_ray.deploy.serve import check_port, run_ray_serve, serve_local
-from specweave_ray.exceptions import SpecweaveError
+from specweave_ray.exceptions import SpecweaveError, UsageError
 from specweave_ray.pipeline._tasks import run_pipeline, stored_config
 from specweave_ray.spec.config import load_config, parse_config
 from specweave_ray.workspace import storage
@@ -334,12 +334,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------
-class _UsageError(SpecweaveError, ValueError):
-    pass
-
-
-def _usage(msg: str) -> _UsageError:
-    return _UsageError(msg)
+def _usage(msg: str) -> UsageError:
+    return UsageError(msg)
 
 
 def _common_options(*, suppress: bool) -> argparse.ArgumentParser:

@@ -12,9 +12,18 @@ either::
     ├── DataError(ValueError)           data cannot be loaded or does not match its schema
     ├── CandidateError(ValueError)      a candidate/estimator is invalid or cannot be built
     ├── SweepError(RuntimeError)        the Ray Tune sweep cannot run (resources, cluster)
-    └── MissingDependencyError(ImportError)  an optional package is not installed
+    ├── StorageError(RuntimeError)      a URI root cannot be opened, read or written
+    ├── UsageError(ValueError)          a command line that cannot be run as given
+    ├── BadRequest(ValueError)          an HTTP request the client must fix (carries its status)
+    ├── MissingDependencyError(ImportError)  an optional package is not installed
+    └── FastPathUnsupported(NotImplementedError)  internal: the Predictor's fast single-row
+                                        encoder cannot reproduce a transformer step (it falls
+                                        back to scikit-learn; never raised to a caller)
 
-The CLI turns any ``SpecweaveError`` into a one-line message and exit status 2.
+The CLI turns any ``SpecweaveError`` into a one-line message and exit status 2. Serving answers
+with :func:`http_status`: the client's mistakes are 4xx with the message; everything else,
+including a builtin ``ValueError`` or ``KeyError`` raised while scoring, is a 500 whose body
+says only that the server failed (the traceback goes to the server's log).
 """
 
 from __future__ import annotations
@@ -56,6 +65,29 @@ class SweepError(SpecweaveError, RuntimeError):
     """The Ray Tune sweep cannot be started or completed."""
 
 
+class StorageError(SpecweaveError, RuntimeError):
+    """A URI root cannot be opened, read or written."""
+
+
+class UsageError(SpecweaveError, ValueError):
+    """A command line that cannot be run as given (conflicting or missing options)."""
+
+
+class FastPathUnsupported(SpecweaveError, NotImplementedError):
+    """The transformer holds a step the fast encoder does not reproduce; the message says which."""
+
+
+class BadRequest(SpecweaveError, ValueError):
+    """An HTTP request the client must fix; ``status`` is the 4xx to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        if not 400 <= status < 500:
+            raise ValueError(f"a BadRequest is a 4xx, got {status}")
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class MissingDependencyError(SpecweaveError, ImportError):
     """An optional dependency is needed for this feature and is not installed."""
 
@@ -72,3 +104,28 @@ def require(module: str, *, extra: str | None = None, feature: str = "this featu
             f"{feature} needs the '{module}' package, which is not installed: "
             f"pip install {pkg}"
         ) from err
+
+
+# Error class → HTTP status, looked up along the error's class hierarchy (most derived first).
+# Only errors about what the client sent are 4xx; a class not reached here is a server fault.
+HTTP_STATUS: dict[type[BaseException], int] = {
+    BadRequest: 422,               # its own status (400, 413, 422) wins: see http_status
+    DataError: 422,                # rows that do not match the model's schema
+    IncrementNotFoundError: 404,
+    SpecweaveError: 500,           # a broken package, config or store on the server's side
+}
+
+
+def http_status(err: BaseException) -> int:
+    """The HTTP status that answers ``err``: :data:`HTTP_STATUS` by class, 500 for the rest.
+
+    Example:
+        >>> http_status(DataError("row 0 field 'amount' is missing")), http_status(KeyError("x"))
+        (422, 500)
+    """
+    if isinstance(err, BadRequest):
+        return err.status
+    for cls in type(err).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -79,3 +79,32 @@ def test_exception_tree() -> None:
 def test_require_names_the_pip_command() -> None:
     with pytest.raises(exceptions.MissingDependencyError, match=r"pip install specweave-ray\[serve\]"):
         exceptions.require("no_such_module_xyz", extra="serve", feature="serving")
+
+
+def test_every_error_class_lives_in_exceptions_and_has_an_http_status() -> None:
+    """exceptions.py holds every error class the package defines (read from the source), and
+    http_status answers each: 4xx only for what a client sent, 500 for everything else."""
+    import ast
+    from pathlib import Path
+
+    package = Path(specweave_ray.__file__).parent
+    elsewhere = []
+    for path in package.rglob("*.py"):
+        if path.name == "exceptions.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Name) and (b.id.endswith(("Error", "Exception")) or b.id in
+                                                 ("SpecweaveError", "BadRequest"))
+                    for b in node.bases):
+                elsewhere.append(f"{path.relative_to(package)}:{node.lineno} {node.name}")
+    assert not elsewhere, elsewhere
+    client = {exceptions.DataError: 422, exceptions.IncrementNotFoundError: 404}
+    classes = [c for c in vars(exceptions).values() if isinstance(c, type) and issubclass(c, Exception)
+               and c.__module__ == exceptions.__name__ and c is not exceptions.BadRequest]
+    for cls in classes:
+        assert exceptions.http_status(cls("x")) == client.get(cls, 500), cls
+    assert exceptions.http_status(exceptions.BadRequest(413, "too big")) == 413
+    assert exceptions.http_status(KeyError("x")) == exceptions.http_status(ValueError("x")) == 500
+    with pytest.raises(ValueError, match="a BadRequest is a 4xx"):
+        exceptions.BadRequest(500, "no")

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from specweave_ray.deploy._fast_features import Unsupported, compile_encoder, feature_groups
+from specweave_ray.deploy._fast_features import compile_encoder, feature_groups
 from specweave_ray.deploy._rows import RowValidator
 from specweave_ray.deploy.predictor import Predictor
-from specweave_ray.exceptions import CandidateError, DataError
+from specweave_ray.exceptions import CandidateError, DataError, FastPathUnsupported
 from specweave_ray.features import build_preprocessor
 
 
@@ -66,7 +66,7 @@ def test_fast_encoder_refuses_steps_it_does_not_know() -> None:
 
     train = _mixed_frame(200, 0)[["amount", "count"]].fillna(0.0)
     ct = ColumnTransformer([("num", MinMaxScaler(), ["amount", "count"])]).fit(train)
-    with pytest.raises(Unsupported, match="MinMaxScaler"):
+    with pytest.raises(FastPathUnsupported, match="MinMaxScaler"):
         compile_encoder(ct)
 
 

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from specweave_ray.deploy.serve import BadRequest, create_app, parse_rows, score_rows
-from specweave_ray.exceptions import ConfigError, DataError
+from specweave_ray.deploy.serve import create_app, parse_rows, score_rows
+from specweave_ray.exceptions import BadRequest, ConfigError, DataError, RecordError
 
 # -- one small increment with a model package, built once per session ------------------------
 _TINY = {
@@ -171,6 +171,40 @@ def test_create_app_checks_its_limits() -> None:
     for bad in ({"max_rows": 0}, {"max_body_bytes": -1}, {"max_explain_rows": True}):
         with pytest.raises(ConfigError, match="must be a positive integer"):
             create_app(_Stub(), **bad)
+
+
+class _Failing(_Stub):
+    """A predictor whose scoring fails with ``error``: a fault injected on the server's side."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def predict_proba(self, rows: list[dict]) -> np.ndarray:
+        raise self.error
+
+    def explain(self, rows: list[dict], *, top: int = 5) -> list[dict]:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (KeyError("feature_17"), 500), (ValueError("shapes (1,18) and (17,) not aligned"), 500),
+    (TypeError("unsupported operand"), 500), (RecordError("hash mismatch for model-v1.ubj"), 500),
+    (DataError("row 0 field 'amount' must be a number"), 422),
+])
+def test_errors_while_scoring_are_answered_from_the_status_table(error: Exception, status: int,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(_Failing(error))
+    for route in ("/predict", "/explain"):
+        resp = _call(app, "POST", route, json={"amount": 5})
+        assert resp.status_code == status, (route, resp.text)
+        body = resp.json()
+        assert body["status"] == status and "Traceback" not in resp.text
+        if status == 500:  # the server's fault: nothing of its internals reaches the client
+            assert str(error).strip("'") not in body["error"] and "log" in body["error"]
+        else:
+            assert body["error"] == str(error)
+    if status == 500:
+        assert any(r.exc_info and r.exc_info[1] is error for r in caplog.records)
 
 
 def test_stub_routes_and_the_body_limit() -> None:

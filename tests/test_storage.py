@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from s3_helpers import BUCKET, s3_server
 
-from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
+from specweave_ray.exceptions import IncrementError, IncrementNotFoundError, StorageError
 from specweave_ray.workspace import storage
 from specweave_ray.workspace.increment import Increment, list_increments, resolve_root
 from specweave_ray.workspace.records import (
@@ -24,7 +24,6 @@ from specweave_ray.workspace.records import (
     resolve_increment,
     track_experiment,
 )
-from specweave_ray.workspace.storage import StorageError
 
 
 @pytest.fixture(scope="module")

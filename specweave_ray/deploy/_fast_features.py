@@ -5,7 +5,7 @@ the model itself. :func:`compile_encoder` reads the fitted attributes of the tra
 :func:`specweave_ray.features.build_preprocessor` builds (imputer statistics, scaler mean and
 scale, one-hot categories including infrequent ones, date parts) and returns a
 :class:`FastEncoder` that writes the same feature matrix from plain dicts. Anything it does not
-recognise raises :class:`Unsupported`, and the caller keeps the scikit-learn path.
+recognise raises :class:`FastPathUnsupported`, and the caller keeps the scikit-learn path.
 
 The one-hot mapping is not re-derived from scikit-learn's rules: each known category and one
 unseen value are run once through the fitted encoder, and the column that lights up is recorded.
@@ -22,15 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from specweave_ray.exceptions import FastPathUnsupported
 from specweave_ray.features import _as_categories, _date_parts
 
 MISSING = "__missing__"  # what features._as_categories turns a missing value into
 _UNSEEN = "\x00specweave-unseen\x00"
 _ZEROS, _ERROR = -1, -2  # an unknown category gives all zeros / is refused by the encoder
-
-
-class Unsupported(Exception):
-    """The transformer holds a step the fast encoder does not reproduce; the message says which."""
 
 
 def is_missing(value: Any) -> bool:
@@ -172,17 +169,17 @@ def compile_encoder(ct: Any) -> FastEncoder:
     """A :class:`FastEncoder` for a fitted ``ColumnTransformer``.
 
     Raises:
-        Unsupported: A step, option or column spec it does not reproduce (the message names it).
+        FastPathUnsupported: A step, option or column spec it does not reproduce (the message names it).
     """
     from sklearn.compose import ColumnTransformer
 
     if not isinstance(ct, ColumnTransformer) or not hasattr(ct, "transformers_"):
-        raise Unsupported(f"not a fitted ColumnTransformer: {type(ct).__name__}")
+        raise FastPathUnsupported(f"not a fitted ColumnTransformer: {type(ct).__name__}")
     if getattr(ct, "sparse_output_", False):
-        raise Unsupported("sparse output")
+        raise FastPathUnsupported("sparse output")
     names_in = getattr(ct, "feature_names_in_", None)
     if names_in is None:
-        raise Unsupported("the transformer was fitted without column names")
+        raise FastPathUnsupported("the transformer was fitted without column names")
     n_features = n_outputs(ct)
     blocks: list[Any] = []
     covered = 0
@@ -193,12 +190,12 @@ def compile_encoder(ct: Any) -> FastEncoder:
         if trans == "drop":
             continue
         if trans == "passthrough" or not (isinstance(cols, list) and all(isinstance(c, str) for c in cols)):
-            raise Unsupported(f"transformer {name!r}: passthrough or a non-name column selection")
+            raise FastPathUnsupported(f"transformer {name!r}: passthrough or a non-name column selection")
         steps = list(getattr(trans, "steps", [(name, trans)]))
         blocks.append(_compile_block(name, [s for _, s in steps], tuple(cols), out))
         covered += out.stop - out.start
     if covered != n_features:
-        raise Unsupported(f"the blocks cover {covered} of {n_features} output features")
+        raise FastPathUnsupported(f"the blocks cover {covered} of {n_features} output features")
     return FastEncoder(blocks, n_features, [str(c) for c in names_in])
 
 
@@ -221,13 +218,13 @@ def _compile_block(name: str, steps: list[Any], cols: tuple[str, ...], out: slic
         if func is _date_parts and kinds[1:] == [SimpleImputer]:
             stats = _imputer_statistics(name, steps[1], 5 * len(cols))
             return _Dates(cols, out, stats)
-        raise Unsupported(f"transformer {name!r}: function {getattr(func, '__name__', func)!r}")
+        raise FastPathUnsupported(f"transformer {name!r}: function {getattr(func, '__name__', func)!r}")
     imputer = steps[0] if kinds[:1] == [SimpleImputer] else None
     rest = steps[1:] if imputer is not None else steps
     if [type(s) for s in rest] not in ([], [StandardScaler]):
-        raise Unsupported(f"transformer {name!r}: steps {[k.__name__ for k in kinds]}")
+        raise FastPathUnsupported(f"transformer {name!r}: steps {[k.__name__ for k in kinds]}")
     if out.stop - out.start != len(cols):
-        raise Unsupported(f"transformer {name!r}: {len(cols)} columns in, {out.stop - out.start} out")
+        raise FastPathUnsupported(f"transformer {name!r}: {len(cols)} columns in, {out.stop - out.start} out")
     stats = _imputer_statistics(name, imputer, len(cols)) if imputer is not None else np.full(len(cols), np.nan)
     mean = scale = None
     if rest:
@@ -240,25 +237,25 @@ def _compile_block(name: str, steps: list[Any], cols: tuple[str, ...], out: slic
 def _imputer_statistics(name: str, imputer: Any, width: int) -> np.ndarray:
     missing = imputer.missing_values
     if imputer.add_indicator or not (isinstance(missing, float) and math.isnan(missing)):
-        raise Unsupported(f"transformer {name!r}: imputer with an indicator or non-NaN missing_values")
+        raise FastPathUnsupported(f"transformer {name!r}: imputer with an indicator or non-NaN missing_values")
     stats = np.asarray(imputer.statistics_, dtype=np.float64)
     if stats.shape != (width,) or (np.isnan(stats).any() and not imputer.keep_empty_features):
-        raise Unsupported(f"transformer {name!r}: the imputer drops empty columns")
+        raise FastPathUnsupported(f"transformer {name!r}: the imputer drops empty columns")
     return stats
 
 
 def _compile_onehot(name: str, enc: Any, cols: tuple[str, ...], out: slice) -> _OneHot:
     if enc.handle_unknown not in ("ignore", "infrequent_if_exist", "warn", "error"):
-        raise Unsupported(f"transformer {name!r}: handle_unknown={enc.handle_unknown!r}")
+        raise FastPathUnsupported(f"transformer {name!r}: handle_unknown={enc.handle_unknown!r}")
     cats = [list(c) for c in enc.categories_]
     if len(cats) != len(cols) or not all(isinstance(v, str) for c in cats for v in c):
-        raise Unsupported(f"transformer {name!r}: non-text categories")
+        raise FastPathUnsupported(f"transformer {name!r}: non-text categories")
     infrequent = getattr(enc, "infrequent_categories_", [None] * len(cats))
     drop = enc.drop_idx_ if enc.drop_idx_ is not None else [None] * len(cats)
     widths = [len(c) - (len(inf) - 1 if inf is not None else 0) - (d is not None)
               for c, inf, d in zip(cats, infrequent, drop, strict=True)]
     if sum(widths) != out.stop - out.start:
-        raise Unsupported(f"transformer {name!r}: one-hot widths {widths} != {out.stop - out.start}")
+        raise FastPathUnsupported(f"transformer {name!r}: one-hot widths {widths} != {out.stop - out.start}")
     offsets = np.cumsum([0, *widths[:-1]]) + out.start
     base = [c[0] for c in cats]
     mappings, unknown = [], []
@@ -279,7 +276,7 @@ def _compile_onehot(name: str, enc: Any, cols: tuple[str, ...], out: slice) -> _
             unseen_ok = False
         block = coded[:, lo:hi]
         if not np.isin(block, (0.0, 1.0)).all() or (block.sum(axis=1) > 1).any():
-            raise Unsupported(f"transformer {name!r}: column {col!r} is not one-hot")
+            raise FastPathUnsupported(f"transformer {name!r}: column {col!r} is not one-hot")
         index = [int(np.argmax(row)) if row.any() else _ZEROS for row in block]
         mappings.append({cat: index[k] for k, cat in enumerate(cats[j])})
         unknown.append(index[-1] if unseen_ok else _ERROR)

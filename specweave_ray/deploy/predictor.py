@@ -32,7 +32,6 @@ from specweave_ray._fs import read_json
 from specweave_ray.candidates._common import family_of
 from specweave_ray.deploy._fast_features import (
     FastEncoder,
-    Unsupported,
     compile_encoder,
     feature_groups,
     n_outputs,
@@ -40,7 +39,7 @@ from specweave_ray.deploy._fast_features import (
 from specweave_ray.deploy._package_read import load_features, load_model, load_package, verify_files
 from specweave_ray.deploy._rows import RowValidator
 from specweave_ray.deploy.explain import explain_rows
-from specweave_ray.exceptions import CandidateError, DataError, RecordError
+from specweave_ray.exceptions import CandidateError, DataError, FastPathUnsupported, RecordError
 from specweave_ray.workspace.records import resolve_increment
 
 __all__ = ["Predictor"]
@@ -92,7 +91,7 @@ class Predictor:
             try:
                 self._encoder = compile_encoder(features)
                 self._fast_reason = None
-            except Unsupported as err:
+            except FastPathUnsupported as err:
                 self._fast_reason = str(err)
                 logger.info("model-v%d: dict rows take the scikit-learn path (%s)", self.version, err)
         self._explainer: Any = None
@@ -243,7 +242,7 @@ class Predictor:
             fast = self._encoder.encode(self._validator.check_records(records))
             slow = np.asarray(self.features.transform(frame), dtype=np.float64)
             if fast.shape != slow.shape or not np.allclose(fast, slow, rtol=0.0, atol=1e-9, equal_nan=True):
-                raise Unsupported("the NumPy encoder disagrees with the ColumnTransformer on the reference rows")
+                raise FastPathUnsupported("the NumPy encoder disagrees with the ColumnTransformer on the reference rows")
         except Exception as err:  # noqa: BLE001 - any failure means: keep the scikit-learn path
             self._encoder, self._fast_reason = None, f"{type(err).__name__}: {err}"
         return self._fast_reason

@@ -39,12 +39,12 @@ from typing import Any
 
 from specweave_ray.deploy._package_read import load_package
 from specweave_ray.deploy.predictor import Predictor
-from specweave_ray.exceptions import ConfigError, DataError, require
+from specweave_ray.exceptions import BadRequest, ConfigError, http_status, require
 from specweave_ray.workspace.increment import Increment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BadRequest", "create_app", "deploy_ray_serve", "parse_rows", "ray_serve_app",
+__all__ = ["create_app", "deploy_ray_serve", "parse_rows", "ray_serve_app",
            "check_port", "run_ray_serve", "score_rows", "serve_local", "wait_healthy"]
 
 try:  # orjson parses and encodes several times faster; the stdlib is the fallback
@@ -62,17 +62,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 _SCALARS = (str, int, float, bool, type(None))
 _INT_LIMIT = 2**63 - 1  # bigger integers overflow NumPy's int64 and float conversions
-_SCORING_ERRORS = (DataError, ValueError, TypeError, KeyError, OverflowError)
 _JSON = "application/json"
-
-
-class BadRequest(Exception):
-    """A request the client must fix; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 # -- request parsing and scoring (engine-independent) ----------------------------------------
@@ -201,17 +191,16 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
         return b"".join(chunks)
 
     async def client_errors_refused(verb: str, work: Callable[[], Awaitable[Response]]) -> Response:
-        """``work``'s answer, or a 4xx for what the client sent: a bad request, rows that fail
-        validation, or rows the validation let through that the model still cannot take."""
+        """``work``'s answer, or the status :func:`http_status` gives the error: a 4xx with the
+        message for what the client sent, a 500 with no detail for anything else."""
         try:
             return await work()
-        except BadRequest as err:
-            return refuse(err.status, err.message)
-        except DataError as err:
-            return refuse(422, str(err))
-        except _SCORING_ERRORS as err:
-            logger.warning("%s failed on a validated request: %r", verb, err)
-            return refuse(422, f"cannot {verb} these rows: {err}")
+        except Exception as err:  # noqa: BLE001 - every error gets an answer; the table decides
+            status = http_status(err)
+            if status < 500:
+                return refuse(status, str(err))
+            logger.exception("%s failed on the server's side", verb)
+            return refuse(status, f"the server failed to {verb} these rows; its log has the details")
 
     async def predict(request: Any) -> Response:
         async def work() -> Response:
@@ -440,7 +429,7 @@ def _score_each(predictor: Any, rows: list[dict[str, Any]]) -> list[Any]:
     """Score a batch in one call; if it fails, score row by row so one bad row fails alone."""
     try:
         out = score_rows(predictor, rows)
-    except _SCORING_ERRORS as err:
+    except Exception as err:  # noqa: BLE001 - handed back to the request that sent the row
         if len(rows) == 1:
             return [err]
         return [r for row in rows for r in _score_each(predictor, [row])]

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from specweave_ray import _fs
-from specweave_ray.exceptions import SpecweaveError
+from specweave_ray.exceptions import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,6 @@ _SECRET_PARAMS = frozenset({"access_key", "secret_key", "session_token", "creden
 _MTIME_SLACK_NS = 2_000_000_000
 _OBJECT_STORES = frozenset({"s3", "gcs"})  # pyarrow FileSystem.type_name
 _UPLOAD_THREADS = 8
-
-
-class StorageError(SpecweaveError):
-    """A URI root cannot be opened, read or written."""
 
 
 def is_uri(root: str | os.PathLike[str] | None) -> bool:
