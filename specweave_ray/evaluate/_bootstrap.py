@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from specweave_ray.evaluate._scores import _Prepared
+    from specweave_ray.evaluate._types import Prepared
 
 
-def scored_classes(d: _Prepared) -> list[int]:
+def scored_classes(d: Prepared) -> list[int]:
     """Classes with a defined one-vs-rest AUC: present in y_true, and not alone there."""
     present = np.unique(d.y)
     columns = [1] if d.kind == "binary" else list(present)
     return [int(c) for c in columns if len(present) > 1 and c in present]
 
 
-def class_strata(d: _Prepared) -> list[np.ndarray]:
+def class_strata(d: Prepared) -> list[np.ndarray]:
     """Row indices resampled together: one stratum per class (binary: ordered by score)."""
     if d.kind == "continuous":
         return [np.arange(d.y.size)]
@@ -42,13 +42,13 @@ def resample_counts(m: int, b: int, rng: np.random.Generator) -> np.ndarray:
     return np.bincount(draws.ravel(), minlength=b * m).reshape(b, m).astype(float)
 
 
-def weighted_metrics(d: _Prepared, w: np.ndarray) -> dict[str, np.ndarray]:
+def weighted_metrics(d: Prepared, w: np.ndarray) -> dict[str, np.ndarray]:
     """The metrics of ``score()`` (less counts) under each row of weights ``w`` ``(b, n)``."""
     strata = class_strata(d)
     return stratum_metrics(d, strata, [w[:, idx] for idx in strata])
 
 
-def stratum_metrics(d: _Prepared, strata: list[np.ndarray],
+def stratum_metrics(d: Prepared, strata: list[np.ndarray],
                     counts: list[np.ndarray]) -> dict[str, np.ndarray]:
     """As :func:`weighted_metrics`, the weights given per stratum (``(b, len(stratum))`` each)."""
     from scipy import sparse
@@ -92,7 +92,7 @@ def stratum_metrics(d: _Prepared, strata: list[np.ndarray],
     return out
 
 
-def _binary_metrics(d: _Prepared, strata: list[np.ndarray],
+def _binary_metrics(d: Prepared, strata: list[np.ndarray],
                     counts: list[np.ndarray]) -> dict[str, np.ndarray]:
     # Each class is its own stratum, in score order: the confusion counts are two dot products
     # and the curves need no re-sorting. A class absent from y_true is an empty stratum.
@@ -128,7 +128,7 @@ def _label_metrics(tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray,
                 "f1": np.where(true_n + pred_n > 0, 2 * tp / (true_n + pred_n), 0.0)}
 
 
-def row_log_loss(d: _Prepared) -> np.ndarray:
+def row_log_loss(d: Prepared) -> np.ndarray:
     """Each row's log loss (``log_loss`` is their mean)."""
     eps = np.finfo(float).eps  # scikit-learn clips to [eps, 1 - eps] for the dtype
     return -np.log(np.clip(d.proba[np.arange(d.y.size), d.y], eps, 1 - eps))

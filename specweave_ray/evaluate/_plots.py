@@ -23,7 +23,7 @@ from specweave_ray.metrics import METRICS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from specweave_ray.evaluate._scores import ThresholdChoice, _Prepared
+    from specweave_ray.evaluate._types import Prepared, ThresholdChoice
 
 _MAX_SCATTER = 20_000  # points drawn in a scatter; more only slows the PNG down
 _TRADEOFF_ROWS = 12
@@ -31,7 +31,7 @@ _MAX_RECORD_COLUMNS = 12
 
 
 # --- plots --------------------------------------------------------------------------------------
-def write_all(directory: Path, d: _Prepared, *, threshold: float,
+def write_all(directory: Path, d: Prepared, *, threshold: float,
               curve: pd.DataFrame | None) -> list[Path]:
     """See :func:`specweave_ray.evaluate._scores.write_plots`; returns the paths written."""
 
@@ -65,7 +65,7 @@ def _save(fig: Any, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _roc(directory: Path, d: _Prepared) -> Path:
+def _roc(directory: Path, d: Prepared) -> Path:
     from sklearn.metrics import roc_auc_score, roc_curve
 
     fig, ax = _figure()
@@ -83,7 +83,7 @@ def _roc(directory: Path, d: _Prepared) -> Path:
     return _save(fig, directory / "roc.png")
 
 
-def _pr(directory: Path, d: _Prepared) -> Path:
+def _pr(directory: Path, d: Prepared) -> Path:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     fig, ax = _figure()
@@ -97,7 +97,7 @@ def _pr(directory: Path, d: _Prepared) -> Path:
     return _save(fig, directory / "pr.png")
 
 
-def _confusion(directory: Path, d: _Prepared, threshold: float) -> Path:
+def _confusion(directory: Path, d: Prepared, threshold: float) -> Path:
     from sklearn.metrics import confusion_matrix
 
     k = d.proba.shape[1] if d.proba is not None else int(d.classes.max()) + 1
@@ -116,7 +116,7 @@ def _confusion(directory: Path, d: _Prepared, threshold: float) -> Path:
     return _save(fig, directory / "confusion_matrix.png")
 
 
-def _calibration(directory: Path, d: _Prepared) -> Path:
+def _calibration(directory: Path, d: Prepared) -> Path:
     from sklearn.calibration import calibration_curve
 
     # quantile bins: with rare positives, uniform bins above 0.1 would be nearly empty
@@ -140,14 +140,14 @@ def _threshold(directory: Path, curve: pd.DataFrame, threshold: float) -> Path:
     return _save(fig, directory / "threshold.png")
 
 
-def _sample(d: _Prepared) -> np.ndarray:
+def _sample(d: Prepared) -> np.ndarray:
     n = d.y.size
     if n <= _MAX_SCATTER:
         return np.arange(n)
     return np.sort(np.random.default_rng(0).choice(n, _MAX_SCATTER, replace=False))
 
 
-def _residuals(directory: Path, d: _Prepared) -> Path:
+def _residuals(directory: Path, d: Prepared) -> Path:
     rows = _sample(d)
     fig, ax = _figure()
     ax.scatter(d.pred[rows], d.y[rows] - d.pred[rows], s=4, alpha=0.4)
@@ -156,7 +156,7 @@ def _residuals(directory: Path, d: _Prepared) -> Path:
     return _save(fig, directory / "residuals.png")
 
 
-def _predicted_vs_actual(directory: Path, d: _Prepared) -> Path:
+def _predicted_vs_actual(directory: Path, d: Prepared) -> Path:
     rows = _sample(d)
     fig, ax = _figure()
     ax.scatter(d.y[rows], d.pred[rows], s=4, alpha=0.4)

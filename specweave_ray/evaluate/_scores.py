@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from specweave_ray.evaluate._bootstrap import (
     stratum_metrics,
 )
 from specweave_ray.evaluate._plots import render_report
+from specweave_ray.evaluate._types import Prepared, ThresholdChoice
 from specweave_ray.exceptions import ConfigError, DataError
 from specweave_ray.metrics import get_metric
 from specweave_ray.problems import ProblemType
@@ -53,20 +53,8 @@ _THRESHOLD_DEFAULTS = ("f1", "fixed")
 _CHUNK_CELLS = 4_000_000  # resamples x rows held at once: ~32 MB of float64 per matrix
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """Validated inputs: ``kind`` is binary, multiclass or continuous."""
-
-    kind: str
-    y: np.ndarray
-    proba: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    pred: np.ndarray | None = None
-    classes: np.ndarray | None = None  # the labels macro averages run over
-
-
 def _prepare(y_true: Any, problem_type: str | ProblemType, proba: Any, pred: Any,
-             threshold: float) -> _Prepared:
+             threshold: float) -> Prepared:
     problem = problems.get(problem_type)
     y = np.asarray(y_true).ravel()
     if y.size == 0:
@@ -75,11 +63,11 @@ def _prepare(y_true: Any, problem_type: str | ProblemType, proba: Any, pred: Any
         if pred is None:
             raise DataError(f"{problem.name} evaluation needs pred (continuous predictions)")
         y = _finite(y, "y_true").astype(float)
-        return _Prepared("continuous", y, pred=_finite(_rows(pred, y, "pred"), "pred").astype(float))
+        return Prepared("continuous", y, pred=_finite(_rows(pred, y, "pred"), "pred").astype(float))
     return _prepare_classes(y, proba, pred, threshold)
 
 
-def _prepare_classes(y: np.ndarray, proba: Any, pred: Any, threshold: float) -> _Prepared:
+def _prepare_classes(y: np.ndarray, proba: Any, pred: Any, threshold: float) -> Prepared:
     if not 0.0 <= float(threshold) <= 1.0:
         raise ConfigError(f"threshold must lie in [0, 1], got {threshold!r}")
     y = _integer_labels(y, "y_true")
@@ -103,7 +91,7 @@ def _prepare_classes(y: np.ndarray, proba: Any, pred: Any, threshold: float) -> 
         raise DataError(f"y_true holds label {int(y.max())} but proba has {k} columns; "
                         f"labels must be encoded 0..{k - 1}")
     classes = np.union1d(y, labels)
-    return _Prepared("binary" if k == 2 else "multiclass", y, p, labels, classes=classes)
+    return Prepared("binary" if k == 2 else "multiclass", y, p, labels, classes=classes)
 
 
 def _rows(values: Any, y: np.ndarray, name: str) -> np.ndarray:
@@ -158,7 +146,7 @@ def score(y_true: Any, *, problem_type: str | ProblemType, proba: Any = None, pr
     return _score(_prepare(y_true, problem_type, proba, pred, threshold))
 
 
-def _score(d: _Prepared) -> dict[str, float]:
+def _score(d: Prepared) -> dict[str, float]:
     import sklearn.metrics as skm
 
     if d.kind == "continuous":
@@ -186,7 +174,7 @@ def _score(d: _Prepared) -> dict[str, float]:
     return out
 
 
-def _per_class(fn: Any, d: _Prepared) -> float:
+def _per_class(fn: Any, d: Prepared) -> float:
     # One-vs-rest macro over the classes present, as scikit-learn's multi_class="ovr" does when
     # every class is present; a class missing from the test set would make it raise instead.
     values = [float(fn(d.y == c, d.proba[:, c])) for c in scored_classes(d)]
@@ -258,27 +246,6 @@ def evaluate(y_true: Any, *, problem_type: str | ProblemType, proba: Any = None,
 
 
 # --- threshold tuning ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ThresholdChoice:
-    """The chosen binary decision threshold (predict positive when ``proba >= threshold``).
-
-    Attributes:
-        threshold, precision, recall, f1: the choice and its metrics on the tuning data.
-        met: whether the driving precision/recall target is met (True when there is none).
-        reason: one sentence on how it was chosen, naming an unreachable target.
-        curve: every candidate threshold, columns threshold, precision, recall, f1,
-            flagged_rate (share of rows predicted positive).
-    """
-
-    threshold: float
-    precision: float
-    recall: float
-    f1: float
-    met: bool
-    reason: str
-    curve: pd.DataFrame = field(repr=False, compare=False)
-
-
 def tune_threshold(y_true: Any, proba_pos: Any, *, targets: Sequence[Target] = (),
                    default: str = "f1") -> ThresholdChoice:
     """Choose the decision threshold from a precision or recall target, else by ``default``.
@@ -399,7 +366,7 @@ def error_analysis(X: Any, y_true: Any, *, problem_type: str | ProblemType, prob
     return {"worst_by": worst_by, "worst": worst, "segments": segments, "segment_counts": counts}
 
 
-def _row_errors(d: _Prepared) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
+def _row_errors(d: Prepared) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
     if d.kind == "continuous":
         err = d.pred - d.y
         return "abs_error", np.abs(err), {"y_true": d.y, "pred": d.pred, "error": err}
@@ -412,7 +379,7 @@ def _row_errors(d: _Prepared) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
     return "log_loss", row_log_loss(d), extra
 
 
-def _segment_metrics(d: _Prepared, rows: np.ndarray) -> dict[str, Any]:
+def _segment_metrics(d: Prepared, rows: np.ndarray) -> dict[str, Any]:
     import sklearn.metrics as skm
 
     out: dict[str, Any] = {"rows": int(rows.size)}
