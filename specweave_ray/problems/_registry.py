@@ -33,7 +33,7 @@ def register(problem: ProblemType) -> ProblemType:
         ConfigError: a name or alias already names another type.
     """
     for spelling in (problem.name, *problem.aliases):
-        owner = _lookup(spelling)
+        owner = _lookup(spelling, exact=True)
         if owner is not None and owner != problem.name:
             raise ConfigError(f"problem type {problem.name!r}: {spelling!r} already names {owner!r}")
     _TYPES[problem.name] = problem
@@ -41,7 +41,7 @@ def register(problem: ProblemType) -> ProblemType:
     return problem
 
 
-def _lookup(text: str) -> str | None:
+def _lookup(text: str, *, exact: bool = False) -> str | None:
     key = _key(text)
     for name, problem in _TYPES.items():
         if key in {_key(s) for s in (name, *problem.aliases)}:
@@ -49,7 +49,9 @@ def _lookup(text: str) -> str | None:
     for name, (aliases, _) in _PLANNED.items():
         if key in {_key(s) for s in (name, *aliases)}:
             return name
-    # "binary classification", "logistic regression": a phrase ending in a type's name
+    if exact:
+        return None
+    # "binary classification", "ridge regression": a phrase ending in a type's name
     for name in _TYPES:
         if key.endswith(_key(name)):
             return name
