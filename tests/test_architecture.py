@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 import test_problems as contract
+
 from specweave_ray import problems
 from specweave_ray.exceptions import DataError
 from specweave_ray.problems import _registry
