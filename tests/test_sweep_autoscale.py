@@ -234,5 +234,5 @@ def test_pending_timeout_must_be_positive(bad, inc, data):
     with pytest.raises(ConfigError, match=r"sweep\.pending_timeout_s: Input should be greater than 0"):
         parse_config({**raw, "sweep": {"pending_timeout_s": bad}})
     X, y = data
-    with pytest.raises(ConfigError, match=r"SweepConfig: pending_timeout_s: Input should be greater than 0"):
-        run_experiments([_sleepy("a")], X, y, increment=inc, sweep=SweepConfig(pending_timeout_s=bad))
+    with pytest.raises(ConfigError, match=r"^sweep: pending_timeout_s: Input should be greater than 0"):
+        run_experiments([_sleepy("a")], X, y, increment=inc, sweep={"pending_timeout_s": bad})

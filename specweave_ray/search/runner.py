@@ -41,7 +41,7 @@ from specweave_ray.search.coordinator import (
     cached_records,
     write_comparison,
 )
-from specweave_ray.spec.config import SweepConfig
+from specweave_ray.spec.config import SweepConfig, sweep_config
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
 from specweave_ray.workspace.increment import Increment
@@ -109,7 +109,7 @@ def run_experiments(
     seed: int = 0,
     baselines: bool = True,
     rule: str | None = None,
-    sweep: SweepConfig | None = None,
+    sweep: SweepConfig | Mapping[str, Any] | None = None,
     preprocessor: Any = "auto",
     use_cache: bool = True,
     refit: bool = True,
@@ -128,7 +128,8 @@ def run_experiments(
             ``sweep.cv`` folds of the problem type's splitter (stratified for classification).
         baselines: Also run the problem type's baselines (random/majority, mean/median) as trials.
         rule: A rule-based baseline, e.g. ``"balance > 1800"``.
-        sweep: How the sweep runs (:class:`~specweave_ray.spec.SweepConfig`): ASHA ``stages``,
+        sweep: How the sweep runs (:class:`~specweave_ray.spec.SweepConfig` or a mapping of its
+            fields): ASHA ``stages``,
             the cluster ``address`` (default ``$RAY_ADDRESS``, else an embedded local Ray),
             ``num_cpus``, ``max_concurrent``, ``autoscale`` (trials that fit on no node yet
             wait for one instead of failing fast) and ``pending_timeout_s`` (past it the sweep
@@ -147,7 +148,7 @@ def run_experiments(
         SweepError: the cluster cannot host a candidate's resources (at once, or on an autoscaling
             cluster within ``pending_timeout_s``).
     """
-    sweep_cfg = sweep or SweepConfig()
+    sweep_cfg = sweep_config(sweep)
     inc = resolve_increment(increment, root)
     experiments = list(experiments)
     if not experiments and not baselines:

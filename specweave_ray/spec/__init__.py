@@ -29,6 +29,7 @@ from specweave_ray.spec.config import (
     SweepConfig,
     load_config,
     parse_config,
+    sweep_config,
 )
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.spec.search_space import (
@@ -46,5 +47,5 @@ __all__ = [
     "Domain", "MetricDef", "ModelExperiment", "PipelineConfig", "Spec", "SweepConfig", "Target",
     "as_domain", "choice", "default_targets", "get_metric", "load_config", "load_spec",
     "loguniform", "parse_config", "parse_spec", "parse_targets", "quniform", "randint",
-    "render_increment_docs", "render_spec", "uniform",
+    "render_increment_docs", "render_spec", "sweep_config", "uniform",
 ]

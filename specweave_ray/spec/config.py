@@ -18,6 +18,7 @@ Example (``configs/fraud-detection.yaml``)::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,14 +41,6 @@ from specweave_ray.spec.experiment import ModelExperiment
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    def __init__(self, **data: Any) -> None:
-        # built in Python (run_experiments(sweep=SweepConfig(...))): the same one-line error
-        # as a config file's, naming the field
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise ConfigError(f"{type(self).__name__}: {_problems(err)}") from err
 
 
 class DataConfig(_Frozen):
@@ -148,8 +141,24 @@ def _problems(err: ValidationError) -> str:
     for e in err.errors():
         value = e.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{…}"
-        found.append(f"{_field_path(e['loc'])}: {e['msg']} (got {shown[:80]})")
+        message = e['msg'].removeprefix("Value error, ")  # our validators' own words
+        found.append(f"{_field_path(e['loc'])}: {message} (got {shown[:80]})")
     return "; ".join(found)
+
+
+def sweep_config(value: SweepConfig | Mapping[str, Any] | None) -> SweepConfig:
+    """A :class:`SweepConfig` from itself, a mapping of its fields, or None (the defaults).
+
+    Raises:
+        ConfigError: a field is unknown or invalid; names the field, the rule and the value.
+    """
+    if isinstance(value, SweepConfig):
+        return value
+    try:
+        return SweepConfig.model_validate(dict(value or {}))
+    except (TypeError, ValueError) as err:
+        detail = _problems(err) if isinstance(err, ValidationError) else str(err)
+        raise ConfigError(f"sweep: {detail}") from err
 
 
 def parse_config(raw: Any, *, source: str = "<config>") -> PipelineConfig:
