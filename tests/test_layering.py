@@ -191,3 +191,21 @@ def test_the_branching_check_passes_declarations_and_messages() -> None:
     code = ("name = 'classification'\nprint(f'{name} needs two classes')\n"
             "x = problem.output == 'probabilities'\n")
     assert not _type_name_comparisons(ast.parse(code))
+
+
+def test_only_search_ray_imports_ray_tune_and_only_deploy_serve_imports_ray_serve() -> None:
+    allowed = {"ray.tune": "specweave_ray.search._ray", "ray.serve": "specweave_ray.deploy.serve"}
+    wrong = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                for ray_part, owner in allowed.items():
+                    if (name == ray_part or name.startswith(ray_part + ".")) and not module.startswith(owner):
+                        wrong.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {name}")
+    assert not wrong, wrong
