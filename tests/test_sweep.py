@@ -19,7 +19,7 @@ from ray import cloudpickle
 from sklearn.datasets import load_breast_cancer, make_regression
 
 from specweave_ray import Increment, ModelExperiment, loguniform, randint, run_experiments
-from specweave_ray.exceptions import CandidateError, ConfigError, SweepError
+from specweave_ray.exceptions import CandidateError, ConfigError, DataError, SweepError
 from specweave_ray.spec import SweepConfig
 from specweave_ray.workspace.records import list_records
 
@@ -158,7 +158,7 @@ def test_regression_candidates_and_bad_inputs(tmp_path):
     with pytest.raises(CandidateError, match="unique"):
         run_experiments([ModelExperiment("a", "ridge"), ModelExperiment("a", "linear")], X, y, increment=inc,
                         problem_type="regression")
-    with pytest.raises(ConfigError, match="single class"):
+    with pytest.raises(DataError, match="single class"):
         run_experiments([ModelExperiment("l", "logistic")], X, [1] * len(y), increment=inc,
                         problem_type="classification")
 
