@@ -35,8 +35,9 @@ def test_the_worked_example_registers_a_type(counts: problems.ProblemType) -> No
 
 
 @pytest.mark.parametrize("check", CONTRACT, ids=lambda f: f.__name__)
-def test_the_worked_example_passes_the_contract(counts: problems.ProblemType, check) -> None:
-    check(counts)
+def test_the_worked_example_passes_the_contract(counts: problems.ProblemType, check, tmp_path: Path) -> None:
+    extra = {"tmp_path": tmp_path} if "tmp_path" in check.__code__.co_varnames[:check.__code__.co_argcount] else {}
+    check(counts, **extra)
 
 
 def test_the_contract_is_all_there() -> None:

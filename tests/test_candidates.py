@@ -38,7 +38,7 @@ lightgbm = pytest.importorskip("lightgbm")
 torch = pytest.importorskip("torch")
 xgboost = pytest.importorskip("xgboost")
 
-from specweave_ray.candidates.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
+from specweave_ray.candidates.torch_mlp import TorchMLPClassifier, TorchMLPRegressor  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 

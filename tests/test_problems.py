@@ -186,6 +186,18 @@ def test_report_sections_are_json_and_the_ab_plan_takes_them(problem: problems.P
     assert "sample size" in plan.lower()
 
 
+def test_the_eda_report_names_the_type(problem: problems.ProblemType, tmp_path) -> None:
+    from specweave_ray.data import profile, write_eda_report
+
+    X, y = _frame(problem)
+    df = X.assign(target=y)
+    prof = profile(df, target="target", problem_type=problem)
+    assert prof["problem_type"] == problem.name
+    report = write_eda_report(df, prof, tmp_path, target="target", problem_type=problem).read_text()
+    assert f"- problem type: {problem.name}; target: `target`" in report
+    assert (tmp_path / "target-balance.png").stat().st_size > 0
+
+
 # -- the registry ---------------------------------------------------------------------------------
 def test_unknown_types_list_the_known_ones_and_their_aliases() -> None:
     with pytest.raises(ConfigError, match=r"unknown problem type 'clustering'; known: classification "

@@ -200,7 +200,7 @@ def write_eda_report(
     lines = [
         "# Exploratory data analysis", "",
         f"- rows: {profile.get('rows')}, columns: {profile.get('columns')}",
-        f"- problem type: {problem_type}; target: `{target}`",
+        f"- problem type: {problems.get(problem_type).name}; target: `{target}`",
         f"- fingerprint: `{profile.get('fingerprint')}`",
         f"- duplicate rows: {profile.get('duplicate_rows')}",
         f"- constant columns: {_md_list(profile.get('constant_columns', []))}",

@@ -69,6 +69,9 @@ class ProblemType(abc.ABC):
     def __repr__(self) -> str:
         return f"<problem type {self.name}>"
 
+    def __str__(self) -> str:  # in messages and reports a type reads as its name
+        return self.name
+
     # -- metrics -----------------------------------------------------------------------------
     def metric(self, name: str) -> MetricDef:
         """The vocabulary's metric ``name``, checked to be one this problem type is scored by.
