@@ -77,3 +77,16 @@ def test_legacy_records_and_comparison_read(legacy_root: Path) -> None:
     comparison = json.loads((inc.experiments_dir / "comparison.json").read_text())
     assert comparison["best_candidate"] in {r.meta["candidate"] for r in trials}
     assert [t.id for t in inc.tasks() if t.done] == [f"T-00{i}" for i in range(1, 10)]
+
+
+def test_a_value_beyond_float32_is_the_clients_error_naming_the_feature(legacy_root: Path) -> None:
+    from specweave_ray.deploy.predictor import Predictor
+    from specweave_ray.exceptions import DataError
+    from specweave_ray.workspace.increment import Increment
+
+    row = json.loads((FIXTURE / "expected.json").read_text())["0001-fraud-detection"]["rows"][0]
+    predictor = Predictor.load(Increment.open("0001", root=legacy_root), version=1)
+    for rows in ({**row, "amount": 1e308}, [row, {**row, "amount": 1e308}], pd.DataFrame([row, {**row, "amount": 1e308}])):
+        with pytest.raises(DataError, match=r"row \d: a value is too large for the model: encoded feature '.*amount.*'"):
+            predictor.predict_proba(rows)
+    assert predictor.predict_proba({**row, "amount": 1e30}).shape == (1, 2)  # large, yet float32

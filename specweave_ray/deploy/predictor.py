@@ -49,6 +49,9 @@ _METADATA_RE = re.compile(r"^model-v(\d+)\.metadata\.json$")
 Rows = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class Predictor:
     """A verified model package, ready to predict.
 
@@ -206,18 +209,34 @@ class Predictor:
             frame = self._validator.check_frame(rows)
             if frame.empty:
                 raise DataError("no rows given")
-            return frame if self.features is None else self.features.transform(frame)
+            return frame if self.features is None else self._in_range(self.features.transform(frame))
         records = self._validator.check_records(_records(rows))
         if self._encoder is not None:
-            return self._encoder.encode(records)
+            return self._in_range(self._encoder.encode(records))
         frame = self._validator.frame(records)
-        return frame if self.features is None else self.features.transform(frame)
+        return frame if self.features is None else self._in_range(self.features.transform(frame))
 
     def _encode_fast(self, rows: Any) -> Any:
         # the single-dict serving path first: no list, no isinstance on ABCs, one numpy row
         if type(rows) is dict and self._encoder is not None and self._validator._clean(rows):
-            return self._encoder.encode_one(rows)[None, :]
+            return self._in_range(self._encoder.encode_one(rows)[None, :])
         return self.encode(rows)
+
+    def _in_range(self, X: Any) -> Any:
+        """``X`` unless an encoded value lies outside float32 (XGBoost and LightGBM compute in
+        float32, torch in float32 too): a finite input such as 1e308 that the model library would
+        refuse with its own error is the client's input, so a DataError naming row and feature."""
+        values = np.abs(np.asarray(X, dtype=np.float64))
+        with np.errstate(invalid="ignore"):
+            out = values > _FLOAT32_MAX  # NaN compares False: missing values are the imputer's
+        if not out.any():
+            return X
+        row, col = (int(i) for i in np.argwhere(out)[0])
+        names = self.metadata.get("feature_names") or []
+        feature = names[col] if col < len(names) else f"#{col}"
+        raise DataError(f"row {row}: a value is too large for the model: encoded feature {feature!r} "
+                        f"is {values[row, col]:.3g}, beyond float32; send values in the range the "
+                        f"model was trained on")
 
     def raw_predict(self, X: Any) -> np.ndarray:
         """Scores for an already-encoded matrix (probabilities for classifiers)."""
