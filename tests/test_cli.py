@@ -97,6 +97,14 @@ def test_an_unknown_or_planned_type_is_refused_before_anything_is_written(
     assert not root.exists()
 
 
+def test_the_type_help_names_every_available_type() -> None:
+    from specweave_ray import problems
+    from specweave_ray.cli import TYPE_HELP
+
+    named = TYPE_HELP.split(":", 1)[1].split("(")[0].replace(" or ", ", ").split(",")
+    assert sorted(n.strip() for n in named) == sorted(problems.names())
+
+
 def test_an_alias_names_the_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inc", "Churn", "--type", "binary", "--root", str(tmp_path)]) == 0
     assert Increment.open("0001", root=tmp_path).spec().problem_type == "classification"

@@ -135,11 +135,12 @@ def test_no_import_cycles_between_modules() -> None:
 
 def test_own_imports_sit_at_module_level() -> None:
     """Imports of the package's own modules are at the top; the lazy public API (the package's
-    and ``candidates``' ``__getattr__``) and the torch MLP (torch loads on use) are the
+    and ``candidates``' ``__getattr__``), the torch MLP (torch loads on use) and the command
+    (each command loads the stages it runs, so ``--help`` starts in 0.06 s, not 1.7 s) are the
     exceptions."""
     inner = []
     for module, path in _modules().items():
-        if module in ("specweave_ray", "specweave_ray.candidates"):
+        if module in ("specweave_ray", "specweave_ray.candidates", "specweave_ray.cli"):
             continue
         for target, line, at_top in _imports(module, path):
             if not at_top and "torch_mlp" not in target:

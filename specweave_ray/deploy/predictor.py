@@ -141,7 +141,6 @@ class Predictor:
 
     @classmethod
     def _open(cls, meta: Mapping[str, Any], folder: Path) -> Predictor:
-
         return cls(meta, folder, model=load_model(meta, folder), features=load_features(meta, folder))
 
     # -- predictions ---------------------------------------------------------------------------

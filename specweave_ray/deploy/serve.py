@@ -332,7 +332,6 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
 
 
 def _load_predictor(path: str, version: str | int) -> Any:
-
     return Predictor.load(path, version=version)
 
 

@@ -60,7 +60,6 @@ def _encode(y: pd.Series, classes: list[Any]) -> np.ndarray:
 
 
 def _load_best(inc: Increment, comp: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any], Any]:
-
     if not comp.get("best"):
         raise RecordError(f"{inc.experiments_dir / 'comparison.json'} names no best candidate; run T-004/T-005")
     rec = read_record(inc.experiments_dir / comp["best"])

@@ -185,7 +185,6 @@ class Increment:
 
     # -- documents -----------------------------------------------------------------------
     def spec(self) -> Spec:
-
         return load_spec(self.spec_path)
 
     def tasks(self) -> list[Task]:
