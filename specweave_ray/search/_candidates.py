@@ -26,7 +26,8 @@ def candidates_for(problem_type: str | ProblemType, configured: Sequence[ModelEx
             the parameters the user gave).
 
     Example:
-        >>> [e.name for e in candidates_for("regression")]
+        >>> experiments = candidates_for("regression")
+        >>> [e.name for e in experiments]
         ['ridge', 'xgboost', 'lightgbm', 'torch-mlp']
     """
     problem = problems.get(problem_type)
