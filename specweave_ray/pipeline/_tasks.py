@@ -56,9 +56,6 @@ class PipelineResult:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     sweep: SweepResults | None = None
-
-    def candidates(self) -> list[ModelExperiment]:
-        return candidates_for(self.problem, self.cfg.candidates, self.y_train)
     evaluation: dict[str, Any] | None = None
     gate: list[Any] = field(default_factory=list)
 
@@ -143,7 +140,7 @@ def run_pipeline(
     on_progress: Callable[[Progress], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> PipelineResult:
-    """Run the increment's open tasks (T-001 … T-006) in order.
+    """Run the increment's open tasks (T-001 … T-009) in order.
 
     Args:
         cfg: The pipeline config.
