@@ -11,23 +11,8 @@ import pandas as pd
 
 from specweave_ray.exceptions import DataError
 from specweave_ray.problems._base import ProblemType, plain
+from specweave_ray.problems._candidates import MLP, SHARED_CANDIDATES
 
-_MLP = "specweave_ray.candidates.torch_mlp"
-_BOOSTING_RATE = {"loguniform": [0.01, 0.3]}
-_TREES = {"randint": [100, 300]}
-# Candidates sized for a laptop with two cores: a few hundred trees at most, 20 epochs.
-SHARED_CANDIDATES: tuple[dict[str, Any], ...] = (
-    {"name": "xgboost", "estimator": "xgboost",
-     "params": {"n_estimators": _TREES, "max_depth": {"randint": [3, 9]},
-                "learning_rate": _BOOSTING_RATE, "subsample": {"uniform": [0.7, 1.0]},
-                "tree_method": "hist"}},
-    {"name": "lightgbm", "estimator": "lightgbm",
-     "params": {"num_leaves": {"randint": [15, 64]}, "learning_rate": _BOOSTING_RATE,
-                "n_estimators": _TREES, "verbose": -1}},
-    {"name": "torch-mlp", "estimator": "torch-mlp",
-     "params": {"hidden_sizes": {"choice": [[64], [64, 32], [128, 64]]},
-                "lr": {"loguniform": [1e-4, 1e-2]}, "epochs": 20}},
-)
 # Binary targets with fewer positives than this share get balanced class weights.
 RARE_POSITIVE_SHARE = 0.05
 # Estimator class name → its class-weighting parameter.
@@ -57,8 +42,8 @@ class Classification(ProblemType):
         "linear": "sklearn.linear_model.LogisticRegression",
         "ridge": "sklearn.linear_model.RidgeClassifier",
         "random-forest": "sklearn.ensemble.RandomForestClassifier",
-        "torch-mlp": f"{_MLP}.TorchMLPClassifier",
-        "mlp": f"{_MLP}.TorchMLPClassifier",
+        "torch-mlp": f"{MLP}.TorchMLPClassifier",
+        "mlp": f"{MLP}.TorchMLPClassifier",
         "dummy": "sklearn.dummy.DummyClassifier",
         "rule": "specweave_ray.candidates.baselines.RuleClassifier",
     }

@@ -9,9 +9,7 @@ import pandas as pd
 
 from specweave_ray.exceptions import DataError
 from specweave_ray.problems._base import ProblemType
-from specweave_ray.problems.classification import SHARED_CANDIDATES
-
-_MLP = "specweave_ray.candidates.torch_mlp"
+from specweave_ray.problems._candidates import MLP, SHARED_CANDIDATES
 
 
 class Regression(ProblemType):
@@ -30,8 +28,8 @@ class Regression(ProblemType):
         "linear": "sklearn.linear_model.LinearRegression",
         "ridge": "sklearn.linear_model.Ridge",
         "random-forest": "sklearn.ensemble.RandomForestRegressor",
-        "torch-mlp": f"{_MLP}.TorchMLPRegressor",
-        "mlp": f"{_MLP}.TorchMLPRegressor",
+        "torch-mlp": f"{MLP}.TorchMLPRegressor",
+        "mlp": f"{MLP}.TorchMLPRegressor",
         "dummy": "sklearn.dummy.DummyRegressor",
     }
     default_candidates = (
