@@ -18,7 +18,7 @@ Computation is scikit-learn's, imported on first use.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from specweave_ray.exceptions import ConfigError
 
 __all__ = ["AT_K", "METRICS", "NEEDS", "MetricDef", "canonical", "find", "get_metric", "known_text",
-           "predict_for"]
+           "per_user", "predict_for"]
 
 NEEDS = ("labels", "probabilities", "values", "rankings", "benchmark")
 
@@ -145,6 +145,7 @@ AT_K: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("recall", "max", "rankings", ratio=True),
     MetricDef("ndcg", "max", "rankings", ratio=True),
     MetricDef("map", "max", "rankings", ratio=True),
+    MetricDef("hit_rate", "max", "rankings", ratio=True),
 )}
 _AT_K = re.compile(rf"({'|'.join(AT_K)})_at_([1-9]\d*)")
 _ALIASES = {alias: m.name for m in METRICS.values() for alias in m.aliases}
@@ -158,13 +159,49 @@ def canonical(key: str) -> str | None:
 
 def find(name: str) -> MetricDef | None:
     """The metric a canonical name or alias means, or None when the vocabulary lacks it."""
-    key = canonical(str(name).lower())
+    key = canonical(re.sub(r"\s*@\s*", "_at_", str(name).strip().lower()))
     if key is None:
         return None
     if key in METRICS:
         return METRICS[key]
     base, k = _AT_K.fullmatch(key).groups()
-    return MetricDef(key, AT_K[base].mode, "rankings", ratio=True, display=f"{base}@{k}")
+    return MetricDef(key, AT_K[base].mode, "rankings", lambda truth, lists: float(np.mean(per_user(key, truth, lists))),
+                     ratio=True, display=f"{base}@{k}")
+
+
+def per_user(name: str, truth: Sequence[Collection[Any]], lists: Any) -> np.ndarray:
+    """One value of the ranking metric ``name`` (``ndcg_at_10``) per user.
+
+    Args:
+        truth: Each user's relevant items (a set, or any collection).
+        lists: ``(n_users, k')`` recommended items, best first; only the first ``k`` count.
+
+    The definitions are the usual ones (Microsoft Recommenders, RecBole): precision = hits / k;
+    recall = hits / |relevant|; NDCG with binary gains and the ideal DCG of min(|relevant|, k)
+    hits; MAP = the mean of precision at each hit over min(|relevant|, k); hit rate = any hit.
+    """
+    match = _AT_K.fullmatch(name)
+    if match is None:
+        raise ConfigError(f"{name!r} is not a ranking metric at k (e.g. ndcg_at_10)")
+    base, k = match.group(1), int(match.group(2))
+    lists = np.asarray(lists, dtype=object)[:, :k] if len(truth) else np.empty((0, k), dtype=object)
+    hits = np.array([[item in rel for item in row] for row, rel in zip(lists, truth, strict=True)],
+                    dtype=np.float64).reshape(len(truth), -1)
+    n_rel = np.array([len(rel) for rel in truth], dtype=np.float64)
+    if base == "precision":
+        return hits.sum(axis=1) / k
+    if base == "recall":
+        return hits.sum(axis=1) / np.maximum(n_rel, 1)
+    if base == "hit_rate":
+        return (hits.sum(axis=1) > 0).astype(np.float64)
+    ranks = np.arange(1, hits.shape[1] + 1)
+    if base == "ndcg":
+        discount = 1.0 / np.log2(ranks + 1)
+        dcg = hits @ discount
+        ideal = np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1))
+        return dcg / ideal[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
+    precision_at = np.cumsum(hits, axis=1) / ranks
+    return (precision_at * hits).sum(axis=1) / np.maximum(np.minimum(n_rel, k), 1)
 
 
 def get_metric(name: str) -> MetricDef:

@@ -85,7 +85,7 @@ def test_bad_usage_exits_2_with_argparse_message(argv: list[str], message: str,
 @pytest.mark.parametrize(("argv", "message"), [
     (["inc", "Vision", "--type", "vision"], "unknown problem type 'vision'; known: classification"),
     (["inc", "Weekly Sales", "--type", "timeseries"], "problem type 'timeseries' is not available yet"),
-    (["inc", "Recs", "--type", "recommender"], "problem type 'recommendation' is not available yet"),
+    (["inc", "Weekly Sales", "--type", "time series"], "problem type 'timeseries' is not available yet"),
     (["run", "--data", "x.csv", "--target", "y", "--type", "forecasting"],
      "problem type 'timeseries' is not available yet"),
 ])

@@ -211,7 +211,7 @@ def test_concurrent_creation_never_duplicates_numbers(root: Path) -> None:
     assert len(list_increments()) == 21
 
 
-@pytest.mark.parametrize("problem_type", ["timeseries", "recommendation", "forecasting"])
+@pytest.mark.parametrize("problem_type", ["timeseries", "forecasting"])
 def test_a_planned_problem_type_is_refused_before_anything_is_written(tmp_path: Path, problem_type: str) -> None:
     from specweave_ray.exceptions import SpecError
 

@@ -22,15 +22,32 @@ from specweave_ray.deploy.abtest import render_ab_plan
 from specweave_ray.evaluate import score
 from specweave_ray.exceptions import ConfigError, DataError
 from specweave_ray.features import build_preprocessor
-from specweave_ray.metrics import METRICS, get_metric
+from specweave_ray.metrics import METRICS, find, get_metric
 from specweave_ray.search import candidates_for
 from specweave_ray.spec import ModelExperiment, default_targets
 
 TYPES = problems.names()
 
 
+def _interactions(problem: problems.ProblemType, n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    """``n`` interactions of 40 users with 60 items (users like items of their own group), a
+    1-5 rating and a day, framed by the type itself."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(40), n // 40)
+    items = (users % 4) * 15 + rng.integers(0, 15, size=len(users))
+    df = pd.DataFrame({"uid": [f"u{u}" for u in users], "iid": [f"i{i}" for i in items],
+                       "stars": rng.integers(1, 6, size=len(users)),
+                       "day": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.permutation(len(users)), unit="D")})
+    X, y = problem.frame(df, target="stars", columns={"user_column": "uid", "item_column": "iid",
+                                                       "time_column": "day", "relevance_threshold": 3})
+    return X, y.rename("target")
+
+
 def _frame(problem: problems.ProblemType, n: int = 240, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    """A small frame whose target this type accepts: a signal in x0, a categorical, a date."""
+    """A small frame whose target this type accepts: a signal in x0, a categorical, a date (for
+    a type that reads interactions: users, items, ratings and days)."""
+    if not problem.uses_features:
+        return _interactions(problem, n, seed)
     rng = np.random.default_rng(seed)
     X = pd.DataFrame({"x0": rng.normal(size=n), "x1": rng.normal(size=n),
                       "city": rng.choice(["a", "b", "c"], size=n),
@@ -46,11 +63,17 @@ def problem(request: pytest.FixtureRequest) -> problems.ProblemType:
 
 
 # -- declarations ---------------------------------------------------------------------------------
+def _features(problem: problems.ProblemType, X: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+    """What the type's models train on: the encoded features, or the raw frame."""
+    return build_preprocessor(X).fit_transform(X) if problem.uses_features else X
+
+
 def test_declarations_name_the_one_vocabulary(problem: problems.ProblemType) -> None:
-    assert problem.metrics and set(problem.metrics) <= set(METRICS)
-    assert all(METRICS[m].scored for m in problem.metrics), "benchmark metrics are not scored"
+    assert problem.metrics and all(find(m) is not None and find(m).name == m for m in problem.metrics)
+    assert all(find(m).scored for m in problem.metrics), "benchmark metrics are not scored"
     assert problem.default_metric in problem.metrics
-    assert problem.target_kind in ("label", "value") and problem.output in ("probabilities", "values")
+    assert problem.target_kind in ("label", "value")
+    assert problem.output in ("probabilities", "values", "rankings")
     assert problems.get(problem.name) is problem
     for alias in problem.aliases:
         assert problems.resolve(alias) == problem.name
@@ -91,7 +114,8 @@ def test_encoding_gives_what_models_train_on(problem: problems.ProblemType) -> N
     if classes is not None:
         assert np.array_equal(classes[encoded], y.to_numpy())
         assert set(np.unique(encoded)) == set(range(len(classes)))
-    assert problem.fits(y)
+    # interactions are named by the user, never inferred from a target column
+    assert problem.fits(y) is problem.uses_features
 
 
 # -- splits ---------------------------------------------------------------------------------------
@@ -101,15 +125,31 @@ def test_folds_never_leak(problem: problems.ProblemType) -> None:
     folds, description = problem.folds(X, encoded, cv=4, seed=0)
     assert len(folds) == 4 and description
     validated = np.concatenate([va for _, va in folds])
-    assert sorted(validated) == list(range(len(X))), "each row is validated exactly once"
+    assert len(set(validated)) == len(validated), "no row is validated twice"
+    if not problem.time_aware(X):
+        assert sorted(validated) == list(range(len(X))), "each row is validated exactly once"
+    else:  # as TimeSeriesSplit: the earliest block trains every fold and is never validated
+        assert len(validated) >= len(X) // 2
     for train, valid in folds:
-        assert not set(train) & set(valid)
+        assert len(valid) and not set(train) & set(valid)
         if problem.time_ordered:
             assert train.max() < valid.min(), "time-ordered folds train only on the past"
+        if problem.time_aware(X) and not problem.uses_features:  # per user: only the user's past
+            latest = X.iloc[train].groupby("user")["timestamp"].max()
+            earliest = X.iloc[valid].groupby("user")["timestamp"].min()
+            assert (latest.reindex(earliest.index) < earliest).all()
 
 
 def test_a_time_split_holds_out_the_latest_rows(problem: problems.ProblemType) -> None:
     X, y = _frame(problem)
+    if not problem.uses_features:  # per user: each user's latest interactions
+        X_tr, X_te, y_tr, y_te = problem.holdout_split(X.sample(frac=1, random_state=1),
+                                                       y.sample(frac=1, random_state=1), test_size=0.25)
+        latest = X_tr.groupby("user")["timestamp"].max()
+        assert (latest.reindex(X_te["user"]).to_numpy() < X_te["timestamp"].to_numpy()).all()
+        assert X_te.groupby("user").size().eq(1).all() and len(X_te) == 40  # floor(6 * 0.25) = 1
+        assert X_tr.index.equals(y_tr.index) and X_te.index.equals(y_te.index)
+        return
     X_tr, X_te, y_tr, y_te = problem.holdout_split(X.sample(frac=1, random_state=1), y.sample(frac=1, random_state=1),
                                                    test_size=0.25, time_column="day")
     assert X_tr["day"].max() < X_te["day"].min()
@@ -118,11 +158,17 @@ def test_a_time_split_holds_out_the_latest_rows(problem: problems.ProblemType) -
 
 def test_random_split_and_sample_keep_every_row_once(problem: problems.ProblemType) -> None:
     X, y = _frame(problem)
-    X_tr, X_te, _, _ = problem.holdout_split(X, y, test_size=0.2, seed=0)
-    assert len(X_te) == 48 and not set(X_tr.index) & set(X_te.index)
+    X_tr, X_te, _, _ = problem.holdout_split(X.drop(columns=["timestamp", "day"], errors="ignore"), y,
+                                             test_size=0.2, seed=0)
+    assert len(X_te) == (48 if problem.uses_features else 40) and not set(X_tr.index) & set(X_te.index)
+    assert len(X_tr) + len(X_te) == len(X)
     df = X.assign(target=y)
     sample = problem.sample(df, target="target", n=50, seed=0)
-    assert len(sample) == 50 and sample.index.is_monotonic_increasing
+    assert sample.index.is_monotonic_increasing
+    if problem.uses_features:
+        assert len(sample) == 50
+    else:  # whole users, so that each keeps its history
+        assert len(sample) >= 50 and (sample.groupby("user").size() == 6).all()
     if problem.target_kind == "label":
         assert set(sample["target"]) == set(y), "every class keeps a row"
 
@@ -131,18 +177,21 @@ def test_random_split_and_sample_keep_every_row_once(problem: problems.ProblemTy
 def test_baselines_fit_and_predict_on_a_small_frame(problem: problems.ProblemType) -> None:
     X, y = _frame(problem)
     _, encoded = problem.encode_target(y)
-    Xt = build_preprocessor(X).fit_transform(X)
+    Xt = _features(problem, X)
     baselines = baseline_estimators(problem, random_state=0)
     assert baselines
     for name, est in baselines.items():
         outputs = problem.predict(est.fit(Xt, encoded), Xt)
-        assert outputs.shape[0] == len(X) and np.isfinite(outputs).all(), name
+        if problem.uses_features:
+            assert outputs.shape[0] == len(X) and np.isfinite(outputs).all(), name
+        else:  # a list per user
+            assert outputs.shape[0] == X["user"].nunique(), name
 
 
 def test_default_candidates_resolve_fit_and_predict(problem: problems.ProblemType) -> None:
     X, y = _frame(problem)
     _, encoded = problem.encode_target(y)
-    Xt = build_preprocessor(X).fit_transform(X)
+    Xt = _features(problem, X)
     experiments = candidates_for(problem)
     assert [e.name for e in experiments] == [c["name"] for c in problem.default_candidates]
     for exp in experiments:
@@ -156,17 +205,24 @@ def test_default_candidates_resolve_fit_and_predict(problem: problems.ProblemTyp
         est = cls(**point)
         assert set(est.get_params()) >= set(exp.params), exp.name
         configure(est, cpus=1, gpu_ids=[])
-        assert problem.predict(est.fit(Xt, encoded), Xt).shape[0] == len(X), exp.name
+        rows = len(X) if problem.uses_features else X["user"].nunique()
+        assert problem.predict(est.fit(Xt, encoded), Xt).shape[0] == rows, exp.name
 
 
 def test_scoring_returns_every_metric_the_default_criteria_name(problem: problems.ProblemType) -> None:
     X, y = _frame(problem)
     _, encoded = problem.encode_target(y)
-    Xt = build_preprocessor(X).fit_transform(X)
+    Xt = _features(problem, X)
     model = next(iter(baseline_estimators(problem).values())).fit(Xt, encoded)
-    outputs = problem.predict(model, Xt)
-    got = score(encoded, problem_type=problem,
-                **({"proba": outputs} if problem.output == "probabilities" else {"pred": outputs}))
+    if problem.output == "rankings":
+        X_tr, X_te, y_tr, y_te = problem.holdout_split(X, y, test_size=0.3)
+        model.fit(X_tr, y_tr)
+        got = {m: problem.score_model(problem.metric(m), model, X_te, y_te) for m in problem.metrics}
+        assert all(0.0 <= v <= 1.0 for v in got.values())
+    else:
+        outputs = problem.predict(model, Xt)
+        got = score(encoded, problem_type=problem,
+                    **({"proba": outputs} if problem.output == "probabilities" else {"pred": outputs}))
     wanted = {t.metric_key for t in default_targets(problem.name)
               if t.relative_to is None and get_metric(t.metric).scored}
     assert wanted and wanted <= set(got)
@@ -206,8 +262,7 @@ def test_unknown_types_list_the_known_ones_and_their_aliases() -> None:
 
 
 @pytest.mark.parametrize(("name", "canonical"), [("timeseries", "timeseries"),
-                                                 ("Time-series forecasting", "timeseries"),
-                                                 ("recommender", "recommendation")])
+                                                 ("Time-series forecasting", "timeseries")])
 def test_planned_types_are_known_and_not_available_yet(name: str, canonical: str) -> None:
     assert canonical in problems.planned()
     with pytest.raises(ConfigError, match=f"problem type '{canonical}' is not available yet"):

@@ -313,7 +313,7 @@ def test_problem_type_spellings(line: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "**Problem type**: Time series", "**Problem type:** Recommendation",
+    "**Problem type**: Time series", "**Problem type:** Time-series forecasting",
     "- **Problem type**: forecasting (weekly)",
 ])
 def test_planned_problem_types_are_refused_as_not_available_yet(line: str) -> None:

@@ -30,11 +30,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from specweave_ray.exceptions import CandidateError, DataError
+from specweave_ray.problems.recommendation import ITEM, TIMESTAMP, USER
 
 __all__ = ["USER", "ITEM", "TIMESTAMP", "PopularityRecommender", "RandomRecommender", "Recommendations",
            "Recommender", "top_k"]
 
-USER, ITEM, TIMESTAMP = "user", "item", "timestamp"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from specweave_ray.data import _schema as _data_schema
 from specweave_ray.data._schema import names as _names
 from specweave_ray.exceptions import DataError
 from specweave_ray.problems import ProblemType
+from specweave_ray.problems._base import split_target
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
@@ -285,15 +286,7 @@ def split_xy(
         DataError: ``target`` is absent (the message lists the columns), a feature column is
             entirely missing, or ``check_target`` fails.
     """
-    if target not in df.columns:
-        raise DataError(f"target column {target!r} is not in the data: {_names(df.columns)}")
-    X = df.drop(columns=[target])
-    all_nan = [str(c) for c in X.columns if X[c].isna().all()]
-    if all_nan:
-        raise DataError(
-            f"feature column(s) {', '.join(map(repr, all_nan))} are entirely missing; drop them"
-        )
-    y = df[target]
+    X, y = split_target(df, target)
     if problem_type is not None:
         check_target(y, problem_type)
     return X, y

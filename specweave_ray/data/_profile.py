@@ -107,7 +107,9 @@ def profile(
     target_info.update(problem.target_profile(y))
     skip = set(all_nan) | set(constant) | set(high_card)
     suspects = _leakage_suspects(df, target=target, problem=problem, skip=skip)
+    extra = problem.data_profile(df.drop(columns=[target]), y)
     return to_jsonable({
+        **({problem.name: extra} if extra else {}),
         "rows": n,
         "columns": int(df.shape[1]),
         "problem_type": problem.name,

@@ -12,11 +12,12 @@ from specweave_ray.problems import ProblemType
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import track_experiment
 
-__all__ = ["record_data", "record_features"]
+__all__ = ["record_data", "record_features", "record_interactions"]
 
 
 def record_data(inc: Increment, df: pd.DataFrame, *, target: str, problem: ProblemType, source: str,
-                test_size: float, rows_train: int, rows_test: int, seed: int, fingerprint: str) -> str:
+                test_size: float, rows_train: int, rows_test: int, seed: int, fingerprint: str,
+                split: dict | None = None) -> str:
     """Write ``data/profile.json``, ``data/schema.yaml`` (once), ``data/sample.parquet`` and the EDA
     report into a ``data-profile`` record; returns the record's id."""
     with track_experiment("data-profile", increment=inc, kind="data",
@@ -30,7 +31,7 @@ def record_data(inc: Increment, df: pd.DataFrame, *, target: str, problem: Probl
             inc.data_dir / "sample.parquet", index=False)
         exp.log_params({"source": source, "target": target, "test_size": test_size,
                         "rows_train": rows_train, "rows_test": rows_test,
-                        "leakage_suspects": prof.get("leakage_suspects")})
+                        "leakage_suspects": prof.get("leakage_suspects"), **({"split": split} if split else {})})
         exp.log_metrics({"rows": len(df), "columns": df.shape[1],
                          "missing_values": int(df.isna().sum().sum()),
                          "duplicate_rows": int(prof.get("duplicate_rows", 0))})
@@ -52,3 +53,21 @@ def record_features(inc: Increment, X_train: pd.DataFrame, *, fingerprint: str) 
                          "n_numeric": sum(t == "numeric" for t in types.values()),
                          "n_categorical": sum(t == "categorical" for t in types.values())})
     return exp.id, len(types)
+
+
+def record_interactions(inc: Increment, X_train: pd.DataFrame, y_train: pd.Series, *,
+                        fingerprint: str) -> tuple[str, int]:
+    """T-002 for models that read interactions, not features: the users × items matrix the
+    recommenders build (positives only) as a ``feature-pipeline`` record; returns ``(record id,
+    number of columns)``."""
+    positives = X_train[y_train.to_numpy() > 0]
+    users, items = positives.iloc[:, 0].nunique(), positives.iloc[:, 1].nunique()
+    with track_experiment("feature-pipeline", increment=inc, kind="features",
+                          meta={"data_fingerprint": fingerprint}) as exp:
+        exp.log_params({"features": {str(c): "id" for c in X_train.columns},
+                        "matrix": "users x items, relevance weights of positive interactions",
+                        "fitted": "inside each CV fold, on the fold's training interactions"})
+        exp.log_metrics({"n_features": int(X_train.shape[1]), "users": int(users), "items": int(items),
+                         "positives": len(positives),
+                         "density": float(len(positives) / max(1, users * items))})
+    return exp.id, int(X_train.shape[1])

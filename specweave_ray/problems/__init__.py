@@ -6,7 +6,7 @@ problem-type name. Adding a type is one module here plus its templates (``ARCHIT
 
 >>> from specweave_ray import problems
 >>> problems.names()
-('classification', 'regression')
+('classification', 'regression', 'recommendation')
 >>> problems.get("binary").metric("auc").name
 'roc_auc'
 """
@@ -24,9 +24,11 @@ from specweave_ray.problems._registry import (
     resolve,
 )
 from specweave_ray.problems.classification import Classification
+from specweave_ray.problems.recommendation import Recommendation
 from specweave_ray.problems.regression import Regression
 
 __all__ = ["ProblemType", "get", "infer", "known_text", "names", "planned", "register", "resolve"]
 
 register(Classification())
 register(Regression())
+register(Recommendation())

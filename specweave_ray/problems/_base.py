@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from specweave_ray.exceptions import CandidateError, ConfigError, DataError
-from specweave_ray.metrics import MetricDef, get_metric
+from specweave_ray.metrics import MetricDef, get_metric, predict_for
 
-__all__ = ["ProblemType"]
+__all__ = ["ProblemType", "split_target"]
 
 
 def _names(columns: Any) -> str:
@@ -35,6 +35,22 @@ def plain(value: Any) -> Any:
     return item() if callable(item) else value
 
 
+def split_target(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    """``df`` without ``target``, and ``target``.
+
+    Raises:
+        DataError: ``target`` is absent (the message lists the columns), or a feature column is
+            entirely missing.
+    """
+    if target not in df.columns:
+        raise DataError(f"target column {target!r} is not in the data: {_names(df.columns)}")
+    X = df.drop(columns=[target])
+    all_nan = [str(c) for c in X.columns if X[c].isna().all()]
+    if all_nan:
+        raise DataError(f"feature column(s) {', '.join(map(repr, all_nan))} are entirely missing; drop them")
+    return X, df[target]
+
+
 class ProblemType(abc.ABC):
     """One kind of ML problem, as a plug-in.
 
@@ -42,7 +58,8 @@ class ProblemType(abc.ABC):
         name: Canonical name, as ``spec.md`` and configs write it.
         aliases: Other spellings (``binary``, ``forecasting``); matched case- and space-blind.
         target_kind: ``"label"`` (a class per row) or ``"value"`` (a number per row).
-        output: What held-out scoring reads from a model: ``"probabilities"`` or ``"values"``.
+        output: What held-out scoring reads from a model: ``"probabilities"``, ``"values"``, or
+            ``"rankings"`` (a top-k list per user).
         metrics: The scored metrics it reports, in report order (names from
             :data:`specweave_ray.metrics.METRICS`).
         default_metric: The primary metric when a spec names none.
@@ -51,6 +68,8 @@ class ProblemType(abc.ABC):
         default_candidates: The candidates a config gets when it names none, config-shaped
             (``{"name", "estimator", "params"}``; search spaces as tagged dicts).
         time_ordered: Folds and the held-out split must keep time order.
+        uses_features: Models train on the encoded feature matrix (the feature pipeline of
+            T-002); False where they read the raw frame (interactions).
     """
 
     name: ClassVar[str]
@@ -65,6 +84,7 @@ class ProblemType(abc.ABC):
     estimators: ClassVar[Mapping[str, str]]
     default_candidates: ClassVar[tuple[Mapping[str, Any], ...]]
     time_ordered: ClassVar[bool] = False
+    uses_features: ClassVar[bool] = True
 
     def __repr__(self) -> str:
         return f"<problem type {self.name}>"
@@ -84,6 +104,48 @@ class ProblemType(abc.ABC):
             raise ConfigError(f"metric {name!r} does not apply to {self.name}; use one of "
                               f"{', '.join(self.metrics)}")
         return metric
+
+    def with_k(self, metric: str, k: int) -> str:
+        """``metric`` at list length ``k``; only ranking metrics have one.
+
+        Raises:
+            ConfigError: this type's metrics have no cut-off.
+        """
+        raise ConfigError(f"k={k} applies to ranking metrics; {self.name}'s {metric!r} has no cut-off")
+
+    def metrics_at(self, k: int) -> tuple[str, ...]:
+        """The metrics reported when lists are ``k`` long (types without lists: :attr:`metrics`)."""
+        return self.metrics
+
+    def score_model(self, metric: MetricDef, model: Any, X: Any, y: Any) -> float:
+        """``metric`` of a fitted ``model`` on a validation part ``(X, y)``."""
+        return metric(y, predict_for(metric, model, X))
+
+    # -- data --------------------------------------------------------------------------------
+    def frame(self, df: pd.DataFrame, *, target: str | None = None,
+              columns: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.Series]:
+        """The features ``X`` and the target ``y`` models train on, from a loaded table.
+
+        ``columns`` holds the data config's column roles (types that need more than a target
+        read them; here they are ignored).
+
+        Raises:
+            ConfigError: no target column was named.
+            DataError: ``target`` is absent (the message lists the columns) or a feature column
+                is entirely missing.
+        """
+        if target is None:
+            raise ConfigError(f"{self.name} needs a target column (data.target, --target)")
+        return split_target(df, target)
+
+    def time_aware(self, X: Any) -> bool:
+        """Whether the folds of ``X`` keep time order (some rows then train every fold and are
+        never validated, as in scikit-learn's ``TimeSeriesSplit``)."""
+        return self.time_ordered
+
+    def split_report(self, X_train: Any, X_test: Any) -> dict[str, Any]:
+        """Facts about the held-out split for the T-001 record (cold users, …). Default: none."""
+        return {}
 
     # -- target ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -227,6 +289,11 @@ class ProblemType(abc.ABC):
         return list(experiments)
 
     # -- reports -----------------------------------------------------------------------------
+    def data_profile(self, X: pd.DataFrame, y: Any) -> dict[str, Any]:
+        """An extra EDA profile section about the rows as a whole (interactions: users, items,
+        density). Default: none."""
+        return {}
+
     @abc.abstractmethod
     def target_profile(self, y: pd.Series) -> dict[str, Any]:
         """The EDA profile's ``target`` section (beyond name and missing count)."""

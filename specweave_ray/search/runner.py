@@ -165,7 +165,7 @@ def run_experiments(
     experiments = [replace(e, estimator=classes_by_name[e.name]) for e in experiments]
     stages = sweep_cfg.stages
     if preprocessor == "auto":
-        preprocessor = build_preprocessor(X)
+        preprocessor = build_preprocessor(X) if problem.uses_features else None
     folds, cv_repr = problem.folds(X, y_arr, cv=sweep_cfg.cv if cv is None else cv, seed=seed)
     train_fp = _fingerprint(X, y)  # cache identity: exactly the rows and labels the trials see
     fingerprint = data_fingerprint or train_fp  # recorded: the dataset the user named
@@ -220,6 +220,7 @@ def run_experiments(
             coordinator.add_cached(rec)
         payload = {
             "X": X, "y": y_arr, "folds": folds, "metric": metric_def.name, "preprocessor": preprocessor,
+            "problem_type": problem.name,
             "candidates": {e.name: {"cls": classes_by_name[e.name], "cpus": e.resources["cpu"],
                                     # rule baselines read named raw columns, not encoded features
                                     "raw": bool(getattr(classes_by_name[e.name], "requires_raw_frame", False)),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from specweave_ray import problems
 from specweave_ray.candidates.device import configure
 from specweave_ray.candidates.staged import budget_of, staged_fit
 from specweave_ray.metrics import get_metric, predict_for
@@ -41,6 +42,7 @@ def run_cv(
     gpu_ids: Sequence[str] = (),
     report: Callable[[dict[str, Any]], None] | None = None,
     node: str | None = None,
+    problem_type: str | None = None,
 ) -> dict[str, Any]:
     """Fit and score ``estimator_cls(**params)`` on every fold; return the last result.
 
@@ -55,11 +57,14 @@ def run_cv(
         cpus, gpu_ids: The trial's share; sets thread counts and the CUDA switch.
         report: Called with each intermediate/final result.
         node: Node id to record (the sweep passes Ray's node id).
+        problem_type: The problem type that scores a fold (ranking metrics read each user's
+            relevant items); default: the metric scores the model's predictions.
     """
     from sklearn.base import clone
 
 
     scorer = get_metric(metric)
+    problem = problems.get(problem_type) if problem_type else None
     estimator = estimator_cls(**params)
     warnings = configure(estimator, cpus=max(1, int(cpus)), gpu_ids=list(gpu_ids))
     staged = stages > 1 and budget_of(estimator) is not None
@@ -91,9 +96,11 @@ def run_cv(
                 fitted[i] = clone(estimator).fit(X_tr, y_tr)
             fit_time += time.perf_counter() - t
             t = time.perf_counter()
-            pred = predict_for(scorer, fitted[i], X_va)
+            if problem is not None:
+                scores.append(problem.score_model(scorer, fitted[i], X_va, y_va))
+            else:
+                scores.append(scorer(y_va, predict_for(scorer, fitted[i], X_va)))
             predict_time += time.perf_counter() - t
-            scores.append(scorer(y_va, pred))
         mean, std = float(np.mean(scores)), float(np.std(scores))
         result = {
             metric: mean, "cv_mean": mean, "cv_std": std,

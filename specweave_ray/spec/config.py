@@ -44,15 +44,26 @@ class _Frozen(BaseModel):
 
 
 class DataConfig(_Frozen):
-    """Where the data comes from: a CSV/Parquet ``path`` or a built-in ``generate`` name."""
+    """Where the data comes from: a CSV/Parquet ``path`` or a built-in ``generate`` name, and
+    the columns' roles (``target``; for interactions also ``user_column``, ``item_column``, the
+    rating as ``target`` with its ``relevance_threshold``, and ``time_column``)."""
 
     path: str | None = None
     generate: str | None = None
     rows: int | None = Field(default=None, gt=0)
-    target: str
+    target: str | None = None
     test_size: float = Field(default=0.2, gt=0, lt=1)
     time_column: str | None = None
+    user_column: str | None = None
+    item_column: str | None = None
+    relevance_threshold: float | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """The column roles a problem type's ``frame`` reads."""
+        return {"user_column": self.user_column, "item_column": self.item_column,
+                "time_column": self.time_column, "relevance_threshold": self.relevance_threshold}
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -109,6 +120,7 @@ class PipelineConfig(_Frozen):
     root: str | None = None
     data: DataConfig
     metric: str | None = None
+    k: int | None = Field(default=None, ge=1, le=10_000)  # list length of ranking metrics (--k)
     seed: int = 0
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     candidates: list[Candidate] | None = None
