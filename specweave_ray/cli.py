@@ -21,7 +21,7 @@ from typing import Any
 from specweave_ray.exceptions import SpecweaveError, UsageError
 
 # Not read from the registry: that would load pandas for `--help`; a test keeps it in step.
-TYPE_HELP = "problem type: classification or regression (or an alias such as binary)"
+TYPE_HELP = "problem type: classification, regression or recommendation (or an alias such as binary)"
 
 
 def _console() -> Any:
@@ -105,11 +105,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.config:
         cfg = load_config(args.config)
     elif args.data:
-        if not args.target or not args.type:
-            raise _usage("--data needs --target COLUMN and --type TYPE")
+        interactions = args.user_column or args.item_column
+        if not args.type or not (args.target or interactions):
+            raise _usage("--data needs --type TYPE and --target COLUMN (or, for recommendation, "
+                         "--user-column U --item-column I)")
+        if args.rating_column and args.target:
+            raise _usage("give --rating-column or --target, not both (the rating is the target)")
         name = args.increment or os.path.splitext(os.path.basename(args.data))[0]
+        data = {"path": os.path.abspath(args.data), "target": args.target or args.rating_column,
+                "user_column": args.user_column, "item_column": args.item_column,
+                "relevance_threshold": args.relevance_threshold, "time_column": args.timestamp_column}
         cfg = parse_config({"increment": name, "problem_type": args.type,
-                            "data": {"path": os.path.abspath(args.data), "target": args.target},
+                            "data": {k: v for k, v in data.items() if v is not None},
+                            **({"k": args.k} if args.k is not None else {}),
                             "sweep": {"cv": args.cv}}, source="command line")
     else:
         raise _usage("give a CONFIG file, or --data FILE --target COLUMN --type TYPE")
@@ -385,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", metavar="TYPE", help=TYPE_HELP + " (with --data)")
     p.add_argument("--increment", help="increment name (with --data; default: the file name)")
     p.add_argument("--cv", type=int, default=5, help="folds (with --data)")
+    p.add_argument("--user-column", help="user id column (with --data, recommendation)")
+    p.add_argument("--item-column", help="item id column (with --data, recommendation)")
+    p.add_argument("--rating-column", help="rating or weight column (with --data, recommendation; optional)")
+    p.add_argument("--relevance-threshold", type=float,
+                   help="a rating at or above it is relevant (with --rating-column; default: any rating > 0)")
+    p.add_argument("--timestamp-column", help="interaction time: per-user splits hold out the latest (with --data)")
+    p.add_argument("--k", type=int, help="list length of the ranking metrics (precision@k …; default from the spec)")
     _task_options(p)
     p.set_defaults(func=cmd_run)
 

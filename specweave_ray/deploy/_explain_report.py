@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from specweave_ray._fs import atomic_write_json
+from specweave_ray.deploy._recs import RecommenderPredictor, write_recs_explainability
 from specweave_ray.deploy.explain import MAX_KERNEL_ROWS, explain_rows
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import track_experiment
@@ -41,7 +42,10 @@ def _bar_chart(path: Path, importance: pd.Series) -> None:
 
 def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 0,
                          data_fingerprint: str | None = None) -> str:
-    """Explain held-out rows with the packaged model and record the result; returns the record id."""
+    """Explain held-out rows with the packaged model and record the result; returns the record id.
+    A recommender explains sample users' lists instead (:func:`write_recs_explainability`)."""
+    if getattr(predictor, "kind", None) == RecommenderPredictor.kind:
+        return write_recs_explainability(inc, predictor, X, y, seed=seed, data_fingerprint=data_fingerprint)
 
     limit = _MAX_ROWS.get(predictor.explainer_kind, MAX_KERNEL_ROWS)
     rows = X.sample(min(len(X), limit), random_state=seed).reset_index(drop=True)

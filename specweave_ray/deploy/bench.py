@@ -405,7 +405,8 @@ def run_bench(increment: Any, *, root: Any = None, version: str | int = "latest"
             extra = ["--address", address] if address else []
             with serving(inc.path, version=predictor.version, engine=engine,
                          extra_args=extra) as base:
-                metrics.update(bench_http(f"{base}/predict", rows, concurrency=concurrency,
+                route = getattr(predictor, "route", "/predict")
+                metrics.update(bench_http(f"{base}{route}", rows, concurrency=concurrency,
                                           total_requests=total_requests, timeout_s=timeout_s))
             for q in _QUANTILES:
                 metrics[f"latency_{q}_ms"] = metrics[f"http_latency_{q}_ms"]

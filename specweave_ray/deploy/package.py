@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from specweave_ray import problems
 from specweave_ray._fs import atomic_write_bytes, atomic_write_json, folder_lock, read_json
 from specweave_ray.candidates.serialization import sha256_of
 from specweave_ray.data import read_schema
@@ -49,6 +50,7 @@ from specweave_ray.deploy._package_read import (
     read_verified,
     resolve_version,
 )
+from specweave_ray.deploy._recs import recs_metadata
 from specweave_ray.deploy.drift import reference_profile
 from specweave_ray.deploy.predictor import Predictor
 from specweave_ray.exceptions import RecordError
@@ -125,9 +127,12 @@ def build_package(
         if "features" in art:
             features_info = _copy_files(trial.path, art["features"], folder,
                                         lambda f: f"{stem}.features{f[f.rindex('.'):]}")
-        meta = _assemble(inc, version=version, evaluation=ev, trial=trial, model_info=model_info,
-                         features_info=features_info, classes=art.get("classes"),
-                         reference_data=reference_data)
+        if problems.get(inc.spec().problem_type).output == "rankings":
+            meta = _assemble_ranker(inc, version=version, evaluation=ev, trial=trial, model_info=model_info)
+        else:
+            meta = _assemble(inc, version=version, evaluation=ev, trial=trial, model_info=model_info,
+                             features_info=features_info, classes=art.get("classes"),
+                             reference_data=reference_data)
     except BaseException:
         for leftover in folder.glob(f"{stem}.*"):  # no metadata yet: nothing refers to them
             leftover.unlink(missing_ok=True)
@@ -195,6 +200,27 @@ def _assemble(inc: Increment, *, version: int, evaluation: Any, trial: Any, mode
     written = [meta["explainer_background"]] + ([meta["reference"]] if meta["reference"] else [])
     meta["files"] = {**partial["files"], **{name: sha256_of(folder / name) for name in written}}
     meta["mlflow"] = None
+    return meta
+
+
+def _assemble_ranker(inc: Increment, *, version: int, evaluation: Any, trial: Any,
+                     model_info: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of a recommender package: no feature pipeline, no background rows (its
+    explanations are the user's own history), the list length ``k`` the evaluation used."""
+    folder = inc.models_dir
+    model = load_model({"model": model_info, "files": model_info["files"]}, folder)
+    meta: dict[str, Any] = {
+        "version": version, "increment": inc.id, "created": _now(), "status": "candidate",
+        "problem_type": inc.spec().problem_type, "target": None, "candidate": evaluation.meta.get("candidate"),
+        "estimator": model_info.get("estimator"), "params": dict(trial.params),
+        "format": model_info.get("format"), "classes": None, "threshold": None,
+        "feature_names": None, "feature_groups": None,
+        "metrics": dict(evaluation.metrics), "evaluation_record": evaluation.id, "trial_record": trial.id,
+        "data_fingerprint": evaluation.meta.get("data_fingerprint") or trial.meta.get("data_fingerprint"),
+        "packages": package_versions(), "model": model_info, "features": None,
+        **recs_metadata(model=model, k=int(evaluation.meta.get("k") or 10)),
+        "explainer_background": None, "reference": None, "files": dict(model_info["files"]), "mlflow": None,
+    }
     return meta
 
 

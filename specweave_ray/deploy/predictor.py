@@ -37,6 +37,7 @@ from specweave_ray.deploy._fast_features import (
     n_outputs,
 )
 from specweave_ray.deploy._package_read import load_features, load_model, load_package, verify_files
+from specweave_ray.deploy._recs import RecommenderPredictor
 from specweave_ray.deploy._rows import RowValidator
 from specweave_ray.deploy.explain import explain_rows
 from specweave_ray.exceptions import CandidateError, DataError, FastPathUnsupported, RecordError
@@ -141,6 +142,8 @@ class Predictor:
 
     @classmethod
     def _open(cls, meta: Mapping[str, Any], folder: Path) -> Predictor:
+        if meta.get("kind") == RecommenderPredictor.kind:  # answers recommend(user_id, k)
+            return RecommenderPredictor(meta, folder, model=load_model(meta, folder))
         return cls(meta, folder, model=load_model(meta, folder), features=load_features(meta, folder))
 
     # -- predictions ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from specweave_ray.deploy._package_read import load_package
 from specweave_ray.deploy.predictor import Predictor
 from specweave_ray.exceptions import BadRequest, ConfigError, http_status, require
 from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import resolve_increment
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,45 @@ def parse_rows(body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
                 raise BadRequest(422, f"row {i} field {key!r}: the integer {value:.3e} is out of "
                                       "range for a model input")
     return rows
+
+
+def parse_recommend(body: bytes, *, max_rows: int) -> dict[str, Any]:
+    """A ``/recommend`` or ``/explain`` body of a recommender: ``{"user": id}`` or ``{"users":
+    [ids]}``, with optional ``k`` (a positive integer) and ``exclude_seen`` (default true).
+
+    Raises:
+        BadRequest: 422 naming the field, 413 for too many users.
+    """
+    if not body:
+        raise BadRequest(422, 'empty body; send {"user": ID} or {"users": [ID, ...]}, optionally "k"')
+    try:
+        data = _loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(422, f"body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise BadRequest(422, "body is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise BadRequest(422, f'body must be a JSON object such as {{"user": ID}}, got {type(data).__name__}')
+    unknown = sorted(set(data) - {"user", "users", "k", "exclude_seen"})
+    if unknown:
+        raise BadRequest(422, f"unknown field(s) {unknown}; accepted: user, users, k, exclude_seen")
+    if ("user" in data) == ("users" in data):
+        raise BadRequest(422, 'give exactly one of "user" (an id) or "users" (a list of ids)')
+    ids = data["users"] if "users" in data else [data["user"]]
+    if not isinstance(ids, list) or not ids:
+        raise BadRequest(422, '"users" must be a non-empty list of ids')
+    if len(ids) > max_rows:
+        raise BadRequest(413, f"{len(ids)} users in one request; at most {max_rows} are accepted")
+    for i, u in enumerate(ids):
+        if isinstance(u, bool) or not isinstance(u, (str, int)):
+            raise BadRequest(422, f"user {i} must be a string or an integer id, got {u!r}")
+    k = data.get("k")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise BadRequest(422, f'"k" must be a positive integer, got {k!r}')
+    exclude = data.get("exclude_seen", True)
+    if not isinstance(exclude, bool):
+        raise BadRequest(422, f'"exclude_seen" must be true or false, got {exclude!r}')
+    return {**data, "exclude_seen": exclude}
 
 
 def score_rows(predictor: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -220,15 +260,37 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
             return answer({"explanations": _jsonable(explanations), "version": version})
         return await client_errors_refused("explain", work)
 
+    async def recommend(request: Any) -> Response:
+        async def work() -> Response:
+            req = parse_recommend(await read_body(request), max_rows=max_rows)
+            if "users" in req:
+                out = {"recommendations": predictor.recommend_many(req["users"], req.get("k"),
+                                                                   exclude_seen=req["exclude_seen"])}
+            else:
+                out = predictor.recommend(req["user"], req.get("k"), exclude_seen=req["exclude_seen"])
+            out["version"] = version
+            return answer(out)
+        return await client_errors_refused("recommend", work)
+
+    async def explain_list(request: Any) -> Response:
+        async def work() -> Response:
+            req = parse_recommend(await read_body(request), max_rows=1)
+            out = await run_in_threadpool(predictor.explain, req["user"], req.get("k"))
+            out["version"] = version
+            return answer(_jsonable(out))
+        return await client_errors_refused("explain", work)
+
     async def get_health(request: Any) -> Response:
         return Response(health, media_type=_JSON)
 
     async def get_metadata(request: Any) -> Response:
         return Response(metadata, media_type=_JSON)
 
+    recommender = getattr(predictor, "kind", None) == "recommender"
     app = Starlette(routes=[
-        Route("/predict", predict, methods=["POST"]),
-        Route("/explain", explain, methods=["POST"]),
+        *([Route("/recommend", recommend, methods=["POST"]), Route("/explain", explain_list, methods=["POST"])]
+          if recommender else
+          [Route("/predict", predict, methods=["POST"]), Route("/explain", explain, methods=["POST"])]),
         Route("/health", get_health, methods=["GET"]),
         Route("/metadata", get_metadata, methods=["GET"]),
     ])
@@ -293,6 +355,10 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
             raise ConfigError("give the increment's path or a loader")
         loader = functools.partial(_load_predictor, str(Path(increment_path).resolve()), version)
 
+    if increment_path is not None and _is_recommender(Path(increment_path), version):
+        raise ConfigError("the Ray Serve engine serves row-scoring models; serve a recommender with "
+                          "--engine local")
+
     @serve.ingress()
     class SpecweavePredictor:
         def __init__(self, load: Callable[[], Any]) -> None:
@@ -329,6 +395,14 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
         max_ongoing_requests=max_ongoing_requests, ray_actor_options={"num_cpus": num_cpus},
     )
     return deployment.bind(loader)
+
+
+def _is_recommender(path: Path, version: str | int) -> bool:
+    try:
+        meta, _ = load_package(resolve_increment(path, None), version)
+    except Exception:  # noqa: BLE001 - the loader itself reports an unreadable package
+        return False
+    return meta.get("kind") == "recommender"
 
 
 def _load_predictor(path: str, version: str | int) -> Any:

@@ -20,6 +20,7 @@ import pandas as pd
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json, read_json
 from specweave_ray.candidates.serialization import load_native
+from specweave_ray.evaluate._ranking import evaluate_rankings
 from specweave_ray.evaluate._scores import (
     error_analysis,
     evaluate,
@@ -163,6 +164,10 @@ def evaluate_holdout(
         raise RecordError(f"{inc.id} has no experiments/comparison.json; run the sweep (T-003…T-005) first")
     problem = problems.get(spec.problem_type)
     model, features, art, best = _load_best(inc, comp)
+    if problem.output == "rankings":
+        return evaluate_rankings(inc, spec, comp, problem=problem, model=model, best=best, X_train=X_train,
+                                 y_train=y_train, X_test=X_test, y_test=y_test, seed=seed,
+                                 data_fingerprint=data_fingerprint, n_boot=n_boot)
     primary = comp["metric"]
     metric_def = get_metric(primary)
 

@@ -98,6 +98,20 @@ def _problem(cfg: PipelineConfig) -> ProblemType:
     return problems.get(load_spec(cfg.spec).problem_type if cfg.spec else cfg.problem_type)
 
 
+def primary_metric(cfg: PipelineConfig, problem: ProblemType, *, spec: Spec | None) -> str:
+    """The run's primary metric: the config's, else the spec's, else the type's default; ``k``
+    (``--k``) sets a ranking metric's list length.
+
+    Raises:
+        ConfigError: the metric does not apply to the type, or ``k`` is given for a metric with
+            no cut-off.
+    """
+    name = cfg.metric or (spec.primary_metric if spec is not None else None) or problem.default_metric
+    if cfg.k is not None:
+        name = problem.with_k(name, cfg.k)
+    return problem.metric(name).name
+
+
 def load_data(cfg: PipelineConfig) -> pd.DataFrame:
     if cfg.data.generate:
         kwargs = dict(cfg.data.params)
@@ -123,6 +137,8 @@ class _Run:
     use_cache: bool
     on_progress: Callable[[Progress], None] | None
     say: Callable[[str], None]
+    metric: str | None = None
+    target: str | None = None
     sweep: SweepResults | None = None
 
     def candidates(self) -> list[ModelExperiment]:
@@ -156,8 +172,14 @@ def run_pipeline(
     # Read and check the data before anything is written: bad input leaves no partial increment.
     problem = problems.get(increment.spec().problem_type) if increment else _problem(cfg)
     df = load_data(cfg)
-    X, y = data_mod.split_xy(df, target=cfg.data.target)
+    X, y = problem.frame(df, target=cfg.data.target, columns=cfg.data.columns)
     problem.check_target(y)
+    if not problem.uses_features:  # the stages read the framed table (interactions, relevance)
+        df, target = X.assign(**{str(y.name): y}), str(y.name)
+    else:
+        target = cfg.data.target
+    metric = primary_metric(cfg, problem, spec=increment.spec() if increment else
+                            (load_spec(cfg.spec) if cfg.spec else None))
 
     inc = increment or ensure_increment(cfg, root=root)
     spec = inc.spec()
@@ -170,9 +192,10 @@ def run_pipeline(
     save_config(inc, cfg)
     say(f"increment {inc.id} ({problem.name}) under {storage.display(inc.root)}")
     X_train, X_test, y_train, y_test = problem.holdout_split(
-        X, y, test_size=cfg.data.test_size, seed=cfg.seed, time_column=cfg.data.time_column)
+        X, y, test_size=cfg.data.test_size, seed=cfg.seed,
+        time_column=cfg.data.time_column if problem.uses_features else None)
     run = _Run(cfg, inc, spec, problem, df, X_train, X_test, y_train, y_test, data_mod.fingerprint(df),
-               address, use_cache, on_progress, say)
+               address, use_cache, on_progress, say, metric=metric, target=target)
     say(f"data: {len(df)} rows ({len(X_train)} train / {len(X_test)} held out), fingerprint {run.fp}")
 
     result = PipelineResult(increment=inc, data_fingerprint=run.fp, rows_train=len(X_train), rows_test=len(X_test))
@@ -204,14 +227,18 @@ def _publish(inc: Increment) -> None:
 def _data(run: _Run, result: PipelineResult) -> None:
     cfg = run.cfg
     record = data_mod.record_data(
-        run.inc, run.df, target=cfg.data.target, problem=run.problem,
+        run.inc, run.df, target=run.target, problem=run.problem,
         source=cfg.data.path or f"generate:{cfg.data.generate}", test_size=cfg.data.test_size,
-        rows_train=len(run.X_train), rows_test=len(run.X_test), seed=cfg.seed, fingerprint=run.fp)
+        rows_train=len(run.X_train), rows_test=len(run.X_test), seed=cfg.seed, fingerprint=run.fp,
+        split=run.problem.split_report(run.X_train, run.X_test))
     run.say(f"T-001 data profile → {record}")
 
 
 def _features(run: _Run, result: PipelineResult) -> None:
-    record, n = data_mod.record_features(run.inc, run.X_train, fingerprint=run.fp)
+    if run.problem.uses_features:
+        record, n = data_mod.record_features(run.inc, run.X_train, fingerprint=run.fp)
+    else:
+        record, n = data_mod.record_interactions(run.inc, run.X_train, run.y_train, fingerprint=run.fp)
     run.say(f"T-002 feature pipeline ({n} columns) → {record}")
 
 
@@ -220,7 +247,7 @@ def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool) -> Swe
     sweep = cfg.sweep.model_copy(update={"address": run.address or cfg.sweep.address})
     return run_experiments(
         experiments, run.X_train, run.y_train, increment=run.inc, problem_type=run.problem.name,
-        metric=cfg.metric or run.spec.primary_metric, seed=cfg.seed,
+        metric=run.metric, seed=cfg.seed,
         baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, sweep=sweep,
         use_cache=run.use_cache, refit=refit, data_fingerprint=run.fp, on_progress=run.on_progress)
 
@@ -272,7 +299,7 @@ def _deploy(run: _Run, result: PipelineResult) -> None:
 
 def _ab_plan(run: _Run, result: PipelineResult) -> None:
     ab = run.cfg.abtest
-    path = write_ab_plan(run.inc, run.spec, y_train=run.y_train, target=run.cfg.data.target,
+    path = write_ab_plan(run.inc, run.spec, y_train=run.y_train, target=run.target,
                          comparison=read_json(run.inc.experiments_dir / "comparison.json", {}),
                          mde_relative=ab.mde_relative, daily_traffic=ab.daily_traffic,
                          traffic_split=ab.traffic_split, fingerprint=run.fp)
