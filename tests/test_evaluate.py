@@ -263,6 +263,49 @@ def test_tune_threshold_falls_back_to_max_f1() -> None:
     assert fixed.threshold == 0.5 and fixed.recall == pytest.approx(5 / 6)
 
 
+BREAST_CANCER_TARGETS = [Target("precision", ">=", 0.8), Target("recall", ">=", 0.7),
+                         Target("f1", ">=", 0.75)]
+
+
+def _breast_cancer_oof() -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of a real (deliberately weak: two columns) model."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return y, cross_val_predict(model, X[:, :2], y, cv=folds, method="predict_proba")[:, 1]
+
+
+def test_several_threshold_targets_maximise_the_smallest_relative_slack(tmp_path) -> None:
+    y, p = _breast_cancer_oof()
+    choice = ev.tune_threshold(y, p, targets=BREAST_CANCER_TARGETS)
+    edge = ev.tune_threshold(y, p, targets=BREAST_CANCER_TARGETS[:1])  # one target: today's rule
+    assert edge.precision < 0.81  # the single-target rule sits at the edge of precision >= 0.8
+    slacks = [choice.precision / 0.8 - 1, choice.recall / 0.7 - 1, choice.f1 / 0.75 - 1]
+    assert choice.met and choice.slack == pytest.approx(min(slacks)) and choice.slack > 0.1
+    assert choice.precision > 0.9 and "relative slack" in choice.reason
+    curve = choice.curve
+    meets = (curve["precision"] >= 0.8) & (curve["recall"] >= 0.7) & (curve["f1"] >= 0.75)
+    assert choice.slack == pytest.approx(curve.loc[meets, "min_slack"].max())
+    edge_slack = curve.set_index("threshold").loc[edge.threshold, "min_slack"]
+    assert choice.slack > edge_slack + 0.1
+    md = ev.render_report({"roc_auc": 0.9}, problem_type="classification", threshold=choice)
+    assert f"{choice.slack:+.1%}" in md
+    (path,) = [q for q in ev.write_plots(tmp_path, y, problem_type="classification", proba=p,
+                                         threshold=choice.threshold, curve=curve)
+               if q.name == "threshold.png"]
+    assert path.stat().st_size > 1000
+    # nothing meets every target: today's single-target rule, reported as not met
+    hard = ev.tune_threshold(y, p, targets=[Target("precision", ">=", 0.99), Target("recall", ">=", 0.99)])
+    assert not hard.met and "no threshold meets all of" in hard.reason and hard.slack < 0
+    assert hard.threshold == ev.tune_threshold(y, p, targets=[Target("precision", ">=", 0.99)]).threshold
+
+
 def test_tune_threshold_rejects_bad_input() -> None:
     with pytest.raises(DataError, match="both present"):
         ev.tune_threshold([0, 0, 0], [0.1, 0.2, 0.3])
