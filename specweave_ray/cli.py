@@ -153,6 +153,9 @@ def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
         _print_comparison(console, result.sweep.comparison)
     if result.gate:
         _print_gate(console, result.gate, result.evaluation)
+    elif result.evaluation is not None:
+        console.print("gate: no targets (spec.md names no success criteria): nothing was checked, "
+                      "so nothing passed", soft_wrap=True)
     console.print(f"records: {storage.display(result.increment.experiments_dir)}", soft_wrap=True)
     return 0
 

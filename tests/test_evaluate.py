@@ -263,6 +263,49 @@ def test_tune_threshold_falls_back_to_max_f1() -> None:
     assert fixed.threshold == 0.5 and fixed.recall == pytest.approx(5 / 6)
 
 
+BREAST_CANCER_TARGETS = [Target("precision", ">=", 0.8), Target("recall", ">=", 0.7),
+                         Target("f1", ">=", 0.75)]
+
+
+def _breast_cancer_oof() -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of a real (deliberately weak: two columns) model."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return y, cross_val_predict(model, X[:, :2], y, cv=folds, method="predict_proba")[:, 1]
+
+
+def test_several_threshold_targets_maximise_the_smallest_relative_slack(tmp_path) -> None:
+    y, p = _breast_cancer_oof()
+    choice = ev.tune_threshold(y, p, targets=BREAST_CANCER_TARGETS)
+    edge = ev.tune_threshold(y, p, targets=BREAST_CANCER_TARGETS[:1])  # one target: today's rule
+    assert edge.precision < 0.81  # the single-target rule sits at the edge of precision >= 0.8
+    slacks = [choice.precision / 0.8 - 1, choice.recall / 0.7 - 1, choice.f1 / 0.75 - 1]
+    assert choice.met and choice.slack == pytest.approx(min(slacks)) and choice.slack > 0.1
+    assert choice.precision > 0.9 and "relative slack" in choice.reason
+    curve = choice.curve
+    meets = (curve["precision"] >= 0.8) & (curve["recall"] >= 0.7) & (curve["f1"] >= 0.75)
+    assert choice.slack == pytest.approx(curve.loc[meets, "min_slack"].max())
+    edge_slack = curve.set_index("threshold").loc[edge.threshold, "min_slack"]
+    assert choice.slack > edge_slack + 0.1
+    md = ev.render_report({"roc_auc": 0.9}, problem_type="classification", threshold=choice)
+    assert f"{choice.slack:+.1%}" in md
+    (path,) = [q for q in ev.write_plots(tmp_path, y, problem_type="classification", proba=p,
+                                         threshold=choice.threshold, curve=curve)
+               if q.name == "threshold.png"]
+    assert path.stat().st_size > 1000
+    # nothing meets every target: today's single-target rule, reported as not met
+    hard = ev.tune_threshold(y, p, targets=[Target("precision", ">=", 0.99), Target("recall", ">=", 0.99)])
+    assert not hard.met and "no threshold meets all of" in hard.reason and hard.slack < 0
+    assert hard.threshold == ev.tune_threshold(y, p, targets=[Target("precision", ">=", 0.99)]).threshold
+
+
 def test_tune_threshold_rejects_bad_input() -> None:
     with pytest.raises(DataError, match="both present"):
         ev.tune_threshold([0, 0, 0], [0.1, 0.2, 0.3])
@@ -417,3 +460,59 @@ def test_error_analysis_labels_only_and_multiclass(seed: int) -> None:
 def test_tune_threshold_accepts_predict_proba_output() -> None:
     proba = np.column_stack([1 - np.asarray(SCORES), SCORES])
     assert ev.tune_threshold(LABELS, proba).threshold == ev.tune_threshold(LABELS, SCORES).threshold
+
+
+# --- lift: paired bootstrap, expected scores of random baselines -------------------------------
+def test_lift_ci_is_paired_and_random_baselines_count_by_their_expected_score(increment, monkeypatch) -> None:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from specweave_ray.evaluate._paired import paired_samples
+    from specweave_ray.evaluate.gate import lift_metrics
+    from specweave_ray.evaluate.holdout import RANDOM_DRAWS, _baseline_scores
+    from specweave_ray.workspace.records import track_experiment
+
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    y_tr, y_te = y_tr.to_numpy(), y_te.to_numpy()
+    rows = []
+    for name, params in (("random-prior", {"strategy": "stratified", "random_state": 0}),
+                         ("majority", {"strategy": "most_frequent"})):
+        with track_experiment(f"{name}-trial", increment=increment, kind="trial",
+                              model="sklearn.dummy.DummyClassifier") as exp:
+            exp.log_params(params)
+        rows.append({"kind": "baseline", "record": exp.id, "candidate": name})
+    baselines, outputs = _baseline_scores(increment, {"rows": rows}, X_train=X_tr, y_train=y_tr, X_test=X_te,
+                                          y_test=y_te, problem=ev.problems.get("classification"), threshold=0.5,
+                                          fp="", seed=0)
+    draws = [DummyClassifier(strategy="stratified", random_state=k).fit(X_tr, y_tr).predict_proba(X_te)
+             for k in range(RANDOM_DRAWS)]
+    f1s = [ev.score(y_te, problem_type="classification", proba=p)["f1"] for p in draws]
+    assert baselines["random-prior"]["expected_over_draws"] == RANDOM_DRAWS == len(outputs["random-prior"])
+    assert baselines["random-prior"]["f1"] == pytest.approx(np.mean(f1s)) and max(f1s) > np.mean(f1s) + 0.01
+    assert len(outputs["majority"]) == 1 and "f1_ci_low" in baselines["majority"]
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X_tr, y_tr)
+    kw = {"proba": model.predict_proba(X_te), "threshold": 0.5}
+    ours, refs = paired_samples(y_te, problem_type="classification", metric="f1", model=kw,
+                                references={**outputs, "itself": [kw]}, n_boot=300, seed=0)
+    assert ours.shape == refs["random-prior"].shape == (300,)
+    np.testing.assert_array_equal(ours, refs["itself"])  # the same rows: a lift over itself is exactly 0
+    f1 = ev.score(y_te, problem_type="classification", **kw)["f1"]
+    lifts = lift_metrics("f1", f1, {n: m["f1"] for n, m in baselines.items()} | {"itself-baseline": f1},
+                         lower_is_better=False, samples=(ours, refs | {"itself-baseline": refs["itself"]}))
+    assert (lifts["lift_itself_baseline_pct_ci_low"], lifts["lift_itself_baseline_pct_ci_high"]) == (0.0, 0.0)
+    # the random reference is the expected score over the draws, its CI from the same resamples
+    assert lifts["lift_random_baseline_x"] == pytest.approx(f1 / np.mean(f1s))
+    expected = np.percentile(ours / refs["random-prior"], [2.5, 97.5])
+    assert (lifts["lift_random_baseline_x_ci_low"], lifts["lift_random_baseline_x_ci_high"]) == \
+        pytest.approx(tuple(expected))
+    # unpaired (the model's CI over a fixed base), the lift over itself would look uncertain
+    ci = (float(np.percentile(ours, 2.5)), float(np.percentile(ours, 97.5)))
+    unpaired = lift_metrics("f1", f1, {"itself-baseline": f1}, lower_is_better=False, ci=ci)
+    assert unpaired["lift_itself_baseline_pct_ci_high"] - unpaired["lift_itself_baseline_pct_ci_low"] > 1.0

@@ -12,12 +12,14 @@ import pytest
 from specweave_ray.evaluate import gate as validate_module
 from specweave_ray.evaluate.gate import (
     MET,
+    NO_TARGETS,
     NOT_MEASURED,
     NOT_MET,
     GateRow,
     check_targets,
     gate_json,
     gate_passed,
+    gate_verdict,
     lift_metrics,
     render_gate,
 )
@@ -231,7 +233,9 @@ def test_gate_passed() -> None:
     assert not gate_passed(met_or_missing)
     assert gate_passed(met_or_missing, allow_not_measured=True)
     assert gate_passed([r for r in rows if r.status == MET])
-    assert gate_passed([])
+    assert not gate_passed([]) and not gate_passed([], allow_not_measured=True)
+    assert gate_verdict([]) == NO_TARGETS == "no targets"
+    assert gate_verdict(rows) == "failed" and gate_verdict([r for r in rows if r.status == MET]) == "passed"
 
 
 def test_render_gate() -> None:
@@ -248,7 +252,7 @@ def test_render_gate() -> None:
     assert "| 35.2 ms |" in text and "| 850 req/s |" in text and "❌ not met" in text
     assert "| `MAPE < 10%` | — | — | ⏳ not measured | — |" in text
     assert "| 31% |" in text
-    assert render_gate([]).splitlines()[-1] == "0 of 0 targets met; 0 not measured"
+    assert render_gate([]).startswith("No targets:") and "not passed" in render_gate([])
 
 
 def test_gate_json_round_trips() -> None:

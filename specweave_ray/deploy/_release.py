@@ -12,7 +12,7 @@ from specweave_ray._fs import atomic_write_json, atomic_write_text
 from specweave_ray.deploy.abtest import render_ab_plan
 from specweave_ray.deploy.bench import run_bench
 from specweave_ray.deploy.package import list_packages, mark
-from specweave_ray.evaluate.gate import GateRow, check_targets, gate_json, gate_passed, render_gate
+from specweave_ray.evaluate.gate import GateRow, check_targets, gate_json, gate_verdict, render_gate
 from specweave_ray.spec import Spec
 from specweave_ray.workspace.increment import Increment, list_increments
 from specweave_ray.workspace.records import list_records, track_experiment
@@ -24,13 +24,15 @@ _GUARDRAILS = ("latency_p99", "latency_p95", "latency_p50", "throughput", "preci
 
 @dataclass(frozen=True)
 class ReleaseGate:
-    """What T-008 decided: every target's row, the verdict, and the records it wrote."""
+    """What T-008 decided: every target's row, the verdict (``passed``, ``failed`` or ``no
+    targets``; only ``passed`` sets ``passed``), and the records it wrote."""
 
     rows: list[GateRow]
     passed: bool
     version: int
     benchmark_record: str
     gate_record: str
+    verdict: str = "failed"
 
 
 def release_gate(inc: Increment, spec: Spec, *, version: int, fingerprint: str,
@@ -42,18 +44,20 @@ def release_gate(inc: Increment, spec: Spec, *, version: int, fingerprint: str,
                                            total_requests=total_requests)
     evaluation = list_records(inc, kind="evaluation")[-1]
     rows = check_targets(spec.targets, {**evaluation.metrics, **bench_metrics})
-    passed = gate_passed(rows)
-    mark(inc, version, status="passed" if passed else "failed")
+    verdict = gate_verdict(rows)
+    passed = verdict == "passed"
+    # a spec with no targets checked nothing: the package stays a candidate, neither passed nor failed
+    mark(inc, version, status=verdict if verdict in ("passed", "failed") else "candidate")
     with track_experiment("deployment-gate", increment=inc, kind="gate",
                           meta={"data_fingerprint": fingerprint, "package": f"model-v{version}",
                                 "evaluation_record": evaluation.id, "benchmark_record": bench_id}) as exp:
-        exp.log_params({"package": f"model-v{version}", "passed": passed})
+        exp.log_params({"package": f"model-v{version}", "passed": passed, "verdict": verdict})
         exp.log_metrics({"targets": len(rows), "met": sum(r.status == "met" for r in rows),
                          "not_met": sum(r.status == "not met" for r in rows),
                          "not_measured": sum(r.status == "not measured" for r in rows)})
         exp.save_report("gate.md", render_gate(rows))
         atomic_write_json(exp.path / "gate.json", gate_json(rows))
-    return ReleaseGate(rows, passed, version, bench_id, exp.id)
+    return ReleaseGate(rows, passed, version, bench_id, exp.id, verdict)
 
 
 def write_ab_plan(inc: Increment, spec: Spec, *, y_train: Any, target: str,

@@ -19,20 +19,22 @@ from specweave_ray.evaluate._scores import (
 )
 from specweave_ray.evaluate.gate import (
     MET,
+    NO_TARGETS,
     NOT_MEASURED,
     NOT_MET,
     GateRow,
     check_targets,
     gate_json,
     gate_passed,
+    gate_verdict,
     lift_metrics,
     render_gate,
 )
 from specweave_ray.evaluate.holdout import evaluate_holdout
 
 __all__ = [
-    "MET", "NOT_MEASURED", "NOT_MET", "GateRow", "ThresholdChoice", "bootstrap_ci",
+    "MET", "NOT_MEASURED", "NOT_MET", "NO_TARGETS", "GateRow", "ThresholdChoice", "bootstrap_ci",
     "check_targets", "error_analysis", "evaluate", "evaluate_holdout", "gate_json",
-    "gate_passed", "lift_metrics", "render_gate", "render_report", "score", "tune_threshold",
+    "gate_passed", "gate_verdict", "lift_metrics", "render_gate", "render_report", "score", "tune_threshold",
     "write_plots",
 ]

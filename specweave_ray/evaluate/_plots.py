@@ -134,9 +134,21 @@ def _threshold(directory: Path, curve: pd.DataFrame, threshold: float) -> Path:
     fig, ax = _figure((6.5, 4.5))
     for name in ("precision", "recall", "f1", "flagged_rate"):
         ax.plot(curve["threshold"], curve[name], label=name.replace("_", " "))
-    ax.axvline(threshold, color="black", linestyle=":", label=f"chosen {threshold:.4g}")
+    label = f"chosen {threshold:.4g}"
+    handles = []
+    if "min_slack" in curve:  # several threshold targets: the smallest relative slack over them
+        twin = ax.twinx()
+        slack = curve["min_slack"].to_numpy(dtype=float)
+        handles = twin.plot(curve["threshold"], slack, color="#8c564b", linestyle="--",
+                            label="smallest relative slack (right axis)")
+        twin.axhline(0, color="#8c564b", linewidth=0.8, alpha=0.5)
+        twin.set_ylabel("smallest relative slack over the targets")
+        at = float(slack[int(np.argmin(np.abs(curve["threshold"].to_numpy() - threshold)))])
+        label += f" (slack {at:+.1%})"
+    ax.axvline(threshold, color="black", linestyle=":", label=label)
     ax.set(xlabel="threshold", ylabel="value", title="Threshold trade-off", ylim=(0, 1.02))
-    ax.legend(loc="best", fontsize=8)
+    lines, names = ax.get_legend_handles_labels()
+    ax.legend(lines + handles, names + [h.get_label() for h in handles], loc="best", fontsize=8)
     return _save(fig, directory / "threshold.png")
 
 
@@ -242,6 +254,10 @@ def _threshold_section(choice: ThresholdChoice) -> list[str]:
              f"out-of-fold predictions): precision {_fmt(choice.precision)}, recall "
              f"{_fmt(choice.recall)}, F1 {_fmt(choice.f1)}. Target met: "
              f"{'yes' if choice.met else '**no**'} ({choice.reason})."]
+    if choice.slack is not None:
+        lines.append("")
+        lines.append(f"Smallest relative slack over the threshold targets there: **{choice.slack:+.1%}** "
+                     "(how far the tightest target is inside its bound, relative to the bound).")
     curve = choice.curve
     if curve is None or not len(curve):
         return lines

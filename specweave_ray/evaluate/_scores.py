@@ -50,6 +50,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _THRESHOLD_DEFAULTS = ("f1", "fixed")
+# Metrics whose value moves with the binary decision threshold.
+_THRESHOLD_METRICS = ("precision", "recall", "f1", "accuracy", "balanced_accuracy")
 _CHUNK_CELLS = 4_000_000  # resamples x rows held at once: ~32 MB of float64 per matrix
 
 
@@ -248,13 +250,17 @@ def evaluate(y_true: Any, *, problem_type: str | ProblemType, proba: Any = None,
 # --- threshold tuning ---------------------------------------------------------------------------
 def tune_threshold(y_true: Any, proba_pos: Any, *, targets: Sequence[Target] = (),
                    default: str = "f1") -> ThresholdChoice:
-    """Choose the decision threshold from a precision or recall target, else by ``default``.
+    """Choose the decision threshold from the targets that depend on it, else by ``default``.
 
-    A precision target (``precision >= p``) picks the threshold with the highest recall among
-    those meeting it; else a recall target picks the highest precision among those meeting it;
-    else ``default``: ``"f1"`` (max F1) or ``"fixed"`` (0.5). When no threshold meets the
-    target, the one with the best precision (resp. recall) is chosen and ``met`` is False.
-    Pass validation or out-of-fold predictions, never the test set.
+    Several threshold targets (any two of precision, recall, F1, accuracy, balanced accuracy):
+    the threshold that maximises the smallest *relative slack* over all of them
+    (``(measured - wanted) / wanted`` for ``>=``, the mirror for ``<=``), so no target sits at
+    the edge while another has room to spare; ``slack`` reports that smallest slack. When no
+    threshold meets them all, or there is only one, the single-target rule: a precision target
+    picks the highest recall among the thresholds meeting it; else a recall target the highest
+    precision; when none meets it, the best precision (resp. recall) is chosen and ``met`` is
+    False. With no precision or recall target, ``default``: ``"f1"`` (max F1) or ``"fixed"``
+    (0.5). Pass validation or out-of-fold predictions, never the test set.
 
     Raises:
         ConfigError: unknown ``default``.
@@ -285,6 +291,20 @@ def tune_threshold(y_true: Any, proba_pos: Any, *, targets: Sequence[Target] = (
     curve = pd.DataFrame({"threshold": thresholds, "precision": precision, "recall": recall,
                           "f1": f1, "flagged_rate": flagged})
     own = [t for t in targets if t.relative_to is None]
+    several = [t for t in own if t.metric in _THRESHOLD_METRICS]
+    all_met = None
+    if len(several) > 1:
+        values = _threshold_metrics(y, precision, recall, f1, flagged)
+        slack = np.min([_slack(t, values[t.metric]) for t in several], axis=0)
+        curve["min_slack"] = slack
+        all_met = np.array([all(t.is_met(values[t.metric][j]) for t in several) for j in range(slack.size)])
+        if all_met.any():
+            i = _best(np.where(all_met, slack, -np.inf), f1, thresholds)
+            reason = (f"{', '.join(t.render() for t in several)}: the largest smallest relative slack "
+                      f"({slack[i]:+.1%}) among the {int(all_met.sum())} of {all_met.size} thresholds "
+                      f"meeting them all")
+            return ThresholdChoice(float(thresholds[i]), float(precision[i]), float(recall[i]),
+                                   float(f1[i]), True, reason, curve, float(slack[i]))
     by_metric = {m: [t for t in own if t.metric == m] for m in ("precision", "recall")}
     drive = "precision" if by_metric["precision"] else "recall" if by_metric["recall"] else None
     if drive is None and default == "fixed":
@@ -311,8 +331,34 @@ def tune_threshold(y_true: Any, proba_pos: Any, *, targets: Sequence[Target] = (
                       f"{drive} ({values[drive][i]:.4f}, {other} {values[other][i]:.4f})")
         for t in by_metric[other]:
             reason += f"; {t.render()} {'is' if t.is_met(values[other][i]) else 'is NOT'} met there"
+    slack_i = None
+    if all_met is not None:  # several threshold targets, no threshold meeting them all
+        reason += (f"; no threshold meets all of {', '.join(t.render() for t in several)}, "
+                   f"so the single-target rule chose this one")
+        met, slack_i = False, float(curve["min_slack"].iloc[i])
     return ThresholdChoice(float(thresholds[i]), float(precision[i]), float(recall[i]),
-                           float(f1[i]), met, reason, curve)
+                           float(f1[i]), met, reason, curve, slack_i)
+
+
+def _threshold_metrics(y: np.ndarray, precision: np.ndarray, recall: np.ndarray, f1: np.ndarray,
+                       flagged: np.ndarray) -> dict[str, np.ndarray]:
+    """Every threshold-dependent metric along the curve, from its confusion counts."""
+    n, pos = y.size, float(y.sum())
+    neg = n - pos
+    tp = recall * pos
+    fp = flagged * n - tp
+    tn = neg - fp
+    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": (tp + tn) / n,
+            "balanced_accuracy": (recall + tn / neg) / 2}
+
+
+def _slack(target: Target, values: np.ndarray) -> np.ndarray:
+    """How far each value is inside (> 0) or outside (< 0) the target, relative to its value."""
+    scale = abs(target.value) or 1.0
+    gap = values - target.value if target.op in (">", ">=") else target.value - values
+    if target.op == "==":
+        gap = -np.abs(values - target.value)
+    return gap / scale
 
 
 def _best(primary: np.ndarray, secondary: np.ndarray, thresholds: np.ndarray) -> int:

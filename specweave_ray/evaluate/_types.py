@@ -28,10 +28,13 @@ class ThresholdChoice:
 
     Attributes:
         threshold, precision, recall, f1: the choice and its metrics on the tuning data.
-        met: whether the driving precision/recall target is met (True when there is none).
+        met: whether the threshold targets are met on the tuning data (True when there are none).
         reason: one sentence on how it was chosen, naming an unreachable target.
         curve: every candidate threshold, columns threshold, precision, recall, f1,
-            flagged_rate (share of rows predicted positive).
+            flagged_rate (share of rows predicted positive) and, with several threshold
+            targets, min_slack (the smallest relative slack over them).
+        slack: the smallest relative slack over the threshold targets at the chosen threshold
+            (``0.1``: every target met with 10% to spare); None with fewer than two.
     """
 
     threshold: float
@@ -41,3 +44,4 @@ class ThresholdChoice:
     met: bool
     reason: str
     curve: pd.DataFrame = field(repr=False, compare=False)
+    slack: float | None = None

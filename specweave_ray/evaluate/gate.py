@@ -16,15 +16,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from specweave_ray.exceptions import RecordError
 from specweave_ray.spec._grammar import LOWER_IS_BETTER, Target
 
 __all__ = [
-    "MET", "NOT_MEASURED", "NOT_MET", "GateRow", "check_targets", "gate_json", "gate_passed",
-    "lift_metrics", "render_gate",
+    "MET", "NOT_MEASURED", "NOT_MET", "NO_TARGETS", "GateRow", "check_targets", "gate_json",
+    "gate_passed", "gate_verdict", "lift_metrics", "render_gate",
 ]
 
 MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
+NO_TARGETS = "no targets"  # the verdict of a spec without success criteria: checked nothing
 _STATUSES = (MET, NOT_MET, NOT_MEASURED)
 _ICONS = {MET: "✅ met", NOT_MET: "❌ not met", NOT_MEASURED: "⏳ not measured"}
 
@@ -105,7 +108,8 @@ def check_targets(targets: Sequence[Target], metrics: Mapping[str, Any], *,
 
 def lift_metrics(metric: str, value: float, baselines: Mapping[str, float], *,
                  lower_is_better: bool, ci: tuple[float, float] | None = None,
-                 primary: bool = True) -> dict[str, float]:
+                 primary: bool = True,
+                 samples: tuple[Any, Mapping[str, Any]] | None = None) -> dict[str, float]:
     """Lifts of a model's ``metric`` over the baselines, under the keys lift targets read.
 
     Each baseline name gives a reference ``<name>_baseline`` (``"random-uniform"`` →
@@ -126,8 +130,13 @@ def lift_metrics(metric: str, value: float, baselines: Mapping[str, float], *,
         baselines: Baseline name → its value of ``metric`` on the same split.
         lower_is_better: The metric's direction.
         ci: The model metric's 95% CI; adds ``<key>_ci_low`` / ``<key>_ci_high`` per lift key,
-            the worse bound mapping to the worse lift.
+            the worse bound mapping to the worse lift. Used only where ``samples`` has no pair.
         primary: Whether ``metric`` is the spec's primary metric (adds the unprefixed keys).
+        samples: A paired bootstrap (``evaluate._paired.paired_samples``): the model's values
+            per resample and each baseline's on the same resamples. A lift's CI is then the 2.5
+            and 97.5 percentiles of the per-resample lifts over the baseline its reference
+            picks (by its value in ``baselines``, which should be a random baseline's expected
+            score, not one draw).
 
     Raises:
         RecordError: ``metric`` is not a snake-case name, or ``ci`` is not a (low, high) pair.
@@ -150,37 +159,57 @@ def lift_metrics(metric: str, value: float, baselines: Mapping[str, float], *,
         return {}
     refs = _references(metric, baselines, pick=min if lower_is_better else max)
     out: dict[str, float] = {}
-    for ref, base in refs.items():
+    for ref, (base, name) in refs.items():
         for suffix in ("pct", "x"):
             lift = _lift(value, base, unit=suffix, lower=lower_is_better)
             if lift is None:
                 continue
             bounds = None
-            if ci is not None:
+            if samples is not None and name in samples[1]:
+                bounds = _paired_bounds(samples[0], samples[1][name], unit=suffix, lower=lower_is_better)
+            elif ci is not None:
                 lo, hi = (_lift(b, base, unit=suffix, lower=lower_is_better) for b in ci)
                 if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
                     bounds = (min(lo, hi), max(lo, hi))
             key = f"lift_{ref}_{suffix}"
-            for name in ([key] if primary else []) + [f"{metric}_{key}"]:
-                out[name] = lift
+            for out_key in ([key] if primary else []) + [f"{metric}_{key}"]:
+                out[out_key] = lift
                 if bounds is not None:
-                    out[f"{name}_ci_low"], out[f"{name}_ci_high"] = bounds
+                    out[f"{out_key}_ci_low"], out[f"{out_key}_ci_high"] = bounds
     return out
 
 
 def gate_passed(rows: Sequence[GateRow], *, allow_not_measured: bool = False) -> bool:
-    """Whether every target is met; ``allow_not_measured`` skips the unmeasured. No rows pass."""
+    """Whether every target is met; ``allow_not_measured`` skips the unmeasured. No rows (a spec
+    without targets) do not pass: :func:`gate_verdict` says ``"no targets"``."""
     allowed = {MET, NOT_MEASURED} if allow_not_measured else {MET}
-    return all(row.status in allowed for row in rows)
+    return bool(rows) and all(row.status in allowed for row in rows)
+
+
+def gate_verdict(rows: Sequence[GateRow], *, allow_not_measured: bool = False) -> str:
+    """``"passed"``, ``"failed"``, or ``"no targets"`` when the spec names none.
+
+    Example:
+        >>> gate_verdict([])
+        'no targets'
+    """
+    if not rows:
+        return NO_TARGETS
+    return "passed" if gate_passed(rows, allow_not_measured=allow_not_measured) else "failed"
 
 
 def render_gate(rows: Sequence[GateRow]) -> str:
     """A markdown table of the rows and a one-line summary ``k of n targets met; m not measured``.
 
+    Without rows the text says there were no targets, so nothing was checked (not a pass).
+
     Example:
         >>> print(render_gate([GateRow(Target("recall", ">=", 0.7), "met", 0.75)]).splitlines()[-1])
         1 of 1 targets met; 0 not measured
     """
+    if not rows:
+        return ("No targets: the spec's Success Criteria name none, so nothing was checked and the "
+                "gate is not passed. Add target lines (e.g. `- precision >= 0.8`) to spec.md.")
     lines = ["| target | measured | 95% CI | status | CI worse bound meets? |",
              "| --- | --- | --- | --- | --- |"]
     for row in rows:
@@ -228,18 +257,36 @@ def _lower_is_better(target: Target) -> bool:
 
 
 def _references(metric: str, baselines: Mapping[str, float], *,
-                pick: Callable[[list[float]], float]) -> dict[str, float]:
-    """Reference name (``random_baseline``, ``best_baseline`` …) → the best value it stands for."""
-    groups: dict[str, list[float]] = {}
+                pick: Callable[..., tuple[float, str]]) -> dict[str, tuple[float, str]]:
+    """Reference name (``random_baseline``, ``best_baseline`` …) → (the best value it stands
+    for, the baseline that has it)."""
+    groups: dict[str, list[tuple[float, str]]] = {}
     for name, raw in baselines.items():
         base = None if raw is None else _as_float(raw, f"baseline {name!r} {metric}")
         if base is not None and math.isfinite(base):
             for ref in _refs(name):
-                groups.setdefault(ref, []).append(base)
-    refs = {ref: pick(vals) for ref, vals in groups.items()}
+                groups.setdefault(ref, []).append((base, name))
+    best = lambda pairs: pick(pairs, key=lambda p: p[0])  # noqa: E731 - the first best wins ties
+    refs = {ref: best(vals) for ref, vals in groups.items()}
     if bases := [v for ref, vals in groups.items() if ref.endswith("_baseline") for v in vals]:
-        refs["best_baseline"] = pick(bases)
+        refs["best_baseline"] = best(bases)
     return refs
+
+
+def _paired_bounds(model: Any, base: Any, *, unit: str, lower: bool) -> tuple[float, float] | None:
+    """The 95% percentile interval of the lift per paired resample; None when undefined."""
+    model, base = np.asarray(model, dtype=float), np.asarray(base, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if unit == "pct":
+            lifts = 100.0 * ((base - model) if lower else (model - base)) / np.abs(base)
+        else:
+            ok = (base > 0) & ((model > 0) if lower else True)
+            lifts = np.where(ok, base / model if lower else model / base, np.nan)
+    lifts = lifts[np.isfinite(lifts)]
+    if lifts.size == 0:
+        return None
+    low, high = np.percentile(lifts, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def _refs(name: str) -> list[str]:

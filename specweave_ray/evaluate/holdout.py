@@ -20,11 +20,13 @@ import pandas as pd
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json, read_json
 from specweave_ray.candidates.serialization import load_native
+from specweave_ray.evaluate._paired import paired_samples
 from specweave_ray.evaluate._ranking import evaluate_rankings
 from specweave_ray.evaluate._scores import (
     error_analysis,
     evaluate,
     render_report,
+    score,
     tune_threshold,
     write_plots,
 )
@@ -39,6 +41,7 @@ from specweave_ray.workspace.records import list_records, read_record, track_exp
 
 logger = logging.getLogger(__name__)
 _IMBALANCE_PARAMS = ("class_weight", "scale_pos_weight", "is_unbalance")
+RANDOM_DRAWS = 10  # seeds a random baseline is scored under; its metrics are their mean
 
 
 def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -92,30 +95,57 @@ def _oof_proba(rec: Any, X: pd.DataFrame, y: np.ndarray, *, problem: ProblemType
 
 
 def _baseline_scores(inc: Increment, comp: Mapping[str, Any], *, X_train: pd.DataFrame, y_train: Any,
-                     X_test: pd.DataFrame, y_test: Any, problem: ProblemType, threshold: float,
-                     fp: str) -> dict[str, dict[str, float]]:
+                     X_test: pd.DataFrame, y_test: Any, problem: ProblemType, threshold: float, fp: str,
+                     seed: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, Any]]]]:
+    """Each baseline's metrics on the test split, and its outputs (one per draw).
+
+    A baseline with a ``random_state`` is random: it is scored under ``RANDOM_DRAWS`` seeds and
+    its metrics are the means over them (its expected score), so "best baseline" is never one
+    lucky draw."""
     from sklearn.pipeline import Pipeline
 
-
     out: dict[str, dict[str, float]] = {}
+    outputs: dict[str, list[dict[str, Any]]] = {}
     for row in comp["rows"]:
         if row["kind"] != "baseline":
             continue
         rec = read_record(inc.experiments_dir / row["record"])
         cls = _import(rec.meta["model"])
         raw = getattr(cls, "requires_raw_frame", False)
-        steps = [] if raw else [("features", build_preprocessor(X_train))]
-        pipe = Pipeline([*[(n, s) for n, s in steps if s is not None], ("model", cls(**rec.params))])
-        pipe.fit(X_train, y_train)
-        kw = _outputs(problem, problem.predict(pipe, X_test), threshold)
-        metrics = evaluate(y_test, problem_type=problem, n_boot=200, **kw)
+        random = "random_state" in rec.params
+        draws = []
+        for k in range(RANDOM_DRAWS if random else 1):
+            params = {**rec.params, "random_state": seed + k} if random else rec.params
+            steps = [] if raw else [("features", build_preprocessor(X_train))]
+            pipe = Pipeline([*[(n, s) for n, s in steps if s is not None], ("model", cls(**params))])
+            pipe.fit(X_train, y_train)
+            draws.append(_outputs(problem, problem.predict(pipe, X_test), threshold))
+            if k == 1 and _same_outputs(draws[0], draws[1]):
+                draws, random = draws[:1], False  # random only in name (uniform probabilities)
+                break
+        if random:
+            scores = [score(y_test, problem_type=problem, **kw) for kw in draws]
+            metrics = {k: float(np.mean([m[k] for m in scores])) for k in scores[0]}
+            metrics.update(n_test=int(len(y_test)), expected_over_draws=len(draws))
+            if "threshold" in draws[0]:
+                metrics["threshold"] = float(threshold)
+        else:
+            metrics = evaluate(y_test, problem_type=problem, n_boot=200, **draws[0])
         with track_experiment(f"evaluation-baseline-{row['candidate']}", increment=inc, kind="baseline-evaluation",
                               model=rec.meta["model"], meta={"data_fingerprint": fp, "candidate": row["candidate"],
                                                              "trial_record": rec.id}) as exp:
-            exp.log_params({**rec.params, "split": "held-out test"})
+            exp.log_params({**rec.params, "split": "held-out test",
+                            **({"draws": len(draws), "draw_seeds": f"{seed}..{seed + len(draws) - 1}"}
+                               if random else {})})
             exp.log_metrics(_finite(metrics))
         out[row["candidate"]] = metrics
-    return out
+        outputs[row["candidate"]] = draws
+    return out, outputs
+
+
+def _same_outputs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    key = "proba" if "proba" in a else "pred"
+    return bool(np.array_equal(a[key], b[key]))
 
 
 def _outputs(problem: ProblemType, outputs: np.ndarray, threshold: float | None) -> dict[str, Any]:
@@ -138,6 +168,28 @@ def _previous(inc: Increment, problem_type: str) -> tuple[str, dict[str, float]]
         if evals:
             return other.id, dict(evals[-1].metrics)
     return None
+
+
+def _lift_section(primary: str, lifts: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]]) -> str:
+    """How the lifts were measured, and each reference's lift with its paired CI."""
+    if not lifts:
+        return ""
+    random = [f"{n} ({int(m['expected_over_draws'])} seeds)" for n, m in baselines.items() if "expected_over_draws" in m]
+    lines = ["", f"## Lift of {primary} over the baselines", "",
+             "Each CI is a paired bootstrap: the model and the baseline scored on the same resampled test rows."]
+    if random:
+        lines.append(f"Random baselines count by their expected score, the mean over seeds: {', '.join(random)}.")
+    lines += ["", "| reference | lift % | 95% CI | lift x | 95% CI |", "| --- | --- | --- | --- | --- |"]
+    refs = sorted({k[len("lift_"):-len("_pct")] for k in lifts if k.startswith("lift_") and k.endswith("_pct")})
+    for ref in refs:
+        cells = [ref.replace("_", " ")]
+        for unit in ("pct", "x"):
+            key = f"lift_{ref}_{unit}"
+            cells.append(f"{lifts[key]:.4g}" if key in lifts else "n/a")
+            low, high = lifts.get(f"{key}_ci_low"), lifts.get(f"{key}_ci_high")
+            cells.append(f"[{low:.4g}, {high:.4g}]" if low is not None and high is not None else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def evaluate_holdout(
@@ -187,13 +239,18 @@ def evaluate_holdout(
     kw = _outputs(problem, outputs, threshold)
     metrics = evaluate(y_te, problem_type=problem, n_boot=n_boot, seed=seed, **kw)
 
-    baselines = _baseline_scores(inc, comp, X_train=X_train, y_train=y_tr, X_test=X_test, y_test=y_te,
-                                 problem=problem, threshold=0.5, fp=data_fingerprint or "")
+    baselines, baseline_outputs = _baseline_scores(
+        inc, comp, X_train=X_train, y_train=y_tr, X_test=X_test, y_test=y_te, problem=problem, threshold=0.5,
+        fp=data_fingerprint or "", seed=seed)
     lifts = {}
     if primary in metrics and baselines:
         ci = (metrics.get(f"{primary}_ci_low"), metrics.get(f"{primary}_ci_high"))
+        # the model and every baseline scored on the same resampled rows
+        paired = paired_samples(y_te, problem_type=problem, metric=primary, model=kw,
+                                references=baseline_outputs, n_boot=n_boot, seed=seed)
         lifts = lift_metrics(primary, metrics[primary], {n: m[primary] for n, m in baselines.items() if primary in m},
-                             lower_is_better=metric_def.mode == "min", ci=ci if None not in ci else None)
+                             lower_is_better=metric_def.mode == "min", ci=ci if None not in ci else None,
+                             samples=paired)
     previous = _previous(inc, problem.name)
     gate = check_targets(spec.targets, {**metrics, **lifts}, source=None)
 
@@ -221,6 +278,7 @@ def evaluate_holdout(
                                previous=previous[1] if previous else None, errors=errors,
                                imbalance_note=notes, plots=[Path(p).name for p in plots])
         gate_md = render_gate(gate)
+        report += _lift_section(primary, lifts, baselines)
         exp.save_report("evaluation.md", report + "\n## Gate: spec targets\n\n" + gate_md)
         exp.save_report("gate.md", gate_md)
         atomic_write_json(exp.path / "gate.json", gate_json(gate))
