@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from specweave_ray.spec import _grammar as spec_module
 from specweave_ray.spec._grammar import (
     OPS,
     TASKS,
+    Requirement,
     Spec,
     Target,
     default_targets,
@@ -260,7 +262,10 @@ def test_render_spec_round_trip(title: str, problem_type: str, targets: list[Tar
     spec = Spec(title, problem_type, tuple(targets), primary_metric=primary)
     back = parse_spec(render_spec(spec))
     assert back.targets == spec.targets
-    assert back == spec
+    # The template's requirement bullets (baselines, candidates, explainability) come back as
+    # requirements, not targets.
+    assert "explainability" in {r.kind for r in back.requirements}
+    assert replace(back, requirements=()) == spec
 
 
 # --- spec.md parsing -------------------------------------------------------------------------------
@@ -433,3 +438,98 @@ def test_default_targets_rejects_unknown_problem_type() -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(spec_module)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- the spec.md the workflow writes (the seed's exact lines) -----------------------------------
+SEED_SPEC = """\
+# Recommendation Model
+
+## ML Problem Definition
+- Problem type: Binary classification
+- Input: User behavior history
+- Output: Top-N product recommendations
+- Success metrics: Precision@10 > 0.25, Recall@10 > 0.15
+
+## Data Requirements
+- Training data: 6 months user interactions
+- Validation: Last month
+- Features: User profile, product attributes, interaction history
+
+## Model Requirements
+- Latency: <100ms inference
+- Throughput: 1000 req/sec
+- Accuracy: Better than random baseline by 3x
+- Explainability: Must explain top-3 recommendations
+"""
+
+
+def test_workflow_spec_parses_every_target_where_it_stands() -> None:
+    spec = parse_spec(SEED_SPEC, source="spec.md")
+    assert spec.targets == (
+        Target("precision_at_10", ">", 0.25), Target("recall_at_10", ">", 0.15),
+        Target("latency_p99", "<", 100, "ms"), Target("throughput", ">=", 1000, "req/s"),
+        Target("accuracy", ">=", 3, "x", relative_to="random_baseline"),
+    )
+    assert [t.line for t in spec.targets] == [7, 7, 15, 16, 17]
+    # The lift names the random baseline, not the best one.
+    assert [t.baseline for t in spec.targets] == [None, None, None, None, "random"]
+    assert spec.targets[-1].metric_key == "accuracy_lift_random_baseline_x"
+
+
+def test_workflow_spec_keeps_requirement_bullets() -> None:
+    spec = parse_spec(SEED_SPEC, source="spec.md")
+    assert spec.requirements == (
+        Requirement("Input", "User behavior history"),
+        Requirement("Output", "Top-N product recommendations"),
+        Requirement("Explainability", "Must explain top-3 recommendations"),
+    )
+    assert [r.line for r in spec.requirements] == [5, 6, 18]
+    explain = spec.requirements[-1]
+    assert (explain.kind, explain.checked, explain.top_k) == ("explainability", True, 3)
+    assert not spec.requirements[0].checked
+    # Data Requirements bullets are neither targets nor checked requirements.
+    assert "training_data" not in {r.kind for r in spec.requirements}
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("- spec.md: Binary classification, 99% precision target", [Target("precision", ">=", 0.99)]),
+    ("- Regression, RMSE < $50 target", [Target("rmse", "<", 50, "$")]),
+    ("- Time series, MAPE < 10% target", [Target("mape", "<", 10, "%")]),
+    ("- Requirement: New model must beat best baseline by 20%+",
+     [Target("primary", ">=", 20, "%", relative_to="best_baseline")]),
+    ("- Accuracy: Better than random baseline by 3x",
+     [Target("accuracy", ">=", 3, "x", relative_to="random_baseline")]),
+    ("- Success metrics: Precision@10 > 0.25, Recall@10 > 0.15",
+     [Target("precision_at_10", ">", 0.25), Target("recall_at_10", ">", 0.15)]),
+])
+def test_workflow_example_lines(line: str, expected: list[Target]) -> None:
+    assert parse_targets(line) == expected
+
+
+def test_example_line_names_the_problem_type_when_no_line_does() -> None:
+    spec = parse_spec("# LTV\n\n## Success Criteria\n- Regression, RMSE < $50 target\n")
+    assert (spec.problem_type, spec.targets) == ("regression", (Target("rmse", "<", 50, "$"),))
+
+
+@pytest.mark.parametrize(("section", "line", "reason"), [
+    ("Model Requirements", "Latency: <fast", r"no metric, operator and value"),
+    ("ML Problem Definition", "Success metrics: Precison@10 > 0.25", r"unknown metric"),
+    ("Model Requirements", "Accuracy: better than random baseline by 3", r"a lift needs a unit"),
+    ("Success Criteria", "Binary classification", r"names a problem type but no metric"),
+    ("Success Criteria", "fast enough", r"no metric, operator and value"),
+])
+def test_unreadable_target_anywhere_names_file_and_line(section: str, line: str, reason: str) -> None:
+    text = f"# T\n**Problem type**: classification\n## {section}\n- Input: rows\n- {line}\n"
+    with pytest.raises(SpecError, match=rf"^specs/t\.md, line 5: cannot read target .*{reason}"):
+        parse_spec(text, source="specs/t.md")
+
+
+def test_requirement_lines_are_never_targets_nor_errors() -> None:
+    text = ("# T\n**Problem type**: classification\n## Success Criteria\n- precision >= 0.9\n"
+            "- Explainability: SHAP values for every prediction\n## Model Requirements\n"
+            "- Baselines: random and majority-class dummy models\n"
+            "- Candidates: logistic regression, random forest\nSome prose with 99% in it.\n")
+    spec = parse_spec(text)
+    assert spec.targets == (Target("precision", ">=", 0.9),)
+    assert [r.kind for r in spec.requirements] == ["explainability", "baselines", "candidates"]
+    assert spec.requirements[0].top_k is None

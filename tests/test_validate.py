@@ -273,3 +273,15 @@ def test_gate_json_round_trips() -> None:
 def test_gate_row_rejects_unknown_status() -> None:
     with pytest.raises(RecordError, match=r"status must be one of .*got 'passed'"):
         GateRow(Target("recall", ">=", 0.5), "passed")
+
+
+def test_workflow_lift_lines_compare_with_the_baseline_they_name() -> None:
+    # A model at 0.64 accuracy: 3.2x the random baselines' best (0.2), 1.07x the majority (0.6).
+    base = {"random-uniform": 0.2, "random-prior": 0.18, "majority": 0.6}
+    metrics = {"roc_auc": 0.9, "accuracy": 0.64,
+               **lift_metrics("accuracy", 0.64, base, lower_is_better=False, primary=False)}
+    over_random = one("- Accuracy: Better than random baseline by 3x", metrics)
+    assert (over_random.status, over_random.target.baseline) == (MET, "random")
+    assert over_random.value == pytest.approx(3.2)
+    over_best = one("- Accuracy: Better than best baseline by 3x", metrics)
+    assert (over_best.status, over_best.value) == (NOT_MET, pytest.approx(0.64 / 0.6))

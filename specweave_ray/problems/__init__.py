@@ -18,6 +18,7 @@ from specweave_ray.problems._registry import (
     get,
     infer,
     known_text,
+    lookup,
     names,
     planned,
     register,
@@ -27,7 +28,7 @@ from specweave_ray.problems.classification import Classification
 from specweave_ray.problems.recommendation import Recommendation
 from specweave_ray.problems.regression import Regression
 
-__all__ = ["ProblemType", "get", "infer", "known_text", "names", "planned", "register", "resolve"]
+__all__ = ["ProblemType", "get", "infer", "known_text", "lookup", "names", "planned", "register", "resolve"]
 
 register(Classification())
 register(Regression())

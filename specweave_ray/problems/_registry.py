@@ -74,6 +74,17 @@ def known_text() -> str:
                      for p in _TYPES.values())
 
 
+def lookup(text: str) -> str | None:
+    """The type a phrase names, available or planned (``"Time series"`` → ``timeseries``), or
+    ``None``; it never raises, so a spec line can ask whether a phrase is a problem type.
+
+    Example:
+        >>> lookup("Binary classification"), lookup("Time series"), lookup("precision")
+        ('classification', 'timeseries', None)
+    """
+    return _lookup(text) if isinstance(text, str) and text.strip() else None
+
+
 def resolve(text: str) -> str:
     """The canonical name a spelling means (``"Binary classification"`` → ``classification``).
 

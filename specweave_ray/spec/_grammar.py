@@ -1,10 +1,15 @@
 """``spec.md`` <-> :class:`Spec`: problem type and success criteria as typed :class:`Target` s.
 
 The parser reads the canonical lines that :meth:`Target.render` writes (``precision@10 > 0.25``,
-``latency_p99 < 100 ms``, ``lift over best baseline >= 20%``) and the plain phrasings people
-write (``Latency: <100ms inference``, ``99% precision target``, ``Better than random baseline by
-3x``). An unreadable line in ``## Success Criteria`` is a :class:`SpecError` naming the file and
-line, never skipped. Templates per problem type live in ``templates/<problem_type>/``.
+``latency_p99 < 100 ms``, ``lift over best baseline >= 20%``) and the plain phrasings of the
+workflow's own spec (``Success metrics: Precision@10 > 0.25, Recall@10 > 0.15``, ``Latency: <100ms
+inference``, ``Throughput: 1000 req/sec``, ``Accuracy: Better than random baseline by 3x``,
+``Binary classification, 99% precision target``, ``New model must beat best baseline by 20%+``),
+wherever they stand in ``## ML Problem Definition``, ``## Model Requirements`` or ``## Success
+Criteria``. Bullets there that are not metrics (``Explainability: Must explain top-3
+recommendations``, ``Input: User behavior history``) are kept as :class:`Requirement` s. A line
+that looks like a target but can't be read is a :class:`SpecError` naming the file and line,
+never skipped. Templates per problem type live in ``templates/<problem_type>/``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from specweave_ray.exceptions import ConfigError, SpecError
 from specweave_ray.metrics import METRICS, canonical, find, known_text
 
 __all__ = [
-    "LOWER_IS_BETTER", "OPS", "TASKS", "Spec", "Target", "default_targets",
+    "LOWER_IS_BETTER", "OPS", "TASKS", "Requirement", "Spec", "Target", "default_targets",
     "load_spec", "parse_spec", "parse_targets", "render_increment_docs", "render_spec",
 ]
 
@@ -89,6 +94,12 @@ _ABS_PATTERNS = tuple(re.compile(p) for p in (
     rf"^(?P<metric>[^<>=:]+?)\s*:\s*{_VALUE}{_TAIL}$",
     rf"^{_VALUE}\s+(?P<metric>[^<>=:]+?)$",
 ))
+# Sections whose bullets may hold targets; in the last, every line that is not a requirement is one.
+_TARGET_SECTIONS = ("problem definition", "model requirements", "success criteria")
+# The subject of a lift sentence that means the model being built ("New model must beat ...").
+_SUBJECT = re.compile(r"(?:(?:the|our|a|new|candidate|chosen|best|final|production)\s+)*model")
+_LOOKS_LIKE_TARGET = re.compile(
+    rf"(?:(?:{_OPS_RE})\s*\$?\s*\d)|(?:\d\s*(?:{_UNIT})(?![a-z/]))|(?:\bbaseline\b.*\d)")
 _REPLACE = (("≥", ">="), ("≤", "<="), ("=>", ">="), ("=<", "<="), ("²", "2"), ("×", "x"),
             ("µ", "u"), ("μ", "u"), ("\u2212", "-"), ("**", ""), ("`", ""), ("\u2009", " "), ("\u00a0", " "))
 
@@ -140,6 +151,19 @@ class Target:
                             f"write e.g. 0.99 or 99%")
 
     @property
+    def baseline(self) -> str | None:
+        """Which reference a lift is measured against: ``"random"``, ``"best"`` (the best of all
+        baselines), another baseline's or model's name, or ``None`` for an absolute target.
+
+        Example:
+            >>> parse_targets("Accuracy: Better than random baseline by 3x")[0].baseline
+            'random'
+        """
+        if self.relative_to is None:
+            return None
+        return self.relative_to.removesuffix("_baseline")
+
+    @property
     def metric_key(self) -> str:
         """The key under which ``metrics.json`` records the measured value."""
         if self.relative_to is not None:
@@ -171,8 +195,44 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """A requirement bullet that is not a metric target (``Explainability: Must explain top-3
+    recommendations``, ``Input: User behavior history``): shown in reports, never an error.
+
+    Example:
+        >>> r = Requirement("Explainability", "Must explain top-3 recommendations", line=9)
+        >>> r.kind, r.top_k
+        ('explainability', 3)
+    """
+
+    label: str
+    text: str
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """The label as a lower-case key (``"explainability"``, ``"input"``); ``""`` without one."""
+        return re.sub(r"[^a-z0-9]+", "_", self.label.lower()).strip("_")
+
+    @property
+    def checked(self) -> bool:
+        """Whether ``validate`` checks it against the records (today: explainability)."""
+        return self.kind.startswith("explainab")
+
+    @property
+    def top_k(self) -> int | None:
+        """The number of explained predictions asked for (``top-3`` → 3), when the text names one."""
+        match = re.search(r"\btop[\s-]*(\d+)\b", self.text.lower())
+        return int(match[1]) if match else None
+
+    def render(self) -> str:
+        return f"{self.label}: {self.text}" if self.label else self.text
+
+
+@dataclass(frozen=True)
 class Spec:
-    """A parsed ``spec.md``: title, problem type, success criteria, primary metric.
+    """A parsed ``spec.md``: title, problem type, success criteria, primary metric, and the
+    requirement bullets that are not metrics.
 
     ``primary_metric`` defaults per problem type when not given.
     """
@@ -182,12 +242,14 @@ class Spec:
     targets: tuple[Target, ...]
     path: Path | None = None
     primary_metric: str | None = None
+    requirements: tuple[Requirement, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.title.strip() or "\n" in self.title:
             raise SpecError(f"spec title must be one non-empty line, got {self.title!r}")
         _check_problem_type(self.problem_type)
         object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "requirements", tuple(self.requirements))
         if self.primary_metric is None:
             object.__setattr__(self, "primary_metric", problems.get(self.problem_type).default_metric)
         elif not _is_metric(self.primary_metric):
@@ -197,6 +259,10 @@ class Spec:
 
 def parse_targets(line: str, *, source: str = "<string>", lineno: int | None = None) -> list[Target]:
     """Read the target(s) on one line; several may be separated by ``,`` or ``;``.
+
+    A label that is not a metric (``Success metrics:``, ``Requirement:``, ``spec.md:``) is
+    skipped, and so is a part that names a problem type (``Binary classification, 99% precision
+    target``).
 
     Args:
         line: The text, with or without a leading bullet.
@@ -212,21 +278,10 @@ def parse_targets(line: str, *, source: str = "<string>", lineno: int | None = N
     Example:
         >>> [t.render() for t in parse_targets("- Precision@10 > 0.25, Latency: <0.1 s")]
         ['precision@10 > 0.25', 'latency_p99 < 100 ms']
+        >>> [t.render() for t in parse_targets("- Success metrics: Precision@10 > 0.25, Recall@10 > 0.15")]
+        ['precision@10 > 0.25', 'recall@10 > 0.15']
     """
-    where = f"{source}, line {lineno}" if lineno is not None else source
-    cleaned = _clean(line)
-    parts = [p for p in re.split(r"\s*[;,](?!\d)\s*", cleaned) if p]
-    if not parts:
-        raise SpecError(f"{where}: empty target line; write e.g. {_EXAMPLES}")
-    targets = []
-    for part in parts:
-        try:
-            targets.append(_parse_one(part, lineno))
-        except SpecError as err:
-            raise SpecError(f"{where}: cannot read target {line.strip()!r}: {err}. "
-                            f"Write one target a line in the canonical form, e.g. {_EXAMPLES}"
-                            ) from err
-    return targets
+    return _read_line(line, source=source, lineno=lineno)[0]
 
 
 def parse_spec(text: str, *, source: str = "<string>") -> Spec:
@@ -234,10 +289,12 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
 
     Raises:
         SpecError: No ``# title`` first line, a missing or unknown problem type, an unknown
-            primary metric, or an unreadable line in ``## Success Criteria``.
+            primary metric, or a line that looks like a target but can't be read.
     """
     title = problem = primary = None
     targets: list[Target] = []
+    requirements: list[Requirement] = []
+    named_type: tuple[str, int] | None = None  # "- Regression, RMSE < $50 target" names the type in passing
     section, in_comment, in_fence, seen_content = "", False, False, False
     for lineno, raw in enumerate(text.splitlines(), 1):
         body, in_comment = _strip_comments(raw, in_comment)
@@ -271,14 +328,27 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
                     raise SpecError(f"{source}, line {lineno}: unknown primary metric "
                                     f"{match[1]!r}; known: {known_text()}")
             continue
-        if section.startswith("success criteria"):
-            targets.extend(parse_targets(stripped, source=source, lineno=lineno))
+        if not any(name in section for name in _TARGET_SECTIONS):
+            continue
+        bullet = re.match(r"(?:[-*+]|\d+[.)])\s", stripped) is not None
+        if not bullet and not section.startswith("success criteria"):
+            continue  # prose under a heading
+        if (req := _requirement(plain, strict=section.startswith("success criteria"))) is not None:
+            requirements.append(replace(req, line=lineno))
+            continue
+        found, phrase = _read_line(stripped, source=source, lineno=lineno)
+        targets.extend(found)
+        if named_type is None and phrase is not None:
+            named_type = (phrase, lineno)
     if title is None:
         raise SpecError(f"{source}: no title: the first line must be '# <title>'")
+    if problem is None and named_type is not None:
+        problem = _problem_type(named_type[0], where=f"{source}, line {named_type[1]}")
     if problem is None:
         raise SpecError(f"{source}: no problem type: add a line '**Problem type**: <type>' "
                         f"under the title, <type> one of {', '.join(problems.names())}")
-    return Spec(title, problem, tuple(targets), primary_metric=primary)
+    return Spec(title, problem, tuple(targets), primary_metric=primary,
+                requirements=tuple(requirements))
 
 
 def load_spec(path: str | os.PathLike[str]) -> Spec:
@@ -337,6 +407,63 @@ def default_targets(problem_type: str) -> tuple[Target, ...]:
 
 
 # --- private helpers -------------------------------------------------------------------------
+def _read_line(line: str, *, source: str, lineno: int | None) -> tuple[list[Target], str | None]:
+    """The targets on one line, and the first problem-type phrase it names in passing."""
+    where = f"{source}, line {lineno}" if lineno is not None else source
+    cleaned = _clean(line)
+    parts = [p for p in re.split(r"\s*[;,](?!\d)\s*", cleaned) if p]
+    if not parts:
+        raise SpecError(f"{where}: empty target line; write e.g. {_EXAMPLES}")
+    targets: list[Target] = []
+    named: str | None = None
+    for part in parts:
+        try:
+            target = _parse_part(part, lineno)
+        except SpecError as err:
+            raise SpecError(f"{where}: cannot read target {line.strip()!r}: {err}. "
+                            f"Write one target a line in the canonical form, e.g. {_EXAMPLES}"
+                            ) from err
+        if isinstance(target, Target):
+            targets.append(target)
+        elif named is None:
+            named = target
+    if not targets:
+        raise SpecError(f"{where}: cannot read target {line.strip()!r}: it names a problem type "
+                        f"but no metric, operator and value. Write one target a line in the "
+                        f"canonical form, e.g. {_EXAMPLES}")
+    return targets, named
+
+
+def _parse_part(text: str, lineno: int | None) -> Target | str:
+    """One target, or the phrase itself when it names a problem type (``binary classification``)."""
+    try:
+        return _parse_one(text, lineno)
+    except SpecError as err:
+        label, colon, rest = text.partition(":")
+        if colon and rest.strip() and _resolve_metric(label) is None:
+            return _parse_part(rest.strip(), lineno)  # "success metrics: precision@10 > 0.25"
+        if problems.lookup(text) is not None:
+            return text
+        raise err
+
+
+def _requirement(text: str, *, strict: bool) -> Requirement | None:
+    """A bullet that is a requirement, not a target; ``None`` when it looks like a target.
+
+    Under ``## Success Criteria`` (``strict``) only a labelled bullet can be a requirement, so a
+    stray unlabelled line there stays an error.
+    """
+    cleaned = _clean(text)
+    label, colon, rest = cleaned.partition(":")
+    if _LOOKS_LIKE_TARGET.search(cleaned) or (colon and _resolve_metric(label) is not None):
+        return None
+    if not colon and (strict or _resolve_metric(cleaned.split(" ")[0]) is not None):
+        return None
+    raw = re.sub(r"^(?:[-*+]|\d+[.)])\s+(?:\[[ xX]\]\s+)?", "", text.strip())
+    raw_label, _, raw_rest = raw.partition(":")
+    return Requirement(raw_label.strip(), raw_rest.strip()) if colon else Requirement("", raw)
+
+
 def _parse_one(text: str, lineno: int | None) -> Target:
     for pattern in _LIFT_PATTERNS:
         if match := pattern.fullmatch(text):
@@ -358,7 +485,7 @@ def _build(match: re.Match[str], lineno: int | None, *, lift: bool) -> Target:
         phrase = " ".join(words)
     if extra := [w for w in tail if w not in _FLUFF]:
         raise SpecError(f"unexpected words after the value: {' '.join(extra)!r}")
-    metric = "primary" if lift and not phrase else _resolve_metric(phrase)
+    metric = "primary" if lift and (not phrase or _SUBJECT.fullmatch(phrase)) else _resolve_metric(phrase)
     if metric is None:
         close = get_close_matches(_key(phrase), METRICS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -392,6 +519,7 @@ def _clean(line: str) -> str:
     for old, new in _REPLACE:
         text = text.replace(old, new)
     text = re.sub(r"^(?:[-*+]|\d+[.)])(?:\s+|$)(?:\[[ xX]\]\s+)?", "", text)
+    text = re.sub(r"(?<=[\d%xX])\+(?=\s|$|[,;.])", "", text)  # "by 20%+": at least, the default
     return re.sub(r"\s+", " ", text).strip().rstrip(".").strip().lower()
 
 
