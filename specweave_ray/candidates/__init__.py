@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from specweave_ray.candidates.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
 
 _LAZY: dict[str, str] = {
+    "ALSRecommender": "_implicit",
+    "BPRRecommender": "_implicit",
+    "EASERecommender": "_ease",
+    "ItemKNNRecommender": "_implicit",
+    "RerankRecommender": "_rerank",
     "RuleClassifier": "baselines",
     "baseline_estimators": "baselines",
     "configure": "device",
@@ -33,6 +38,11 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "ALSRecommender",
+    "BPRRecommender",
+    "EASERecommender",
+    "ItemKNNRecommender",
+    "RerankRecommender",
     "RuleClassifier",
     "TorchMLPClassifier",
     "TorchMLPRegressor",

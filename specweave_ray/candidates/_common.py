@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
+from numbers import Integral, Real
 from typing import Any, Literal
+
+from specweave_ray.exceptions import CandidateError
 
 EstimatorFamily = Literal["xgboost", "lightgbm", "torch-mlp", "sklearn"]
 
@@ -61,3 +64,19 @@ def json_safe(params: dict[str, Any]) -> dict[str, Any]:
             continue
         safe[key] = list(value) if isinstance(value, tuple) else value
     return safe
+
+
+def num_threads(n_jobs: int | None) -> int:
+    """implicit's ``num_threads`` for an ``n_jobs`` (``None``/-1: every core, which implicit
+    spells 0)."""
+    if n_jobs is None or n_jobs == -1:
+        return 0
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs < 1:
+        raise CandidateError(f"n_jobs must be a positive integer, -1 or None, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def check_positive(owner: object, **values: Any) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+            raise CandidateError(f"{type(owner).__name__}: {name} must be a positive number, got {value!r}")

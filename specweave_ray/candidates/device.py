@@ -71,6 +71,12 @@ def configure(estimator: Any, *, cpus: int, gpu_ids: Sequence[str]) -> list[str]
             return []
         estimator.set_params(device="cpu")
         return [f"{assigned} but no CUDA device is usable; the torch MLP ran on CPU"]
+    if getattr(estimator, "supports_gpu", False) and "device" in params:  # the GPU recommenders
+        if estimator.cuda_usable():
+            estimator.set_params(device="cuda")
+            return []
+        estimator.set_params(device="cpu")
+        return [f"{assigned} but no CUDA device is usable; {type(estimator).__name__} ran on CPU"]
     if family == "lightgbm":
         return [f"{assigned} but LightGBM's pip build has no CUDA path; lightgbm ran on CPU"]
     return [f"{assigned} but {type(estimator).__name__} has no GPU path; it ran on CPU"]

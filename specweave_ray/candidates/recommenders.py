@@ -15,6 +15,14 @@ with; a user the model never saw gets the popularity list, flagged in ``known``.
 | --- | --- | --- |
 | random | :class:`RandomRecommender` | NumPy (a seeded permutation per user) |
 | popularity | :class:`PopularityRecommender` | NumPy (counts, optionally over a recent window) |
+| item-kNN | ``specweave_ray.candidates._implicit.ItemKNNRecommender`` | implicit (cosine / BM25 / TF-IDF neighbours) |
+| ALS | ``specweave_ray.candidates._implicit.ALSRecommender`` | implicit ``AlternatingLeastSquares`` (CUDA when given a GPU) |
+| BPR | ``specweave_ray.candidates._implicit.BPRRecommender`` | implicit ``BayesianPersonalizedRanking`` |
+| EASE | ``specweave_ray.candidates._ease.EASERecommender`` | NumPy/LAPACK closed form (torch on CUDA when given a GPU) |
+| re-ranker | ``specweave_ray.candidates._rerank.RerankRecommender`` | LightGBM ``LGBMRanker`` over a retriever's candidates |
+
+The families live in their own modules (they import implicit and LightGBM, which this module
+must not) and are importable from :mod:`specweave_ray.candidates` by name.
 """
 
 from __future__ import annotations
@@ -106,10 +114,24 @@ class Recommender(BaseEstimator):
         matrix = sp.csr_matrix((weights[positive].astype(np.float32), (rows, cols)),
                                shape=(len(users), len(items)))
         matrix.sum_duplicates()
+        self._set_matrix(matrix)
+        self._fit_matrix(matrix, X.loc[positive] if hasattr(X, "loc") else X)
+        return self
+
+    def _set_matrix(self, matrix: sp.csr_matrix) -> None:
         self.matrix_ = matrix
         self.popularity_ = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.float64)
         self._fallback = top_k(self.popularity_[None, :], len(self.item_ids_))[0]
-        self._fit_matrix(matrix, X.loc[positive] if hasattr(X, "loc") else X)
+
+    def _fit_like(self, other: Recommender, matrix: sp.csr_matrix, X: pd.DataFrame) -> Recommender:
+        """Fit on ``matrix`` (users × items in ``other``'s id order, e.g. a part of its
+        training matrix) with ``other``'s id indexes, so that rows and columns mean the same
+        users and items in both: how a re-ranker fits its retriever."""
+        self.user_ids_ = other.user_ids_
+        self.item_ids_ = other.item_ids_
+        self._user_index = other._user_index
+        self._set_matrix(matrix)
+        self._fit_matrix(matrix, X)
         return self
 
     # -- what a family implements -------------------------------------------------------------

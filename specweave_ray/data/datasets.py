@@ -5,6 +5,9 @@ milliseconds) and returns a plain :class:`pandas.DataFrame` whose last column is
 
 * :func:`make_fraud` — card transactions, binary target ``is_fraud`` (rare, default 0.3%).
 * :func:`make_ltv` — customer cohorts, regression target ``ltv`` in dollars (right-skewed).
+* :func:`make_interactions` — user × item interactions (``user_id, item_id, rating,
+  timestamp``) from latent tastes, popularity skew and drifting timestamps; no target column
+  (the recommendation problem type's relevance is the interaction itself, or a rating threshold).
 
 Example:
     >>> from specweave_ray.data.datasets import generate
@@ -22,7 +25,7 @@ import pandas as pd
 
 from specweave_ray.exceptions import DataError
 
-__all__ = ["DATASETS", "generate", "make_fraud", "make_ltv"]
+__all__ = ["DATASETS", "generate", "make_fraud", "make_interactions", "make_ltv"]
 
 _MERCHANTS = np.array(
     ["grocery", "restaurants", "fuel", "online_services", "electronics", "travel", "gaming",
@@ -217,7 +220,163 @@ def make_ltv(n_rows: int = 20_000, *, seed: int = 0) -> pd.DataFrame:
     )
 
 
-DATASETS: dict[str, Callable[..., pd.DataFrame]] = {"fraud": make_fraud, "ltv": make_ltv}
+def _check_count(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DataError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def make_interactions(
+    n_interactions: int = 60_000,
+    *,
+    n_users: int = 3_000,
+    n_items: int = 1_500,
+    n_factors: int = 8,
+    affinity: float = 7.0,
+    popularity_exponent: float = 1.0,
+    drift: float = 0.5,
+    min_per_user: int = 5,
+    seed: int = 0,
+    n_rows: int | None = None,
+) -> pd.DataFrame:
+    """Implicit-feedback interactions with latent tastes, a popularity skew and time drift.
+
+    Every user and item has a latent factor vector (items cluster around ``n_factors`` topics,
+    users lean towards a few of them). A user picks distinct items with probability
+    ∝ ``popularity ** popularity_exponent × exp(affinity × taste·item)``, popularity being Zipf
+    over a random item order, so the head items are popular with everyone and the rest is found
+    through taste. How many items a user picks is log-normal (a few heavy users, at least
+    ``min_per_user`` each). Each user's interactions are spread over a window of 2025, and the
+    later ones drift: they lean towards a direction of taste the user had not shown yet (by
+    ``drift``), so the last interactions are a little harder to predict than the first, as
+    they are in real logs. ``rating`` (1–5) grows with the user's affinity for the item.
+
+    Sampling without replacement is the Gumbel top-k trick (the ``n`` largest of
+    ``log p + Gumbel noise`` are a draw of ``n`` distinct items from ``p``), done in blocks of
+    users, so a million interactions over 10k items take a few seconds.
+
+    Args:
+        n_interactions: number of rows (distinct user–item pairs).
+        n_users: number of users.
+        n_items: number of items.
+        n_factors: size of the latent vectors (the number of topics).
+        affinity: weight of taste against popularity; 0 gives a pure popularity world.
+        popularity_exponent: weight of the Zipf popularity; 0 removes the skew.
+        drift: how much the later interactions lean towards a new direction of taste.
+        min_per_user: fewest interactions a user has.
+        seed: seed of the random generator; the same seed gives the same frame.
+        n_rows: alias of ``n_interactions`` (the pipeline config's ``rows``).
+
+    Returns:
+        A frame ``user_id`` (int), ``item_id`` (int), ``rating`` (int 1–5), ``timestamp``
+        (datetime), sorted by user then time.
+
+    Raises:
+        DataError: a size is out of range, or the catalogue is too small for the interactions
+            asked for.
+
+    Example:
+        >>> df = make_interactions(5_000, n_users=200, n_items=300, seed=1)
+        >>> list(df.columns), len(df)
+        (['user_id', 'item_id', 'rating', 'timestamp'], 5000)
+    """
+    n_total = _check_count("n_interactions", n_interactions if n_rows is None else n_rows, minimum=1)
+    n_users = _check_count("n_users", n_users, minimum=1)
+    n_items = _check_count("n_items", n_items, minimum=2)
+    n_factors = _check_count("n_factors", n_factors, minimum=1)
+    min_per_user = _check_count("min_per_user", min_per_user, minimum=1)
+    for name, value in (("affinity", affinity), ("popularity_exponent", popularity_exponent), ("drift", drift)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e3:
+            raise DataError(f"{name} must be a number >= 0, got {value!r}")
+    cap = max(1, n_items // 2)  # nobody interacts with more than half the catalogue
+    if n_total < n_users * min_per_user or n_total > n_users * cap:
+        raise DataError(
+            f"n_interactions={n_total} cannot be spread over {n_users} users with {min_per_user} to "
+            f"{cap} items each (n_items={n_items}); ask for between {n_users * min_per_user} and "
+            f"{n_users * cap}, or change n_users/n_items"
+        )
+    rng = np.random.default_rng(seed)
+
+    topics = rng.normal(0.0, 1.0, (n_factors, n_factors))
+    item_topic = rng.integers(0, n_factors, n_items)
+    item_f = topics[item_topic] + rng.normal(0.0, 0.6, (n_items, n_factors))
+    item_f /= np.linalg.norm(item_f, axis=1, keepdims=True)
+    # a user's taste: a mix of two or three topics
+    mix = rng.dirichlet(np.full(n_factors, 0.3), n_users)
+    user_f = mix @ topics + rng.normal(0.0, 0.3, (n_users, n_factors))
+    user_f /= np.linalg.norm(user_f, axis=1, keepdims=True)
+    drift_dir = rng.normal(0.0, 1.0, (n_users, n_factors))
+    drift_dir /= np.linalg.norm(drift_dir, axis=1, keepdims=True)
+    rank = rng.permutation(n_items) + 1
+    log_pop = -np.log(rank + 2.0)  # Zipf, softened at the very head
+
+    counts = _spread(rng, n_total, n_users, min_per_user, cap)
+    users = np.repeat(np.arange(n_users), counts)
+    items = np.empty(n_total, dtype=np.int64)
+    block = max(1, 2_000_000 // n_items)
+    start = 0
+    base = (popularity_exponent * log_pop).astype(np.float32)
+    item_f32, user_f32 = item_f.astype(np.float32), user_f.astype(np.float32)
+    for lo in range(0, n_users, block):
+        hi = min(n_users, lo + block)
+        # log(Exp(1)) is minus a Gumbel variable: the n smallest keys are the n items drawn
+        keys = rng.standard_exponential((hi - lo, n_items), dtype=np.float32)
+        with np.errstate(divide="ignore"):
+            np.log(keys, out=keys)
+        keys -= base
+        keys -= np.float32(affinity) * (user_f32[lo:hi] @ item_f32.T)
+        for i, row in enumerate(keys):
+            n = counts[lo + i]
+            items[start:start + n] = np.argpartition(row, n - 1)[:n]
+            start += n
+    # later interactions lean towards the drift direction
+    order_key = (drift * np.einsum("ij,ij->i", item_f[items], drift_dir[users])
+                 + rng.normal(0.0, 0.5, n_total))
+
+    aff = np.einsum("ij,ij->i", user_f[users], item_f[items])
+    noisy = affinity * aff + rng.normal(0.0, 0.6, n_total)
+    cuts = np.quantile(noisy, [0.10, 0.25, 0.50, 0.78])
+    rating = 1 + np.searchsorted(cuts, noisy)
+
+    # each user's window inside 2025; their interactions spread over it in order_key's order
+    year = 365 * 86_400
+    span = rng.uniform(0.15, 1.0, n_users) * year
+    begin = rng.uniform(0.0, 1.0, n_users) * (year - span)
+    order = np.lexsort((order_key, users))  # users are grouped already: time order within each
+    items, rating = items[order], rating[order]
+    position = rng.random(n_total)
+    position = position[np.lexsort((position, users))]  # sorted uniforms per user
+    seconds = begin[users] + position * span[users]
+    timestamp = pd.Timestamp("2025-01-01") + pd.to_timedelta(np.round(seconds), unit="s")
+    return pd.DataFrame(
+        {
+            "user_id": users + 1,
+            "item_id": items + 1,
+            "rating": rating.astype(np.int64),
+            "timestamp": timestamp.astype("datetime64[s]"),
+        }
+    )
+
+
+def _spread(rng: np.random.Generator, total: int, n_users: int, minimum: int, cap: int) -> np.ndarray:
+    """Interactions per user: ``minimum`` each plus a log-normal share of the rest, ≤ ``cap``,
+    summing to ``total`` exactly."""
+    counts = np.full(n_users, minimum, dtype=np.int64)
+    weights = rng.lognormal(0.0, 1.0, n_users)
+    left = total - counts.sum()
+    while left > 0:
+        room = counts < cap
+        share = np.zeros(n_users)
+        share[room] = weights[room] / weights[room].sum()
+        add = np.minimum(rng.multinomial(left, share), cap - counts)
+        counts += add
+        left = total - counts.sum()
+    return counts
+
+
+DATASETS: dict[str, Callable[..., pd.DataFrame]] = {
+    "fraud": make_fraud, "ltv": make_ltv, "interactions": make_interactions,
+}
 
 
 def generate(name: str, **kwargs: object) -> pd.DataFrame:
