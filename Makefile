@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 CONFIG ?= configs/fraud-detection.yaml
 
-.PHONY: setup run run-ltv test test-fast bench lint clean
+.PHONY: setup run run-ltv run-recs test test-fast bench lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ run: setup  ## the main job: fraud detection on an embedded local Ray
 
 run-ltv: setup
 	$(BIN)/specweave-ray run configs/ltv-prediction.yaml --root .specweave/increments
+
+run-recs: setup  ## recommendation: the workflow's own spec, on generated interactions
+	$(BIN)/specweave-ray run configs/recommendation.yaml --root .specweave/increments
 
 test: setup  ## the whole suite (real Ray, MLflow, Optuna)
 	$(BIN)/python -m pytest -q

@@ -236,3 +236,26 @@ def test_a_plain_file_runs_end_to_end_and_the_package_recommends(tmp_path: Path,
     assert len(answer["items"]) == 5 and not answer["fallback"]
     explained = json.loads((list_records(inc, kind="explainability")[-1].path / "explanations.json").read_text())
     assert len(explained) == 10
+
+
+def test_the_worked_examples_spec_is_the_workflows_text_and_reads_as_targets() -> None:
+    """configs/recommendation.yaml's spec.md is the workflow's own text; every metric line of it
+    is a target ("Accuracy: better than random baseline by 3x" is the primary metric's lift over
+    the random baseline, as ranking lists have no accuracy) and the rest are requirements."""
+    from specweave_ray.spec import load_config, load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "recommendation.yaml")
+    spec = load_spec(cfg.spec)
+    assert spec.problem_type == "recommendation" and spec.primary_metric == "ndcg_at_10"
+    assert [t.metric_key for t in spec.targets] == ["precision_at_10", "recall_at_10", "latency_p99_ms",
+                                                    "throughput_rps", "lift_random_baseline_x"]
+    assert {r.label for r in spec.requirements} >= {"Input", "Output", "Explainability"}
+    X, y = REC.frame(data_for(cfg), target=cfg.data.target, columns=cfg.data.columns)
+    assert len(X) >= 50_000 and 0.5 < y.mean() < 1
+
+
+def data_for(cfg):
+    from specweave_ray.pipeline._tasks import load_data
+
+    return load_data(cfg)

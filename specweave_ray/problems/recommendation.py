@@ -28,6 +28,7 @@ __all__ = ["ITEM", "RELEVANCE", "TIMESTAMP", "USER", "PerUserSplit", "Recommenda
 
 USER, ITEM, TIMESTAMP, RELEVANCE = "user", "item", "timestamp", "relevance"
 RECS = "specweave_ray.candidates.recommenders"
+CANDIDATES = "specweave_ray.candidates"
 DEFAULT_K = 10
 # a user needs this many positives to give one to the test side and keep one for training
 MIN_INTERACTIONS = 2
@@ -133,23 +134,26 @@ class Recommendation(ProblemType):
     estimators = {
         "random": f"{RECS}.RandomRecommender",
         "popularity": f"{RECS}.PopularityRecommender",
-        "item-knn": f"{RECS}.ItemKNNRecommender",
-        "knn": f"{RECS}.ItemKNNRecommender",
-        "als": f"{RECS}.ALSRecommender",
-        "bpr": f"{RECS}.BPRRecommender",
-        "ease": f"{RECS}.EASERecommender",
-        "rerank": f"{RECS}.RerankRecommender",
-        "lightgbm-ranker": f"{RECS}.RerankRecommender",
+        "item-knn": f"{CANDIDATES}._implicit.ItemKNNRecommender",
+        "knn": f"{CANDIDATES}._implicit.ItemKNNRecommender",
+        "als": f"{CANDIDATES}._implicit.ALSRecommender",
+        "bpr": f"{CANDIDATES}._implicit.BPRRecommender",
+        "ease": f"{CANDIDATES}._ease.EASERecommender",
+        "rerank": f"{CANDIDATES}._rerank.RerankRecommender",
+        "lightgbm-ranker": f"{CANDIDATES}._rerank.RerankRecommender",
     }
     default_candidates = (
         {"name": "item-knn", "estimator": "item-knn", "params": {"K": {"randint": [20, 200]}}},
         {"name": "als", "estimator": "als",
-         "params": {"factors": {"choice": [32, 64, 128]}, "regularization": {"loguniform": [1e-3, 1.0]},
-                    "alpha": {"loguniform": [1.0, 50.0]}, "iterations": 15}},
+         "params": {"factors": {"choice": [16, 32, 64]}, "regularization": {"loguniform": [0.5, 20.0]},
+                    "alpha": {"loguniform": [2.0, 40.0]}, "iterations": 15}},
         {"name": "bpr", "estimator": "bpr",
          "params": {"factors": {"choice": [32, 64, 128]}, "learning_rate": {"loguniform": [1e-3, 0.1]},
                     "regularization": {"loguniform": [1e-4, 0.1]}, "iterations": 100}},
         {"name": "ease", "estimator": "ease", "params": {"l2": {"loguniform": [10.0, 5000.0]}}},
+        {"name": "rerank", "estimator": "rerank",
+         "params": {"retriever": {"choice": ["item-knn", "als"]}, "num_leaves": {"randint": [15, 63]},
+                    "learning_rate": {"loguniform": [0.02, 0.2]}, "n_estimators": 100}},
     )
 
     # -- metrics -----------------------------------------------------------------------------

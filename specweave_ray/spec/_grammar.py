@@ -347,6 +347,11 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
     if problem is None:
         raise SpecError(f"{source}: no problem type: add a line '**Problem type**: <type>' "
                         f"under the title, <type> one of {', '.join(problems.names())}")
+    # "Accuracy: better than random baseline by 3x" in a type with no accuracy metric (ranking
+    # lists) means the type's primary measure of quality, not the classification metric
+    scored = problems.get(problem).metrics
+    targets = [replace(t, metric="primary") if t.relative_to is not None and t.metric == "accuracy"
+               and "accuracy" not in scored else t for t in targets]
     return Spec(title, problem, tuple(targets), primary_metric=primary,
                 requirements=tuple(requirements))
 
