@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from scipy.stats import norm
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
@@ -96,3 +97,52 @@ def test_render_plan_needs_a_baseline() -> None:
     with pytest.raises(ConfigError, match="traffic_split"):
         render_ab_plan(increment_id="x", problem_type="classification", control="a",
                        candidate="b", primary_metric="m", baseline_rate=0.1, traffic_split=1.0)
+
+
+def test_plan_control_is_the_parent_model_else_the_best_baseline(root, monkeypatch) -> None:
+    """Real breast-cancer baselines scored on a held-out split: the control, its measured miss
+    rate and the direction reach the power analysis."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from specweave_ray._fs import atomic_write_json
+    from specweave_ray.deploy._release import ab_control, write_ab_plan
+    from specweave_ray.evaluate import score
+    from specweave_ray.workspace.increment import Increment
+    from specweave_ray.workspace.records import track_experiment
+
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    X, y = load_breast_cancer(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    y_te = 1 - y_te  # malignant as the positive class: the majority baseline misses every one
+    y_tr = 1 - y_tr
+
+    def measured(model) -> dict:
+        return {**score(y_te, problem_type="classification", proba=model.fit(X_tr, y_tr).predict_proba(X_te)),
+                "n_test": len(y_te)}
+
+    parent = Increment.create("Cancer v1", problem_type="classification", root=root)
+    child = Increment.create("Cancer v2", problem_type="classification", root=root)
+    for inc, kind, name, model in ((child, "baseline-evaluation", "majority", DummyClassifier()),
+                                   (parent, "evaluation", "logistic", LogisticRegression(max_iter=5000))):
+        with track_experiment(f"evaluation-{name}", increment=inc, kind=kind, meta={"candidate": name}) as exp:
+            exp.log_metrics(measured(model))
+    control, metrics = ab_control(child, metric="roc_auc")
+    assert "best baseline majority" in control and "no parent" in control
+    assert metrics["fn"] / metrics["n_test"] == pytest.approx(float(np.mean(y_te)))  # misses every positive
+    plan = write_ab_plan(child, child.spec(), target="malignant", comparison={"metric": "roc_auc"},
+                         mde_relative=0.1, daily_traffic=10_000, traffic_split=0.5, fingerprint="").read_text()
+    rate = float(np.mean(y_te))
+    assert f"p1 = {rate:.4g}" in plan and f"{rate * 0.9:.4g}" in plan
+    assert "candidate decreases rate of positive outcomes missed" in plan
+    assert f"{sample_size_per_arm(rate, mde_relative=-0.1):,} users in control" in plan
+
+    atomic_write_json(child.path / "metadata.json", {"parent": parent.id})
+    control, metrics = ab_control(child, metric="roc_auc")
+    assert parent.id in control and "logistic" in control
+    plan = write_ab_plan(child, child.spec(), target="malignant", comparison={"metric": "roc_auc"},
+                         mde_relative=0.1, daily_traffic=10_000, traffic_split=0.5, fingerprint="").read_text()
+    miss = metrics["fn"] / metrics["n_test"]
+    assert 0 < miss < rate / 2 and f"p1 = {miss:.4g}" in plan and "decreases" in plan

@@ -236,10 +236,31 @@ def test_report_sections_are_json_and_the_ab_plan_takes_them(problem: problems.P
     perfect, _ = problem.leakage_score(y.to_numpy(dtype=float), y)
     noise, name = problem.leakage_score(np.random.default_rng(3).normal(size=len(y)), y)
     assert perfect >= 0.98 > noise and name
-    baseline, metric = problem.ab_inputs(y, target="target")
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    from specweave_ray.evaluate import score
+
+    _, codes = problem.encode_target(y)
+    if problem.output == "rankings":  # the control's held-out ranking metrics, as T-006 records them
+        from specweave_ray.evaluate._ranking import ranking_metrics
+        from specweave_ray.problems.recommendation import relevant_sets
+
+        X_tr, X_te, y_tr, y_te = problem.holdout_split(X, y, test_size=0.3)
+        users, truth = relevant_sets(X_te, y_te)
+        control, _, _ = ranking_metrics(next(iter(baseline_estimators(problem).values())).fit(X_tr, y_tr),
+                                        users, truth, k=10, train=X_tr, test_items=list(X_te["item"]), n_boot=20)
+        control["test_users"] = len(users)
+    else:
+        dummy = DummyClassifier() if problem.output == "probabilities" else DummyRegressor()
+        outputs = problem.predict(dummy.fit(X, codes), X)
+        control = {**score(codes, problem_type=problem,
+                           **({"proba": outputs} if outputs.ndim == 2 else {"pred": outputs})),
+                   "n_test": len(codes)}
+    baseline, metric, lower = problem.ab_inputs(control, target="target")
+    assert isinstance(lower, bool) and metric
     plan = render_ab_plan(increment_id="0001-x", problem_type=problem.name, control="c", candidate="m",
-                          primary_metric=metric, **baseline)
-    assert "sample size" in plan.lower()
+                          primary_metric=metric, mde_relative=-0.1 if lower else 0.1, **baseline)
+    assert "sample size" in plan.lower() and ("decreases" if lower else "increases") in plan
 
 
 def test_the_eda_report_names_the_type(problem: problems.ProblemType, tmp_path) -> None:

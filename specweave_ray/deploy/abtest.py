@@ -182,6 +182,7 @@ def render_ab_plan(
     alpha: float = 0.05,
     power: float = 0.8,
     latency_p99_ms_target: float | None = None,
+    baseline_note: str | None = None,
 ) -> str:
     """Render ``ab-test-plan.md`` with the sample size computed from the measured baseline.
 
@@ -203,6 +204,7 @@ def render_ab_plan(
         alpha: significance level.
         power: statistical power.
         latency_p99_ms_target: adds a p99 latency guardrail when not already among ``guardrails``.
+        baseline_note: how the baseline was measured, shown with the sample-size inputs.
 
     Returns:
         The Markdown text.
@@ -247,6 +249,7 @@ def render_ab_plan(
         "## Sample size (power analysis)", "",
         f"- Inputs: {size.inputs}; alpha = {alpha:g} (two-sided), power = {power:g}, "
         f"minimum detectable effect = {abs(mde_relative):.1%} relative.",
+        *([f"- Baseline: {baseline_note}."] if baseline_note else []),
         f"- Effect size: {size.effect}.",
         f"- Allocation ratio candidate/control = {ratio:.4g}.",
         f"- **Required: {size.control:,} users in control, {size.candidate:,} in candidate "

@@ -97,6 +97,7 @@ def evaluate_rankings(inc: Increment, spec: Any, comp: Mapping[str, Any], *, pro
         base = _import(rec.meta["model"])(**rec.params).fit(X_train, np.asarray(y_train))
         scores, _, _ = ranking_metrics(base, users, truth, k=k, train=train_pos, test_items=test_items,
                                        n_boot=200, seed=seed)
+        scores["test_users"] = float(len(users))
         with track_experiment(f"evaluation-baseline-{row['candidate']}", increment=inc, kind="baseline-evaluation",
                               model=rec.meta["model"], meta={"data_fingerprint": data_fingerprint or "",
                                                              "candidate": row["candidate"], "trial_record": rec.id}) as exp:

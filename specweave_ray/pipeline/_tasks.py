@@ -300,7 +300,7 @@ def _deploy(run: _Run, result: PipelineResult) -> None:
 
 def _ab_plan(run: _Run, result: PipelineResult) -> None:
     ab = run.cfg.abtest
-    path = write_ab_plan(run.inc, run.spec, y_train=run.y_train, target=run.target,
+    path = write_ab_plan(run.inc, run.spec, target=run.target,
                          comparison=read_json(run.inc.experiments_dir / "comparison.json", {}),
                          mde_relative=ab.mde_relative, daily_traffic=ab.daily_traffic,
                          traffic_split=ab.traffic_split, fingerprint=run.fp)

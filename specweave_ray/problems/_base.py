@@ -305,7 +305,9 @@ class ProblemType(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def ab_inputs(self, y: Any, *, target: str) -> tuple[dict[str, Any], str]:
-        """The A/B plan's baseline (``baseline_rate`` or ``baseline_mean``/``baseline_std``)
-        measured on the training target, and the business metric it stands for."""
+    def ab_inputs(self, control: Mapping[str, float], *, target: str) -> tuple[dict[str, Any], str, bool]:
+        """The A/B plan's baseline (``baseline_rate`` or ``baseline_mean``/``baseline_std``, and
+        an optional ``baseline_note``) from the *control's* held-out metrics (a ``metrics.json``
+        of an evaluation), the business metric it stands for, and whether lower is better (the
+        direction the candidate must move it)."""
         ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -132,10 +132,20 @@ class Classification(ProblemType):
             return float(roc_auc_score(y, proba[:, 1])), "roc_auc"
         return float(roc_auc_score(y, proba, multi_class="ovr", labels=tree.classes_)), "roc_auc"
 
-    def ab_inputs(self, y: Any, *, target: str) -> tuple[dict[str, Any], str]:
-        counts = pd.Series(np.asarray(y)).value_counts(normalize=True)
-        binary = len(counts) == 2
-        rate = float(counts.min()) if binary else float(counts.max())
-        metric = ("rate of positive outcomes missed per unit (e.g. fraud losses per transaction)"
-                  if binary else "rate of correct decisions")
-        return {"baseline_rate": rate}, metric
+    def ab_inputs(self, control: Mapping[str, float], *, target: str) -> tuple[dict[str, Any], str, bool]:
+        """Binary: the control's misses per unit, ``fn / n_test`` (to decrease). Multiclass: its
+        accuracy, the rate of correct decisions (to increase). A rate of 0 (or 1) measured on
+        ``n`` rows is replaced by its 95% bound, ``3 / n`` (the rule of three)."""
+        n = int(control["n_test"])
+        if "fn" in control:
+            rate, metric, lower = float(control["fn"]) / n, ("rate of positive outcomes missed per unit "
+                                                             "(e.g. fraud losses per transaction)"), True
+        else:
+            rate, metric, lower = float(control["accuracy"]), "rate of correct decisions", False
+        out: dict[str, Any] = {"baseline_rate": rate}
+        if not 0 < rate < 1:
+            bound = 3 / n if rate <= 0 else 1 - 3 / n
+            out.update(baseline_rate=bound, baseline_note=(
+                f"the control's measured rate is {rate:g} on {n} held-out rows; the plan sizes for its "
+                f"95% bound {bound:.4g} (rule of three)"))
+        return out, metric, lower

@@ -352,7 +352,18 @@ class Recommendation(ProblemType):
             return abs(float(np.corrcoef(values[finite], target[finite])[0, 1])), "abs_corr"
         return 0.0, "abs_corr"
 
-    def ab_inputs(self, y: Any, *, target: str) -> tuple[dict[str, Any], str]:
-        values = np.asarray(y, dtype=float)
-        return ({"baseline_rate": float(np.clip(values.mean(), 1e-6, 1 - 1e-6)), "baseline_mean": None,
-                 "baseline_std": None}, "share of recommended lists with an item the user engages with")
+    def ab_inputs(self, control: Mapping[str, float], *, target: str) -> tuple[dict[str, Any], str, bool]:
+        """The control's hit rate at k (the share of users whose list holds an item they engage
+        with), to increase; a rate of 0 or 1 on ``n`` users is replaced by its 95% bound."""
+        keys = sorted((int(k.rsplit("_", 1)[1]), k) for k in control if re.fullmatch(r"hit_rate_at_\d+", k))
+        if not keys:
+            raise DataError("the A/B control has no measured hit rate at k (run T-006 with baselines)")
+        k, key = keys[0]
+        rate, n = float(control[key]), int(control.get("test_users") or 0)
+        out: dict[str, Any] = {"baseline_rate": rate}
+        if not 0 < rate < 1 and n:
+            bound = 3 / n if rate <= 0 else 1 - 3 / n
+            out.update(baseline_rate=bound, baseline_note=(
+                f"the control's measured hit rate is {rate:g} on {n} users; the plan sizes for its 95% "
+                f"bound {bound:.4g} (rule of three)"))
+        return out, f"share of users whose top-{k} list holds an item they engage with (hit rate@{k})", False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -77,7 +79,10 @@ class Regression(ProblemType):
             score = max(score, abs(float(np.corrcoef(values[finite], target[finite])[0, 1])))
         return score, "max_abs_corr_or_r2"
 
-    def ab_inputs(self, y: Any, *, target: str) -> tuple[dict[str, Any], str]:
-        values = np.asarray(y, dtype=float)
-        return ({"baseline_rate": None, "baseline_mean": float(values.mean()),
-                 "baseline_std": float(values.std())}, f"mean {target} per unit")
+    def ab_inputs(self, control: Mapping[str, float], *, target: str) -> tuple[dict[str, Any], str, bool]:
+        """The control's mean absolute error per unit (to decrease); its per-unit standard
+        deviation from the recorded RMSE and MAE (``sqrt(rmse² - mae²)``)."""
+        mae, rmse = float(control["mae"]), float(control["rmse"])
+        std = math.sqrt(max(rmse**2 - mae**2, 0.0)) or max(mae, 1e-12)
+        return ({"baseline_rate": None, "baseline_mean": mae, "baseline_std": std},
+                f"absolute error of the {target} prediction per unit", True)
