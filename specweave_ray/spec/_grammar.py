@@ -294,6 +294,7 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
     title = problem = primary = None
     targets: list[Target] = []
     requirements: list[Requirement] = []
+    accuracy_lines: set[int] = set()
     named_type: tuple[str, int] | None = None  # "- Regression, RMSE < $50 target" names the type in passing
     section, in_comment, in_fence, seen_content = "", False, False, False
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -337,6 +338,8 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
             requirements.append(replace(req, line=lineno))
             continue
         found, phrase = _read_line(stripped, source=source, lineno=lineno)
+        if re.match(r"(?:[-*+]\s+)?accuracy\s*:", plain, re.I):
+            accuracy_lines.add(lineno)
         targets.extend(found)
         if named_type is None and phrase is not None:
             named_type = (phrase, lineno)
@@ -347,11 +350,11 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
     if problem is None:
         raise SpecError(f"{source}: no problem type: add a line '**Problem type**: <type>' "
                         f"under the title, <type> one of {', '.join(problems.names())}")
-    # "Accuracy: better than random baseline by 3x" in a type with no accuracy metric (ranking
-    # lists) means the type's primary measure of quality, not the classification metric
+    # "- Accuracy: better than random baseline by 3x" (the workflow's phrase) in a type with no
+    # accuracy metric (ranking lists) means the type's primary measure of quality
     scored = problems.get(problem).metrics
-    targets = [replace(t, metric="primary") if t.relative_to is not None and t.metric == "accuracy"
-               and "accuracy" not in scored else t for t in targets]
+    targets = [replace(t, metric="primary") if t.line in accuracy_lines and t.relative_to is not None
+               and t.metric == "accuracy" and "accuracy" not in scored else t for t in targets]
     return Spec(title, problem, tuple(targets), primary_metric=primary,
                 requirements=tuple(requirements))
 
