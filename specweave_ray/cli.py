@@ -27,7 +27,10 @@ TYPE_HELP = "problem type: classification, regression or recommendation (or an a
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    # Through a pipe (`status | cat`, a log file) nobody's terminal sets the width: rich's
+    # default of 80 columns would cut ids and names short, so the table is as wide as it needs.
+    width = None if sys.stdout.isatty() else 100_000
+    return Console(stderr=False, highlight=False, width=width)
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -50,41 +53,74 @@ def cmd_status(args: argparse.Namespace) -> int:
     from specweave_ray.workspace.records import RECORD_FILES, list_records
 
     console = _console()
+    # A terminal is narrow: a node id is cut to 16 characters there, never through a pipe.
+    node_width = 16 if sys.stdout.isatty() else None
     if args.id:
         inc = Increment.open(args.id, root=args.root)
+        rows = [{"record": rec.id, "kind": rec.kind, "status": rec.status,
+                 "model": rec.meta.get("candidate") or rec.meta.get("model") or None,
+                 "cv_mean": rec.metrics.get("cv_mean"), "node": rec.meta.get("node") or None}
+                for rec in list_records(inc)]
+        tasks = inc.tasks()
+        done = sum(t.done for t in tasks)
+        if args.json:
+            print(json.dumps({"id": inc.id, "state": _state_of(inc), "experiments": rows,
+                              "tasks": [{"id": t.id, "title": t.title, "done": t.done} for t in tasks]},
+                             indent=2, default=str))
+            return 0
         table = Table(title=f"{inc.id} — experiments")
         for col in ("record", "kind", "status", "model", "cv_mean", "node"):
             table.add_column(col)
-        for rec in list_records(inc):
-            score = rec.metrics.get("cv_mean")
-            table.add_row(rec.id, str(rec.kind), str(rec.status), str(rec.meta.get("candidate") or rec.meta.get("model") or ""),
-                          f"{score:.4f}" if score is not None else "", str(rec.meta.get("node") or "")[:16])
+        for r in rows:
+            score = r["cv_mean"]
+            table.add_row(r["record"], str(r["kind"]), str(r["status"]), str(r["model"] or ""),
+                          f"{score:.4f}" if score is not None else "",
+                          str(r["node"] or "")[:node_width])
         console.print(table)
-        done = sum(t.done for t in inc.tasks())
-        console.print(f"tasks: {done}/{len(inc.tasks())} done")
+        console.print(f"tasks: {done}/{len(tasks)} done · {_state_of(inc)}")
         return 0
     incs = list_increments(args.root)
     where = storage.display(resolve_root(args.root))
-    if not incs:
-        print(f"no increments under {where}")
-        return 0
-    table = Table(title=f"increments under {where}")
-    for col in ("id", "title", "type", "experiments", "best", "tasks"):
-        table.add_column(col)
+    listed = []
     for inc in incs:
         try:
             spec = inc.spec()
             title, ptype = spec.title, spec.problem_type
         except SpecweaveError:
-            title, ptype = "(unreadable spec.md)", "?"
+            title, ptype = "(unreadable spec.md)", None
         # a URI root's mirror holds documents only; the table needs the records' summaries
         storage.pull(inc.experiments_dir, names={*RECORD_FILES, "comparison.json"})
-        records = list_records(inc)
-        best = _best_of(inc)
         tasks = inc.tasks()
-        table.add_row(inc.id, title, ptype, str(len(records)), best, f"{sum(t.done for t in tasks)}/{len(tasks)}")
+        listed.append({"id": inc.id, "title": title, "type": ptype, "experiments": len(list_records(inc)),
+                       "best": _best_of(inc) or None, "tasks_done": sum(t.done for t in tasks),
+                       "tasks": len(tasks), "state": _state_of(inc)})
+    if args.json:
+        print(json.dumps({"root": where, "increments": listed}, indent=2))
+        return 0
+    if not incs:
+        print(f"no increments under {where}")
+        return 0
+    table = Table(title=f"increments under {where}")
+    for col in ("id", "title", "type", "experiments", "best", "tasks", "state"):
+        table.add_column(col)
+    for row in listed:
+        table.add_row(row["id"], row["title"], row["type"] or "?", str(row["experiments"]),
+                      row["best"] or "", f"{row['tasks_done']}/{row['tasks']}", row["state"])
     console.print(table)
     return 0
+
+
+def _state_of(inc: Any) -> str:
+    """``done`` (``done (forced)``) once ``specweave-ray done`` closed it, else ``open``."""
+    from specweave_ray._fs import read_json
+
+    try:
+        closed = read_json(inc.path / "completion.json")
+    except ValueError:  # an unreadable completion record: the increment is not known to be done
+        return "open"
+    if not closed:
+        return "open"
+    return "done (forced)" if closed.get("forced") else "done"
 
 
 def _best_of(inc: Any) -> str:
@@ -387,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="list increments, or one increment's experiments")
     p.add_argument("id", nargs="?")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("run", parents=[common], help="create the increment if missing, then run the pipeline")

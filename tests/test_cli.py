@@ -180,3 +180,39 @@ def test_module_and_console_script(tmp_path: Path) -> None:
 
     usage = _run([str(script), "inc"], root)
     assert usage.returncode == 2 and "usage: specweave-ray" in usage.stderr
+
+
+def test_status_through_a_pipe_prints_whole_ids_and_names(root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("COLUMNS")  # a pipe: no terminal width (rich would assume 80 columns)
+    title = "Fraud Detection For Card Present Transactions In Southern Europe"
+    inc = Increment.create(title, problem_type="classification")
+    with track_experiment("baseline", increment=inc, meta={"node": "a" * 56}):
+        pass
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert inc.id in out and title in out and "…" not in out
+    assert main(["status", inc.id]) == 0
+    out = capsys.readouterr().out
+    assert "exp-001-baseline" in out and "a" * 56 in out and "…" not in out
+
+
+def test_status_json(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    inc = Increment.create("Fraud Detection", problem_type="classification")
+    inc.tick("T-001")
+    with track_experiment("eda", increment=inc):
+        pass
+    assert main(["status", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["root"] == str(root)
+    assert listed["increments"] == [{
+        "id": "0001-fraud-detection", "title": "Fraud Detection", "type": "classification",
+        "experiments": 1, "best": None, "tasks_done": 1, "tasks": 9, "state": "open"}]
+    assert main(["status", "0001", "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert [e["record"] for e in one["experiments"]] == ["exp-001-eda"]
+    assert one["experiments"][0]["status"] == "finished"
+    assert [t["id"] for t in one["tasks"] if t["done"]] == ["T-001"]
+    assert one["state"] == "open"
