@@ -194,6 +194,7 @@ def test_the_http_routes_recommend_explain_and_refuse_bad_bodies(tmp_path: Path)
     (["--user-column", "uid", "--item-column", "iid", "--rating-column", "stars", "--relevance-threshold", "9"],
      "leaves no positive interaction"),
     (["--item-column", "iid", "--k", "0"], "k: Input should be greater than or equal to 1"),
+    (["--user-column", "uid", "--item-column", "iid", "--k", "500"], "k=500 (ndcg_at_500) is larger than the catalogue: the data has 40 items"),
     (["--user-column", "uid", "--item-column", "iid", "--k", "5", "--rating-column", "stars", "--target", "stars"],
      "give --rating-column or --target, not both"),
 ])

@@ -180,6 +180,7 @@ def run_pipeline(
         target = cfg.data.target
     metric = primary_metric(cfg, problem, spec=increment.spec() if increment else
                             (load_spec(cfg.spec) if cfg.spec else None))
+    problem.check_data(X, y, metric=metric)
 
     inc = increment or ensure_increment(cfg, root=root)
     spec = inc.spec()

@@ -138,6 +138,11 @@ class ProblemType(abc.ABC):
             raise ConfigError(f"{self.name} needs a target column (data.target, --target)")
         return split_target(df, target)
 
+    def check_data(self, X: Any, y: Any, *, metric: str) -> None:
+        """Checks of the framed data against the run's metric, before anything is written
+        (recommendation: a list length no larger than the catalogue). Default: none."""
+        return None
+
     def time_aware(self, X: Any) -> bool:
         """Whether the folds of ``X`` keep time order (some rows then train every fold and are
         never validated, as in scikit-learn's ``TimeSeriesSplit``)."""
