@@ -67,20 +67,26 @@ _JSON = "application/json"
 
 
 # -- request parsing and scoring (engine-independent) ----------------------------------------
+def _json_body(body: bytes, *, expected: str, nested: str) -> Any:
+    """The decoded JSON of a request body, or a 422 saying what to send."""
+    if not body:
+        raise BadRequest(422, f"empty body; send {expected}")
+    try:
+        return _loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(422, f"body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise BadRequest(422, f"body is nested too deeply to be {nested}") from None
+
+
 def parse_rows(body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
     """The rows of a ``/predict`` or ``/explain`` body, or :class:`BadRequest` (422/413).
 
     Accepts one row object, a list of row objects, or ``{"rows": [...]}``. Values must be JSON
     scalars; a nested object or list is refused naming the field.
     """
-    if not body:
-        raise BadRequest(422, 'empty body; send a JSON row object, a list of rows or {"rows": [...]}')
-    try:
-        data = _loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest(422, f"body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise BadRequest(422, "body is nested too deeply to be rows of field → value") from None
+    data = _json_body(body, expected='a JSON row object, a list of rows or {"rows": [...]}',
+                      nested="rows of field → value")
     if isinstance(data, dict) and "rows" in data and len(data) == 1:
         data = data["rows"]
     if isinstance(data, dict):
@@ -119,14 +125,8 @@ def parse_recommend(body: bytes, *, max_rows: int) -> dict[str, Any]:
     Raises:
         BadRequest: 422 naming the field, 413 for too many users.
     """
-    if not body:
-        raise BadRequest(422, 'empty body; send {"user": ID} or {"users": [ID, ...]}, optionally "k"')
-    try:
-        data = _loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest(422, f"body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise BadRequest(422, "body is nested too deeply") from None
+    data = _json_body(body, expected='{"user": ID} or {"users": [ID, ...]}, optionally "k"',
+                      nested="a recommendation request")
     if not isinstance(data, dict):
         raise BadRequest(422, f'body must be a JSON object such as {{"user": ID}}, got {type(data).__name__}')
     unknown = sorted(set(data) - {"user", "users", "k", "exclude_seen"})
