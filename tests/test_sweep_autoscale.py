@@ -87,12 +87,20 @@ def _trials(inc):
 
 
 def _wait_for_status(timeout_s=20.0):
-    """Until the autoscaler monitor has written its first status to the GCS."""
+    """Until the autoscaler monitor's status in the GCS maps the head node to a type.
+
+    Its first status can come before that (CI once read an empty mapping), and an empty mapping
+    reads as "no autoscaler" whatever the cluster is.
+    """
     from ray.experimental.internal_kv import _internal_kv_get
 
+    def mapping():
+        raw = _internal_kv_get("__autoscaling_status")
+        return (json.loads(raw).get("autoscaler_report") or {}).get("node_type_mapping") if raw else None
+
     deadline = time.monotonic() + timeout_s
-    while not _internal_kv_get("__autoscaling_status"):
-        assert time.monotonic() < deadline, "the autoscaler monitor wrote no status"
+    while not mapping():
+        assert time.monotonic() < deadline, "the autoscaler monitor wrote no status naming a node"
         time.sleep(0.2)
 
 
