@@ -2,7 +2,7 @@
 
 Read from the source with ``ast`` (nothing is imported), so a violation names the file and line.
 The order is ARCHITECTURE.md's: shared helpers → problems → spec → candidates → workspace →
-data → search → evaluate → deploy → pipeline → cli.
+data → search → evaluate → deploy → finish → pipeline → cli.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("search",),
     ("evaluate",),
     ("deploy",),
+    ("finish",),
     ("pipeline",),
     ("cli", "__main__"),
 )
