@@ -386,6 +386,62 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from specweave_ray.finish.validate import (
+        checks_json,
+        render_checks,
+        validate,
+        validation_passed,
+    )
+    from specweave_ray.workspace.records import resolve_increment
+
+    inc = resolve_increment(args.id, args.root)
+    checks = validate(inc)
+    if args.json:
+        print(json.dumps({"increment": inc.id, "passed": validation_passed(checks),
+                          "checks": checks_json(checks)}, indent=2))
+    else:
+        print(f"validate {inc.id}")
+        print(render_checks(checks))
+    return 0 if validation_passed(checks) else 1
+
+
+def cmd_done(args: argparse.Namespace) -> int:
+    from specweave_ray.finish.docs import sync_docs
+    from specweave_ray.finish.summary import complete
+    from specweave_ray.finish.validate import render_checks
+    from specweave_ray.workspace import storage
+    from specweave_ray.workspace.records import resolve_increment
+
+    inc = resolve_increment(args.id, args.root)
+    result = complete(inc, force=args.force)
+    if result.summary is None:
+        print(render_checks(result.checks))
+        names = ", ".join(c.name for c in result.failed)
+        print(f"done refused: {len(result.failed)} check(s) fail ({names}); fix them, or pass --force "
+              f"(recorded in completion.json and the summary)", file=sys.stderr)
+        return 1
+    docs = sync_docs(inc)  # the workflow's done also syncs the model to the living docs
+    state = "done (forced past: " + ", ".join(c.name for c in result.failed) + ")" if result.forced else "done"
+    print(f"{inc.id}: {state}")
+    for path in (result.summary, docs.architecture, docs.adr, docs.runbook):
+        print(f"  {storage.display(path)}")
+    return 0
+
+
+def cmd_sync_docs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from specweave_ray.finish.docs import sync_docs
+    from specweave_ray.workspace.records import resolve_increment
+
+    inc = resolve_increment(args.id, args.root)
+    docs = sync_docs(inc, docs=Path(args.docs) if args.docs else None)
+    for path in (docs.architecture, docs.adr, docs.runbook):
+        print(path)
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------
 def _usage(msg: str) -> UsageError:
     return UsageError(msg)
@@ -481,6 +537,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--psi", type=float, default=0.2, help="PSI above which a feature drifts (default 0.2)")
     p.add_argument("--ks-alpha", type=float, default=0.01, help="KS p-value below which a numeric feature may drift")
     p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("validate", parents=[common],
+                       help="check an increment against its records and spec; exit 1 when a check fails")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("done", parents=[common],
+                       help="close a validated increment: COMPLETION-SUMMARY.md, then the living docs")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--force", action="store_true", help="close it although checks fail (recorded)")
+    p.set_defaults(func=cmd_done)
+
+    p = sub.add_parser("sync-docs", parents=[common],
+                       help="write docs/architecture/ml-models.md, an ADR and a runbook from the records")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--docs", help="docs folder (default: docs/ beside .specweave/)")
+    p.set_defaults(func=cmd_sync_docs)
     return parser
 
 

@@ -91,6 +91,26 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
     assert (inc.models_dir / "model-v2.metadata.json").exists()
     assert not [r for r in list_records(inc, kind="trial") if r.meta.get("sweep") and r.status == "running"]
 
+    # validate holds MLflow against the folder: a run per record and package, the same metrics
+    def checks():
+        capsys.readouterr()
+        main(["validate", inc.id, "--root", str(root), "--json"])
+        return {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+
+    first = checks()
+    assert first["mlflow"]["status"] == "pass", first["mlflow"]
+    assert first["model saved"]["evidence"].startswith("model-v2 ")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    evaluation = list_records(inc, kind="evaluation")[-1]
+    client.log_metric(evaluation.meta["mlflow_run_id"], "roc_auc", 0.123)
+    bench = list_records(inc, kind="benchmark")[0]
+    client.delete_run(bench.meta["mlflow_run_id"])
+    details = checks()["mlflow"]["details"]
+    assert f"{bench.id}: MLflow run {bench.meta['mlflow_run_id']} is missing" in details
+    assert any(d.startswith(f"{evaluation.id}: roc_auc is ") and d.endswith(", 0.123 in MLflow") for d in details)
+
 
 def test_run_data_file_with_string_labels_and_regression(tmp_path, root):
     df = make_fraud(3000, positive_rate=0.05, seed=1)

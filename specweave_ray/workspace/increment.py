@@ -27,6 +27,7 @@ DEFAULT_ROOT = Path(".specweave") / "increments"
 SUBFOLDERS = ("experiments", "data", "models", "notebooks")
 _ID_RE = re.compile(r"^(\d{4})-([a-z0-9]+(?:-[a-z0-9]+)*)$")
 _TASK_RE = re.compile(r"^(\s*)- \[( |x|X)\] (T-\d{3})\b(.*)$")
+_SKIP_RE = re.compile(r"\bskipped\s*[:(]\s*([^)]+)\)?", re.IGNORECASE)
 
 
 def slugify(name: str) -> str:
@@ -58,6 +59,13 @@ class Task:
     id: str
     title: str
     done: bool
+
+    @property
+    def skip_reason(self) -> str | None:
+        """The reason of an open task written as skipped (``- [ ] T-009: A/B test plan — skipped:
+        no live traffic yet``), which ``validate`` accepts in place of a tick."""
+        match = _SKIP_RE.search(self.title)
+        return match[1].strip() if match and match[1].strip() else None
 
 
 @dataclass(frozen=True)
