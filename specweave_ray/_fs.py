@@ -153,3 +153,12 @@ def make_next_dir(
             number += 1
             continue
         return path
+
+
+def relative_posix(base: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
+    """``path`` relative to ``base`` with ``/`` (what a doc written into a repository may name:
+    no machine's absolute path); the absolute path where none exists (another drive)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+    except ValueError:
+        return Path(path).as_posix()

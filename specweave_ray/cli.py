@@ -442,6 +442,18 @@ def cmd_sync_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_issue(args: argparse.Namespace) -> int:
+    from specweave_ray.finish.issue import write_issue
+    from specweave_ray.workspace import storage
+    from specweave_ray.workspace.records import resolve_increment
+
+    inc = resolve_increment(args.id, args.root)
+    filed = write_issue(inc, args.title, file=not args.no_file)
+    print(f"issue written: {storage.display(filed.path)}")
+    print(f"filed: {filed.url}" if filed.url else f"not filed: {filed.why_not}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------
 def _usage(msg: str) -> UsageError:
     return UsageError(msg)
@@ -555,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="increment id, number or slug")
     p.add_argument("--docs", help="docs folder (default: docs/ beside .specweave/)")
     p.set_defaults(func=cmd_sync_docs)
+
+    p = sub.add_parser("issue", parents=[common],
+                       help="write a ready-to-file issue (metrics, drift, the retrain command); file it with gh")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("title", help='e.g. "Retrain with new data"')
+    p.add_argument("--no-file", action="store_true", help="only write the file, even when gh is set up")
+    p.set_defaults(func=cmd_issue)
     return parser
 
 

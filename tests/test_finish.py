@@ -5,6 +5,7 @@ and LTV runs, copied), through the CLI. MLflow against a live store is checked i
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -192,3 +193,53 @@ def test_bad_input_is_one_line_and_exit_2(project, capsys, command):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "exp-005-majority-trial-001: unreadable JSON" in err
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+def _fake_gh(folder: Path, *, authenticated: bool) -> Path:
+    """A stand-in for the GitHub CLI (it needs an account and the network, neither of which a
+    test has): records its arguments, answers ``auth status`` and ``issue create`` as gh does."""
+    folder.mkdir()
+    log = folder / "calls.txt"
+    script = folder / "gh"
+    script.write_text(f"""#!/bin/sh
+echo "$@" >> {log}
+if [ "$1" = auth ]; then exit {0 if authenticated else 1}; fi
+if [ "$1" = issue ]; then echo "https://github.com/acme/models/issues/7"; fi
+""")
+    script.chmod(0o755)
+    return log
+
+
+def test_issue_carries_metrics_drift_and_the_command_and_gh_files_it(project, capsys, monkeypatch, tmp_path):
+    from specweave_ray.data.datasets import make_fraud
+
+    root = _root(project)
+    monkeypatch.chdir(project)
+    new = make_fraud(600, seed=5).drop(columns="is_fraud")
+    new["amount"] *= 4  # spending shifted: amount drifts
+    new.to_parquet(project / "new.parquet")
+    assert main(["drift", FRAUD, "--root", root, "--data", "new.parquet", "--version", "1"]) == 1
+    log = _fake_gh(tmp_path / "bin", authenticated=True)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    capsys.readouterr()
+    assert main(["issue", FRAUD, "Retrain with new data", "--root", root]) == 0
+    out = capsys.readouterr().out
+    assert "filed: https://github.com/acme/models/issues/7" in out
+    path = next((project / ".specweave" / "increments" / FRAUD / "issues").iterdir())
+    text = path.read_text()
+    assert text.startswith("# Retrain with new data\n\nFiled: https://github.com/acme/models/issues/7\n")
+    assert "| roc_auc >= 0.85 | 0.8838 | [0.7491, 1] | met |" in text
+    assert "**drift detected**" in text and "| amount |" in text
+    assert (f"specweave-ray do {FRAUD} --root .specweave/increments --from T-001 --config "
+            f".specweave/increments/{FRAUD}/pipeline.yaml") in text
+    calls = log.read_text().splitlines()
+    assert calls[0] == "auth status"
+    assert calls[1].startswith(f"issue create --title [{FRAUD}] Retrain with new data --body-file ")
+    # not authenticated: written, not filed, and said why
+    (tmp_path / "bin" / "gh").unlink()
+    shutil.rmtree(tmp_path / "bin")
+    _fake_gh(tmp_path / "bin", authenticated=False)
+    assert main(["issue", FRAUD, "Retrain with new data", "--root", root]) == 0
+    assert "not filed: gh is not authenticated (gh auth login)" in capsys.readouterr().out
+    assert main(["issue", FRAUD, "  ", "--root", root]) == 2
+    assert "the issue title is empty" in capsys.readouterr().err

@@ -15,14 +15,13 @@ Paths in the docs are relative to the docs folder, so they stay true in a clone.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from specweave_ray._fs import atomic_write_text, file_lock
+from specweave_ray._fs import atomic_write_text, file_lock, relative_posix
 from specweave_ray.deploy._package_read import list_packages
 from specweave_ray.evaluate.gate import MET
 from specweave_ray.exceptions import RecordError
@@ -99,21 +98,23 @@ def _model_section(docs: Path, ev: Evidence) -> str:
     columns = schema.get("columns", schema) if isinstance(schema, Mapping) else {}
     inputs = ", ".join(f"`{c}` ({(d or {}).get('kind') or (d or {}).get('dtype', '?')})" for c, d in columns.items())
     features = meta.get("feature_names") or []
-    served = [f"`specweave-ray serve {ev.inc.id} --root {_rel(docs.parent, ev.inc.root)} --version {meta['version']}` (POST /predict"
+    served = [f"`specweave-ray serve {ev.inc.id} --root {relative_posix(docs.parent, ev.inc.root)} --version {meta['version']}` (POST /predict"
               + (", /recommend" if meta.get("kind") == "recommender" else "") + ", GET /health)"]
     if meta.get("mlflow"):
         served.append(f"MLflow registry `{meta['mlflow']['model_uri']}`")
     lines = [f"## {spec.title} — `{ev.inc.id}`", "",
-             f"- Problem: {spec.problem_type}; target `{meta.get('target')}`; primary metric {spec.primary_metric}",
+             f"- Problem: {spec.problem_type}" + (f"; target `{meta['target']}`" if meta.get("target") else "")
+             + f"; primary metric {spec.primary_metric}",
              f"- Model: {name}, {meta.get('candidate')} (`{meta.get('estimator')}`), status **{meta.get('status')}**",
              f"- Inputs: {inputs or 'see the package metadata'}",
              f"- Outputs: {_outputs(meta)}",
-             f"- Features: {len(features)} after the feature pipeline" + (
-                 f" ({', '.join(f'`{f}`' for f in features[:12])}{' …' if len(features) > 12 else ''})" if features else ""),
+             f"- Features: {len(features)} after the feature pipeline"
+             f" ({', '.join(f'`{f}`' for f in features[:12])}{' …' if len(features) > 12 else ''})" if features
+             else "- Features: none (the model reads interactions, not a feature table)",
              f"- Held-out metrics: {_metrics_line(ev)}",
              f"- Served: {'; '.join(served)}",
-             f"- Records: [{ev.inc.id}]({_rel(docs / 'architecture', ev.inc.path)}/), "
-             f"package `{_rel(docs / 'architecture', ev.inc.models_dir)}/{name}.metadata.json`"]
+             f"- Records: [{ev.inc.id}]({relative_posix(docs / 'architecture', ev.inc.path)}/), "
+             f"package `{relative_posix(docs / 'architecture', ev.inc.models_dir)}/{name}.metadata.json`"]
     return "\n".join(lines)
 
 
@@ -189,7 +190,7 @@ def _adr(ev: Evidence, number: int) -> str:
 def _runbook(docs: Path, ev: Evidence) -> str:
     inc, meta = ev.inc, ev.package
     version = meta["version"]
-    root = _rel(docs.parent, inc.root)
+    root = relative_posix(docs.parent, inc.root)
     config = inc.path / "pipeline.yaml"
     others = [m for m in list_packages(inc) if m["version"] != version]
     previous = max((m["version"] for m in others if m.get("status") == "passed"), default=None)
@@ -198,7 +199,7 @@ def _runbook(docs: Path, ev: Evidence) -> str:
              f"folder that holds `docs/`.", "", "## Retrain", ""]
     if config.is_file():
         lines += ["Reruns every task on the increment's stored config (new data: edit its `data:` block first):", "",
-                  "```bash", f"specweave-ray do {inc.id} --root {root} --from T-001 --config {_rel(docs.parent, config)}",
+                  "```bash", f"specweave-ray do {inc.id} --root {root} --from T-001 --config {relative_posix(docs.parent, config)}",
                   "```", ""]
     else:
         lines += [f"No `pipeline.yaml` was stored; rerun the tasks with `specweave-ray do {inc.id} --root {root} "
@@ -236,6 +237,3 @@ def _alert(row: Mapping[str, Any]) -> str:
     flipped = {">=": "<", ">": "<=", "<=": ">", "<": ">="}.get(op, "!=")
     return f"{flipped} {row['threshold']:g}{(' ' + row['unit']) if row.get('unit') else ''}"
 
-
-def _rel(base: Path, path: Path) -> str:
-    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
