@@ -589,6 +589,9 @@ def _quiet_dependencies() -> None:
     for name in ("optuna", "mlflow", "alembic", "ray", "ray.tune", "ray.serve"):
         logging.getLogger(name).setLevel(logging.WARNING if name != "optuna" else logging.ERROR)
     logging.getLogger("ray.tune.search.searcher").setLevel(logging.ERROR)
+    # "Token authentication is enabled for this Ray cluster …" on every local start: a warning
+    # the user can do nothing about here (the embedded Ray is on loopback, with its own token)
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Choices for a categorical distribution")
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:

@@ -28,7 +28,15 @@ from specweave_ray.deploy._release import release_gate, write_ab_plan
 from specweave_ray.evaluate import evaluate_holdout
 from specweave_ray.exceptions import ConfigError
 from specweave_ray.problems import ProblemType
-from specweave_ray.search import Progress, SweepResults, candidates_for, deepen, run_experiments
+from specweave_ray.search import (
+    Progress,
+    SweepResults,
+    candidates_for,
+    deepen,
+    preflight,
+    run_experiments,
+    shutdown_ray,
+)
 from specweave_ray.spec import ModelExperiment, PipelineConfig, Spec, load_spec, parse_config
 from specweave_ray.workspace import (
     Increment,
@@ -72,12 +80,18 @@ def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None
             raise ConfigError(f"{cfg.source}: problem_type {problem_type!r} disagrees with {cfg.spec} "
                               f"({spec.problem_type!r})")
         problem_type = spec.problem_type
-    slug = slugify(cfg.increment)
-    existing = [i for i in list_increments(base) if i.slug == slug]
-    if existing:
-        storage.pull(existing[0].path)  # a URI root: its records, for the cache and ticked tasks
-        return existing[0]
+    existing = _existing(cfg, root=root)
+    if existing is not None:
+        storage.pull(existing.path)  # a URI root: its records, for the cache and ticked tasks
+        return existing
     return Increment.create(cfg.increment, problem_type=problem_type, root=base, spec_text=spec_text)
+
+
+def _existing(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None) -> Increment | None:
+    """The config's increment when it exists under the root (found by its slug)."""
+    base = resolve_root(root, config_root=cfg.root)
+    slug = slugify(cfg.increment)
+    return next((i for i in list_increments(base) if i.slug == slug), None)
 
 
 def save_config(inc: Increment, cfg: PipelineConfig) -> Path:
@@ -181,7 +195,37 @@ def run_pipeline(
     metric = primary_metric(cfg, problem, spec=increment.spec() if increment else
                             (load_spec(cfg.spec) if cfg.spec else None))
     problem.check_data(X, y, metric=metric)
+    # Everything the sweeps could refuse, also before anything is written. Ray starts here once
+    # for the run's three sweeps (each would start and stop its own), and only if one will run.
+    sweep_cfg = cfg.sweep.model_copy(update={"address": address or cfg.sweep.address})
+    started_ray = preflight(candidates_for(problem, cfg.candidates, y), X, problem_type=problem.name,
+                            baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, seed=cfg.seed,
+                            sweep=sweep_cfg, cluster=_sweeps_pending(cfg, root=root, increment=increment, start=start))
+    try:
+        return _run_tasks(cfg, df, X, y, problem=problem, metric=metric, target=target, root=root,
+                          increment=increment, start=start, address=address, use_cache=use_cache,
+                          on_progress=on_progress, say=say)
+    finally:
+        if started_ray:
+            shutdown_ray()
 
+
+def _sweeps_pending(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None, increment: Increment | None,
+                    start: str | None) -> bool:
+    """Whether this run will sweep: a new increment, an open T-003…T-005, or ``--from`` one of them."""
+    if start is not None and TASK_ORDER.index(start) <= TASK_ORDER.index("T-005"):
+        return True
+    inc = increment or _existing(cfg, root=root)
+    if inc is None:
+        return True
+    done = {t.id for t in inc.tasks() if t.done}
+    return not {"T-003", "T-004", "T-005"} <= done
+
+
+def _run_tasks(cfg: PipelineConfig, df: pd.DataFrame, X: Any, y: Any, *, problem: ProblemType, metric: str,
+               target: str, root: str | os.PathLike[str] | None, increment: Increment | None, start: str | None,
+               address: str | None, use_cache: bool, on_progress: Callable[[Progress], None] | None,
+               say: Callable[[str], None]) -> PipelineResult:
     inc = increment or ensure_increment(cfg, root=root)
     spec = inc.spec()
     problem = problems.get(spec.problem_type)

@@ -3,11 +3,14 @@
 ``runner``: :func:`run_experiments` and :class:`SweepResults`. ``_candidates``: which
 candidates a sweep runs. ``trial``: the body of one trial (cross-validation, staged fitting
 for ASHA) and the refit. ``coordinator``: the driver-side recorder of every trial, the result
-cache and the comparison. ``_cache``: a trial's cache identity. ``_ray``: everything that
+cache and the comparison. ``_cache``: a trial's cache identity. ``_preflight``: what a sweep would refuse, checked
+before the pipeline writes anything. ``_ray``: everything that
 touches Ray Tune, and the only module that imports it.
 """
 
 from specweave_ray.search._candidates import candidates_for, deepen
+from specweave_ray.search._preflight import preflight
+from specweave_ray.search._ray import shutdown as shutdown_ray
 from specweave_ray.search.coordinator import (
     Coordinator,
     Progress,
@@ -21,6 +24,6 @@ from specweave_ray.spec.experiment import ModelExperiment
 
 __all__ = [
     "Coordinator", "ModelExperiment", "Progress", "SweepResults", "TrialResult",
-    "best_per_candidate", "candidates_for", "deepen", "render_comparison", "run_experiments",
-    "write_comparison",
+    "best_per_candidate", "candidates_for", "deepen", "preflight", "render_comparison", "run_experiments",
+    "shutdown_ray", "write_comparison",
 ]

@@ -1,0 +1,53 @@
+"""Bad candidates, rules and resources are refused before the pipeline writes anything (the run
+would otherwise write T-001/T-002 records, or sweep until every trial failed the same way)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from specweave_ray.cli import main
+
+CANDIDATE = {"name": "logistic", "estimator": "logistic", "params": {"max_iter": 200}}
+CASES = {
+    "unknown estimator": ({"estimator": "logistik"}, None,
+                          r"unknown estimator 'logistik' for classification; use an alias"),
+    "unknown parameter": ({"params": {"max_iterations": 5}}, None,
+                          r"candidate 'logistic': LogisticRegression has no parameter 'max_iterations' "
+                          r"\(given 5\); did you mean 'max_iter'\?"),
+    "bad value": ({"params": {"C": -1.0}}, None,
+                  r"candidate 'logistic': LogisticRegression\(C=-1.0, class_weight='balanced'\) is refused: "
+                  r"The 'C' parameter of LogisticRegression must be a float in the range \(0.0, inf\]"),
+    "search space end": ({"estimator": "random-forest", "params": {"max_depth": {"randint": [-2, 5]}}}, None,
+                         r"RandomForestClassifier\(max_depth=-2, class_weight='balanced'\) is refused"),
+    "bad choice": ({"params": {"solver": {"choice": ["lbfgs", "bogus"]}}}, None,
+                   r"LogisticRegression\(solver='bogus', class_weight='balanced'\) is refused"),
+    "rule syntax": ({}, "amount >> 900 and", r"rule 'amount >> 900 and' is not a valid expression"),
+    "rule column": ({}, "amount > 900 and cardpresent == 0",
+                    r"baselines.rule 'amount > 900 and cardpresent == 0' reads 'cardpresent', which the data lacks "
+                    r"\(columns: amount, "),
+    "too many GPUs": ({"resources": {"cpu": 1, "gpu": 4}}, None,
+                      r"candidate 'logistic' asks for 4 GPU per trial but the Ray cluster has 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_candidate_is_refused_before_anything_is_written(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    change, rule, message = CASES[case]
+    cfg = {"increment": "Bad", "problem_type": "classification",
+           "data": {"generate": "fraud", "rows": 600, "target": "is_fraud"},
+           "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 1},
+           "candidates": [{**CANDIDATE, **change}]}
+    if rule:
+        cfg["baselines"] = {"rule": rule}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    root = tmp_path / "incs"
+    assert main(["run", str(path), "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert re.search(message, err), err
+    assert not root.exists() or not any(root.iterdir())  # no increment, no MLflow store
