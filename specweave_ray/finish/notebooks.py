@@ -325,7 +325,12 @@ explained = latest("explainability")
 if explained is None:
     missing("T-007", "the explanations")
 else:
-    print(f"record {explained['id']}: {explained['params'].get('method')} on {explained['params'].get('package')}")
+    params = explained["params"]
+    print(f"record {explained['id']}: {params.get('method') or params.get('explainer')} on "
+          f"{params.get('package') or explained['meta'].get('package')}")
+    counts = {k: v for k, v in explained["metrics"].items() if not k.startswith("importance_")}
+    if counts:
+        display(pd.Series(counts, name="value").to_frame())
     importance = pd.Series({k[len("importance_"):]: v for k, v in explained["metrics"].items()
                             if k.startswith("importance_")}, dtype=float).sort_values()
     if len(importance):
