@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 import yaml
 
 from specweave_ray.cli import main
 from specweave_ray.data.datasets import make_fraud, make_ltv
+from specweave_ray.finish.notebooks import NOTEBOOKS
 from specweave_ray.workspace.increment import Increment, list_increments
 from specweave_ray.workspace.records import list_records
 
@@ -46,7 +48,7 @@ def root(tmp_path, monkeypatch):
 
 
 def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
-    cfg = _config(tmp_path)
+    cfg = _config(tmp_path, notebooks={"execute": True})
     assert main(["run", str(cfg), "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert "gate" in out and "T-006" in out
@@ -79,6 +81,13 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
     assert {g["metric_key"]: g["status"] for g in gate_rows}["latency_p99_ms"] in ("met", "not met")
     plan = (inc.path / "ab-test-plan.md").read_text()
     assert "## Sample size (power analysis)" in plan and "day(s)" in plan
+    # the notebooks, executed by the run: each cell ran, and what they print is what was recorded
+    books = {name: nbformat.read(inc.notebooks_dir / name, as_version=4) for name in NOTEBOOKS}
+    outs = {name: [o for c in nb.cells for o in c.get("outputs", [])] for name, nb in books.items()}
+    assert all(outs.values()) and not [o for o in sum(outs.values(), []) if o["output_type"] == "error"]
+    printed = "".join(o.get("text", "") for o in outs["03-model-analysis.ipynb"])
+    metric = json.loads((inc.experiments_dir / "comparison.json").read_text())["metric"]
+    assert f"held-out {metric} = {m[metric]!r}" in printed and "Not recorded yet" not in printed
     n = len(list_records(inc))
 
     assert main(["run", str(cfg), "--root", str(root)]) == 0

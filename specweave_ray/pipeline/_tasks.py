@@ -1,4 +1,5 @@
-"""The whole run, task by task, as ``tasks.md`` lists them: T-001 data … T-009 A/B plan.
+"""The whole run, task by task, as ``tasks.md`` lists them: T-001 data … T-009 A/B plan, then
+the increment's notebooks, written from what the tasks recorded.
 
 Each task is one call into its stage; this module (with ``cli.py``) is the only one that imports
 every stage. Each task writes its records and ticks its line in ``tasks.md``; a ticked task is
@@ -27,6 +28,7 @@ from specweave_ray.deploy._explain_report import write_explainability
 from specweave_ray.deploy._release import release_gate, write_ab_plan
 from specweave_ray.evaluate import evaluate_holdout
 from specweave_ray.exceptions import ConfigError
+from specweave_ray.finish.notebooks import NOTEBOOKS, write_notebooks
 from specweave_ray.problems import ProblemType
 from specweave_ray.search import (
     Progress,
@@ -258,6 +260,10 @@ def _run_tasks(cfg: PipelineConfig, df: pd.DataFrame, X: Any, y: Any, *, problem
         _publish(inc)  # a URI root holds the task's outputs before the task is ticked
         inc.tick(task)
         result.ran.append(task)
+    if result.ran or not all((inc.notebooks_dir / name).exists() for name in NOTEBOOKS):
+        # every task skipped: the records, and so the notebooks written from them, are unchanged
+        paths = write_notebooks(inc, execute=cfg.notebooks.execute, timeout=cfg.notebooks.timeout_s)
+        say(f"notebooks → {storage.display(inc.notebooks_dir)} ({', '.join(p.name for p in paths)})")
     _publish(inc)  # also when every task was skipped: what an earlier run failed to upload
     return result
 

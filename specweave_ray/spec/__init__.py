@@ -25,6 +25,7 @@ from specweave_ray.spec.config import (
     ABTestConfig,
     BaselineConfig,
     DataConfig,
+    NotebookConfig,
     PipelineConfig,
     SweepConfig,
     load_config,
@@ -44,7 +45,7 @@ from specweave_ray.spec.search_space import (
 
 __all__ = [
     "LOWER_IS_BETTER", "METRICS", "OPS", "TASKS", "ABTestConfig", "BaselineConfig", "DataConfig",
-    "Domain", "MetricDef", "ModelExperiment", "PipelineConfig", "Spec", "SweepConfig", "Target",
+    "Domain", "MetricDef", "ModelExperiment", "NotebookConfig", "PipelineConfig", "Spec", "SweepConfig", "Target",
     "as_domain", "choice", "default_targets", "get_metric", "load_config", "load_spec",
     "loguniform", "parse_config", "parse_spec", "parse_targets", "quniform", "randint",
     "render_increment_docs", "render_spec", "sweep_config", "uniform",

@@ -106,6 +106,14 @@ class ABTestConfig(_Frozen):
     traffic_split: float = Field(default=0.5, gt=0, lt=1)
 
 
+class NotebookConfig(_Frozen):
+    """The notebooks written at the end of a run: ``execute`` runs them (nbclient) and saves
+    their outputs, each cell given ``timeout_s``; off by default, since they run when opened."""
+
+    execute: bool = False
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
 class BaselineConfig(_Frozen):
     enabled: bool = True
     rule: str | None = None
@@ -126,6 +134,7 @@ class PipelineConfig(_Frozen):
     candidates: list[Candidate] | None = None
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     abtest: ABTestConfig = Field(default_factory=ABTestConfig)
+    notebooks: NotebookConfig = Field(default_factory=NotebookConfig)
     source: str | None = Field(default=None, exclude=True)
 
     @field_validator("problem_type")
