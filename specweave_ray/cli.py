@@ -408,6 +408,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_done(args: argparse.Namespace) -> int:
     from specweave_ray.finish.docs import sync_docs
+    from specweave_ray.finish.notebooks import write_notebooks
     from specweave_ray.finish.summary import complete
     from specweave_ray.finish.validate import render_checks
     from specweave_ray.workspace import storage
@@ -422,9 +423,10 @@ def cmd_done(args: argparse.Namespace) -> int:
               f"(recorded in completion.json and the summary)", file=sys.stderr)
         return 1
     docs = sync_docs(inc)  # the workflow's done also syncs the model to the living docs
+    notebooks = write_notebooks(inc, execute=True)  # the living docs include the notebooks, run
     state = "done (forced past: " + ", ".join(c.name for c in result.failed) + ")" if result.forced else "done"
     print(f"{inc.id}: {state}")
-    for path in (result.summary, docs.architecture, docs.adr, docs.runbook):
+    for path in (result.summary, docs.architecture, docs.adr, docs.runbook, *notebooks):
         print(f"  {storage.display(path)}")
     return 0
 

@@ -137,6 +137,11 @@ def test_done_writes_the_summary_marks_done_and_syncs_docs(project, capsys):
     assert main(["status", "--root", _root(project), "--json"]) == 0
     assert {r["id"]: r["state"] for r in json.loads(capsys.readouterr().out)["increments"]}[FRAUD] == "done"
     assert (project / "docs" / "runbooks" / f"{FRAUD}.md").is_file()
+    # and the notebooks, executed: the model analysis prints the recorded best candidate
+    analysis = json.loads((inc.notebooks_dir / "03-model-analysis.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in analysis["cells"] if c["cell_type"] == "code"
+                      for o in c.get("outputs", []))
+    assert best in printed
 
 
 def test_done_force_is_recorded(project, capsys):
