@@ -529,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", type=int, help="Ray Serve replicas (ray-serve only; default 1)")
     p.add_argument("--version", default="latest", help="model version K or latest")
     p.add_argument("--address", help="Ray cluster address (ray-serve; default $RAY_ADDRESS or a local Ray)")
+    p.add_argument("--trust-unsigned", action="store_true",
+                   help="load a package that is unsigned or fails its signature check (logged); only one you trust")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", parents=[common],
@@ -541,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=4000, help="HTTP requests (with --http)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients (with --http)")
     p.add_argument("--address", help="Ray cluster address for --engine ray-serve")
+    p.add_argument("--trust-unsigned", action="store_true",
+                   help="load a package that is unsigned or fails its signature check (logged); only one you trust")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("drift", parents=[common],
@@ -550,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default="latest", help="model version K or latest")
     p.add_argument("--psi", type=float, default=0.2, help="PSI above which a feature drifts (default 0.2)")
     p.add_argument("--ks-alpha", type=float, default=0.01, help="KS p-value below which a numeric feature may drift")
+    p.add_argument("--trust-unsigned", action="store_true",
+                   help="load a package that is unsigned or fails its signature check (logged); only one you trust")
     p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("validate", parents=[common],
@@ -613,6 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_dependencies()
     from specweave_ray.workspace import storage
 
+    if getattr(args, "trust_unsigned", False):  # read wherever a package loads: Serve replicas too
+        os.environ["SPECWEAVE_TRUST_UNSIGNED"] = "1"
     try:
         code = int(args.func(args) or 0)
         storage.flush()  # a URI root: the command succeeded only if what it wrote is there

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Packages are signed (deploy/_signing.py): the suite's key lives in a throw-away folder, not
+    in the user's ~/.config, and Ray workers inherit the variable from this process."""
+    if not os.environ.get("SPECWEAVE_SIGNING_KEY"):
+        os.environ["SPECWEAVE_SIGNING_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="specweave-key-")) / "signing.key")
 
 
 @pytest.fixture

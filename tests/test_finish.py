@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from specweave_ray.cli import main
+from specweave_ray.deploy._signing import sign
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import list_records
 
@@ -27,6 +28,9 @@ def project(tmp_path, monkeypatch):
     monkeypatch.delenv("SPECWEAVE_ROOT", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     shutil.copytree(FIXTURE, tmp_path / ".specweave" / "increments")
+    # the fixture predates signed packages: sign its metadata as a build today would
+    for path in (tmp_path / ".specweave" / "increments").glob("*/models/model-v*.metadata.json"):
+        path.write_text(json.dumps(sign(json.loads(path.read_text())), indent=2))
     return tmp_path
 
 
@@ -57,7 +61,7 @@ def test_validate_reports_each_check_with_its_evidence(project, capsys):
     assert {n for n, c in checks.items() if c["status"] == "fail"} == {"success criteria"}
     assert checks["success criteria"]["evidence"] == "4/7 targets met"
     assert [d.split(":")[0] for d in checks["success criteria"]["details"]] == [u[2:-1] for u in UNMET]
-    assert "model-v1 (xgboost), sha256 of 5 files verified" in checks["model saved"]["evidence"]
+    assert "model-v1 (xgboost), signature and sha256 of 5 files verified" in checks["model saved"]["evidence"]
     assert checks["mlflow"]["status"] == "skip"  # the fixture was recorded with MLflow off
     # text through a pipe: one line a check, the failing targets indented under it
     assert main(["validate", LTV, "--root", _root(project)]) == 1
@@ -83,6 +87,11 @@ def test_validate_fails_on_open_tasks_unclosed_records_and_changed_packages(proj
     (inc.experiments_dir / "exp-009-logistic-trial-001" / "metrics.json").unlink()
     with (inc.models_dir / "model-v1.reference.json").open("a") as f:
         f.write(" ")
+    meta_path = inc.models_dir / "model-v1.metadata.json"
+    signed = meta_path.read_text()
+    meta_path.write_text(json.dumps({**json.loads(signed), "threshold": 0.0}))
+    assert "signature mismatch" in _validate(project, FRAUD, capsys)[1]["model saved"]["evidence"]
+    meta_path.write_text(signed)
     code, checks = _validate(project, FRAUD, capsys)
     assert code == 1
     assert checks["experiments logged"]["details"] == [

@@ -60,7 +60,7 @@ def test_legacy_package_loads_and_scores_as_before(legacy_root: Path, increment_
 
     expected = json.loads((FIXTURE / "expected.json").read_text())[increment_id]
     inc = Increment.open(increment_id, root=legacy_root)
-    predictor = Predictor.load(inc, version=1)
+    predictor = Predictor.load(inc, version=1, trust_unsigned=True)  # built before packages were signed
     rows = pd.DataFrame(expected["rows"])
     out = predictor.predict_proba(rows) if predictor.classes is not None else predictor.predict(rows)
     np.testing.assert_allclose(pd.DataFrame(out).to_numpy(), np.asarray(expected["output"]), rtol=1e-6)
@@ -85,7 +85,7 @@ def test_a_value_beyond_float32_is_the_clients_error_naming_the_feature(legacy_r
     from specweave_ray.workspace.increment import Increment
 
     row = json.loads((FIXTURE / "expected.json").read_text())["0001-fraud-detection"]["rows"][0]
-    predictor = Predictor.load(Increment.open("0001", root=legacy_root), version=1)
+    predictor = Predictor.load(Increment.open("0001", root=legacy_root), version=1, trust_unsigned=True)
     for rows in ({**row, "amount": 1e308}, [row, {**row, "amount": 1e308}], pd.DataFrame([row, {**row, "amount": 1e308}])):
         with pytest.raises(DataError, match=r"row \d: a value is too large for the model: encoded feature '.*amount.*'"):
             predictor.predict_proba(rows)

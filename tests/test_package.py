@@ -162,6 +162,65 @@ def test_tampered_features_pickle_is_never_unpickled(run: Increment, tmp_path: P
     assert not marker.exists()
 
 
+def test_a_pickle_swapped_with_its_hash_rewritten_is_never_unpickled(run: Increment, tmp_path: Path) -> None:
+    """The attack the hashes alone let through: replace the pickle and write its sha256 into the
+    metadata. The signature over the metadata no longer matches, so nothing is read."""
+    meta, k = _fresh(run)
+    marker = tmp_path / "unpickled"
+    evil = pickle.dumps(_Marker(marker))
+    name = f"model-v{k}.features.pkl"
+    (run.models_dir / name).write_bytes(evil)
+    meta["files"][name] = meta["features"]["files"][name] = hashlib.sha256(evil).hexdigest()
+    (run.models_dir / f"model-v{k}.metadata.json").write_text(json.dumps(meta))
+    for load in (lambda: load_package(run, k), lambda: Predictor.load(run, version=k),
+                 lambda: Predictor.from_folder(run.models_dir, metadata=f"model-v{k}.metadata.json")):
+        with pytest.raises(RecordError, match=r"signature mismatch, the metadata changed after the package was built"):
+            load()
+    assert not marker.exists()
+    with pytest.raises(RecordError, match="signature mismatch"):
+        mark(run, k, status="passed")  # nor is a changed metadata re-signed as genuine
+
+
+def test_metadata_edited_alone_or_unsigned_or_another_key_is_refused_unless_trusted(
+        run: Increment, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    meta, k = _fresh(run)
+    path = run.models_dir / f"model-v{k}.metadata.json"
+    assert Predictor.load(run, version=k).threshold == meta["threshold"]
+    path.write_text(json.dumps({**meta, "threshold": 0.0}))  # every row flagged, silently
+    with pytest.raises(RecordError, match=rf"model-v{k}.metadata.json: signature mismatch"):
+        Predictor.load(run, version=k)
+    with caplog.at_level("WARNING", logger="specweave_ray.deploy._signing"):
+        assert Predictor.load(run, version=k, trust_unsigned=True).threshold == 0.0
+    assert "signature mismatch" in caplog.text and "trusted explicitly" in caplog.text
+    path.write_text(json.dumps({key: v for key, v in meta.items() if key != "signature"}))
+    with pytest.raises(RecordError, match=r"is not signed .*refusing to load it \(pass --trust-unsigned"):
+        load_package(run, k)
+    monkeypatch.setenv("SPECWEAVE_TRUST_UNSIGNED", "1")
+    assert load_package(run, k)[0]["version"] == k
+    monkeypatch.delenv("SPECWEAVE_TRUST_UNSIGNED")
+    path.write_text(json.dumps(meta))
+    monkeypatch.setenv("SPECWEAVE_SIGNING_KEY", "another machine's key, 32 characters or more")
+    with pytest.raises(RecordError, match=r"is signed with another key \(key id [0-9a-f]{16}, this machine's is"):
+        load_package(run, k)
+    monkeypatch.setenv("SPECWEAVE_SIGNING_KEY", "short")
+    with pytest.raises(SpecweaveError, match="a signing key needs at least 32"):
+        load_package(run, k)
+
+
+def test_the_first_package_creates_a_private_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from specweave_ray.deploy._signing import sign, verify
+
+    monkeypatch.delenv("SPECWEAVE_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("SPECWEAVE_SIGNING_KEY_FILE", str(tmp_path / "keys" / "signing.key"))
+    signed = sign({"version": 1, "files": {"a": "00"}})
+    key = tmp_path / "keys" / "signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text()) == 64
+    verify(signed, "m")
+    assert sign({"version": 1, "files": {"a": "00"}}) == signed  # the same key, reused
+    with pytest.raises(RecordError, match="signature mismatch"):
+        verify({**signed, "version": 2}, "m")
+
+
 def test_registered_pyfunc_predicts_like_the_predictor(run: Increment, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from specweave_ray.deploy._signing import sign
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace.increment import Increment
 
@@ -89,7 +90,7 @@ def _log_model(inc: Increment, run_id: str, stem: str, folder: Path, meta: dict[
     client = _mlflow.client_for(inc.root)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / f"{stem}.metadata.json"  # same name: the artifacts land side by side
-        staged.write_text(json.dumps({**meta, "mlflow": None}, indent=2) + "\n", encoding="utf-8")
+        staged.write_text(json.dumps(sign({**meta, "mlflow": None}), indent=2) + "\n", encoding="utf-8")
         code = Path(tmp) / "specweave_pyfunc.py"
         code.write_text(_PYFUNC_CODE, encoding="utf-8")
         artifacts = {"metadata": str(staged), **{name: str(folder / name) for name in meta["files"]}}

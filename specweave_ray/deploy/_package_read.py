@@ -19,6 +19,7 @@ import pandas as pd
 
 from specweave_ray._fs import read_json
 from specweave_ray.candidates.serialization import load_native, sha256_of
+from specweave_ray.deploy._signing import verify
 from specweave_ray.exceptions import RecordError
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import resolve_increment
@@ -142,8 +143,11 @@ def resolve_version(inc: Increment, version: str | int) -> int:
 
 
 def load_package(inc: Increment | str | int | os.PathLike[str], version: str | int = "latest", *,
-                 root: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """A package's metadata and metadata path, after verifying the sha256 of every file.
+                 root: str | os.PathLike[str] | None = None,
+                 trust_unsigned: bool = False) -> tuple[dict[str, Any], Path]:
+    """A package's metadata and metadata path, after verifying its signature (see
+    :mod:`~specweave_ray.deploy._signing`; ``trust_unsigned`` loads an unsigned or mismatched
+    one with a warning) and then the sha256 of every file.
 
     Raises:
         RecordError: Unknown version, or a missing or changed file (named in the message).
@@ -155,5 +159,6 @@ def load_package(inc: Increment | str | int | os.PathLike[str], version: str | i
     if meta is None:
         known = ", ".join(f"v{m['version']}" for m in list_packages(inc)) or "none"
         raise RecordError(f"{inc.id} has no model package v{k} (known: {known})")
+    verify(meta, path, trust_unsigned=trust_unsigned)
     verify_files(meta, inc.models_dir)
     return meta, path

@@ -51,6 +51,7 @@ from specweave_ray.deploy._package_read import (
     resolve_version,
 )
 from specweave_ray.deploy._recs import recs_metadata
+from specweave_ray.deploy._signing import sign, verify
 from specweave_ray.deploy.drift import reference_profile
 from specweave_ray.deploy.predictor import Predictor
 from specweave_ray.exceptions import RecordError
@@ -145,7 +146,7 @@ def build_package(
             logger.warning("MLflow registration of %s/model-v%d failed: %s", inc.id, version, err)
             meta["mlflow"] = {"error": f"{type(err).__name__}: {err}"}
     path = folder / f"{stem}.metadata.json"
-    atomic_write_json(path, meta)
+    atomic_write_json(path, sign(meta))  # last: the signature covers every field above
     return path
 
 
@@ -350,7 +351,9 @@ def mark(inc: Increment | str | int | os.PathLike[str], version: str | int, *, s
         meta = read_json(path)
         if meta is None:
             raise RecordError(f"{inc.id} has no model package v{k}")
+        verify(meta, path)  # re-signing a changed metadata would make it look genuine
         meta.update(status=status, status_changed=_now())
+        meta = sign(meta)
         atomic_write_json(path, meta)
     registered = meta.get("mlflow") or {}
     if registered.get("version") and _mlflow.enabled():

@@ -39,6 +39,7 @@ from specweave_ray.deploy._fast_features import (
 from specweave_ray.deploy._package_read import load_features, load_model, load_package, verify_files
 from specweave_ray.deploy._recs import RecommenderPredictor
 from specweave_ray.deploy._rows import RowValidator
+from specweave_ray.deploy._signing import verify
 from specweave_ray.deploy.explain import explain_rows
 from specweave_ray.exceptions import CandidateError, DataError, FastPathUnsupported, RecordError
 from specweave_ray.workspace.records import resolve_increment
@@ -104,7 +105,7 @@ class Predictor:
     # -- loading -------------------------------------------------------------------------------
     @classmethod
     def load(cls, increment: Any, *, version: str | int = "latest",
-             root: str | os.PathLike[str] | None = None) -> Predictor:
+             root: str | os.PathLike[str] | None = None, trust_unsigned: bool = False) -> Predictor:
         """Load an increment's package after checking every file's sha256.
 
         Args:
@@ -116,11 +117,12 @@ class Predictor:
             RecordError: No such package, or a file is missing or changed (named in the message).
         """
 
-        meta, path = load_package(resolve_increment(increment, root), version)
+        meta, path = load_package(resolve_increment(increment, root), version, trust_unsigned=trust_unsigned)
         return cls._open(meta, path.parent)
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike[str], *, metadata: str | None = None) -> Predictor:
+    def from_folder(cls, folder: str | os.PathLike[str], *, metadata: str | None = None,
+                    trust_unsigned: bool = False) -> Predictor:
         """Load a package from a folder of its files (an MLflow model's artifacts, a copy).
 
         Args:
@@ -137,6 +139,7 @@ class Predictor:
         meta = read_json(folder / Path(metadata).name)
         if meta is None:
             raise RecordError(f"{folder / metadata} does not exist")
+        verify(meta, folder / Path(metadata).name, trust_unsigned=trust_unsigned)
         verify_files(meta, folder)
         return cls._open(meta, folder)
 

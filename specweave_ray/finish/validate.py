@@ -18,6 +18,7 @@ from typing import Any
 
 from specweave_ray._fs import read_json
 from specweave_ray.deploy._package_read import list_packages, verify_files
+from specweave_ray.deploy._signing import verify
 from specweave_ray.evaluate.gate import MET, NOT_MEASURED
 from specweave_ray.exceptions import RecordError
 from specweave_ray.workspace import _mlflow
@@ -168,11 +169,12 @@ def _model_saved(ev: Evidence) -> Check:
         return Check("model saved", FAIL, f"no package under {ev.inc.models_dir.name}/ (T-008 packages the best model)")
     name = f"model-v{meta['version']}"
     try:
+        verify(meta, ev.inc.models_dir / f"{name}.metadata.json")
         verify_files(meta, ev.inc.models_dir)
     except RecordError as err:
         return Check("model saved", FAIL, f"{name}: {err}")
     files = len(meta.get("files") or {})
-    evidence = f"{name} ({meta.get('candidate')}), sha256 of {files} files verified"
+    evidence = f"{name} ({meta.get('candidate')}), signature and sha256 of {files} files verified"
     if registered := meta.get("mlflow"):
         evidence += f", registered as {registered.get('model_uri')}"
     best = ev.comparison.get("best_candidate")
