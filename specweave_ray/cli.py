@@ -597,6 +597,10 @@ def _quiet_dependencies() -> None:
     for name in ("optuna", "mlflow", "alembic", "ray", "ray.tune", "ray.serve"):
         logging.getLogger(name).setLevel(logging.WARNING if name != "optuna" else logging.ERROR)
     logging.getLogger("ray.tune.search.searcher").setLevel(logging.ERROR)
+    # A failed trial's traceback ("Trial task failed for trial …") and Tune's "Trials did not
+    # complete" are in the trial's record (meta.json error, logs/); the terminal gets one line.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     # "Token authentication is enabled for this Ray cluster …" on every local start: a warning
     # the user can do nothing about here (the embedded Ray is on loopback, with its own token)
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,19 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, root):
         assert len(lines) == 1 and "Traceback" not in proc.stderr, (case, proc.stderr)
         assert needle in lines[0], (case, lines[0])
     assert not root.exists() or not any(list_records(i) for i in list_increments(root))
+
+
+def test_when_every_candidate_fails_the_task_stays_open_and_says_why(tmp_path, root, capsys):
+    # a real estimator that fails on this data: the scaled features are negative
+    cfg = _config(tmp_path, candidates=[{"name": "nb", "estimator": "sklearn.naive_bayes.MultinomialNB"}],
+                  data={"generate": "fraud", "rows": 800, "target": "is_fraud", "params": {"positive_rate": 0.05}},
+                  sweep={"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 2})
+    assert main(["run", str(cfg), "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert re.search(r"T-004: every candidate trial failed \(1, recorded under experiments/\), so the task stays "
+                     r"open: nb: .*Negative values in data passed to MultinomialNB", err), err
+    inc = list_increments(root)[0]
+    assert [t.id for t in inc.tasks() if t.done] == ["T-001", "T-002", "T-003"]
+    failed = [r for r in list_records(inc, kind="trial") if r.meta.get("candidate") == "nb"]
+    assert failed and all(r.status == "failed" for r in failed)

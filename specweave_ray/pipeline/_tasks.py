@@ -27,7 +27,7 @@ from specweave_ray.deploy import Predictor, package_for_evaluation
 from specweave_ray.deploy._explain_report import write_explainability
 from specweave_ray.deploy._release import release_gate, write_ab_plan
 from specweave_ray.evaluate import evaluate_holdout
-from specweave_ray.exceptions import ConfigError
+from specweave_ray.exceptions import ConfigError, SweepError
 from specweave_ray.finish.notebooks import NOTEBOOKS, write_notebooks
 from specweave_ray.problems import ProblemType
 from specweave_ray.search import (
@@ -310,18 +310,32 @@ def _baselines(run: _Run, result: PipelineResult) -> None:
 
 def _candidates(run: _Run, result: PipelineResult) -> None:
     run.sweep = result.sweep = _sweep(run, run.candidates(), refit=False)
-    best = result.sweep.best
-    run.say(f"T-004 candidates: best {best.candidate} cv {result.sweep.metric}={best.score:.4f}" if best
-            else "T-004 candidates: no candidate finished")
+    best = _best_or_cause(result.sweep, "T-004")
+    run.say(f"T-004 candidates: best {best.candidate} cv {result.sweep.metric}={best.score:.4f}")
+
+
+def _best_or_cause(sweep: SweepResults, task: str) -> Any:
+    """The sweep's best candidate trial; when none finished, a ``SweepError`` with the failures'
+    own causes, so the task stays open (its failed trials are recorded) and says why."""
+    if sweep.best is not None:
+        return sweep.best
+    failed = [t for t in sweep.failed if t.kind == "candidate"]
+    if not failed:
+        raise SweepError(f"{task}: no candidate trial finished")
+    causes: dict[str, list[str]] = {}
+    for t in failed:
+        causes.setdefault((t.error or "no error recorded").strip().splitlines()[-1][:300], []).append(t.candidate)
+    told = "; ".join(f"{', '.join(sorted(set(names)))}: {cause}" for cause, names in causes.items())
+    raise SweepError(f"{task}: every candidate trial failed ({len(failed)}, recorded under experiments/), "
+                     f"so the task stays open: {told}")
 
 
 def _tuning(run: _Run, result: PipelineResult) -> None:
     best = read_json(run.inc.experiments_dir / "comparison.json", {}).get("best_candidate")
     budget = run.cfg.sweep.tuning_samples
     run.sweep = result.sweep = _sweep(run, deepen(run.candidates(), best, budget), refit=True)
-    b = result.sweep.best
-    run.say(f"T-005 tuning ({best}: {budget} trials): best {b.candidate} cv {result.sweep.metric}={b.score:.4f}"
-            if b else "T-005 tuning: no candidate finished")
+    b = _best_or_cause(result.sweep, "T-005")
+    run.say(f"T-005 tuning ({best}: {budget} trials): best {b.candidate} cv {result.sweep.metric}={b.score:.4f}")
 
 
 def _evaluation(run: _Run, result: PipelineResult) -> None:
