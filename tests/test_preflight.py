@@ -51,3 +51,24 @@ def test_a_bad_candidate_is_refused_before_anything_is_written(case, tmp_path, c
     assert "\n" not in err
     assert re.search(message, err), err
     assert not root.exists() or not any(root.iterdir())  # no increment, no MLflow store
+
+
+def test_a_stage_folder_planted_as_a_link_out_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    root, outside = tmp_path / "incs", tmp_path / "outside"
+    outside.mkdir()
+    assert main(["inc", "Links", "--type", "classification", "--root", str(root)]) == 0
+    models = root / "0001-links" / "models"
+    if models.exists():
+        models.rmdir()
+    models.symlink_to(outside, target_is_directory=True)
+    cfg = {"increment": "Links", "problem_type": "classification",
+           "data": {"generate": "fraud", "rows": 600, "target": "is_fraud"},
+           "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 1}, "candidates": [CANDIDATE]}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert main(["run", str(path), "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(r"refusing to write .*models: it resolves to .*outside the increment 0001-links", err), err
+    assert not any(outside.iterdir()) and not any((root / "0001-links" / "experiments").glob("exp-*"))

@@ -409,3 +409,25 @@ def test_mlflow_mirror_can_be_switched_off(root: Path, increment: Increment,
     meta = _json(exp.path / "meta.json")
     assert meta["status"] == "finished" and meta["mlflow_run_id"] is None
     assert not (root / "mlflow.db").exists() and not (root / "mlartifacts").exists()
+
+
+def test_a_symlink_planted_inside_the_increment_never_leads_a_write_out(increment: Increment, tmp_path: Path) -> None:
+    from specweave_ray.exceptions import IncrementError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # a record's artifact name planted as a link to a folder outside
+    with track_experiment("links", increment=increment) as exp:
+        (exp.path / "plots").symlink_to(outside, target_is_directory=True)
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "roc.txt").write_text("roc")
+        with pytest.raises(IncrementError, match=r"refusing to write .*plots: it resolves to .*outside the increment"):
+            exp.log_artifact(src, name="plots")
+    # the experiments folder itself replaced by a link out
+    shutil.rmtree(increment.experiments_dir)
+    increment.experiments_dir.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(IncrementError, match=r"refusing to write .*experiments: it resolves to .*outside"):
+        with track_experiment("escape", increment=increment):
+            pass
+    assert not any(outside.iterdir())

@@ -117,7 +117,7 @@ def build_package(
     art = trial.meta.get("artifacts") or {}
     if "model" not in art:
         raise RecordError(f"{trial.path}: the evaluated trial saved no model (was the refit skipped?)")
-    folder = inc.models_dir
+    folder = inc.check_inside(inc.models_dir)
     folder.mkdir(parents=True, exist_ok=True)
     with folder_lock(folder):  # claim K by writing its first file under the lock
         version = max(_versions_on_disk(folder), default=0) + 1

@@ -199,6 +199,9 @@ def run_pipeline(
     problem.check_data(X, y, metric=metric)
     # Everything the sweeps could refuse, also before anything is written. Ray starts here once
     # for the run's three sweeps (each would start and stop its own), and only if one will run.
+    if (known := increment or _existing(cfg, root=root)) is not None:
+        for folder in _stage_folders(known):  # a stage folder planted as a link out of the increment
+            known.check_inside(folder)
     sweep_cfg = cfg.sweep.model_copy(update={"address": address or cfg.sweep.address})
     started_ray = preflight(candidates_for(problem, cfg.candidates, y), X, problem_type=problem.name,
                             baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, seed=cfg.seed,
@@ -210,6 +213,10 @@ def run_pipeline(
     finally:
         if started_ray:
             shutdown_ray()
+
+
+def _stage_folders(inc: Increment) -> tuple[Path, ...]:
+    return inc.experiments_dir, inc.data_dir, inc.models_dir, inc.notebooks_dir
 
 
 def _sweeps_pending(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None, increment: Increment | None,
@@ -234,8 +241,8 @@ def _run_tasks(cfg: PipelineConfig, df: pd.DataFrame, X: Any, y: Any, *, problem
     schema_path = inc.data_dir / "schema.yaml"
     if schema_path.exists():  # later runs: new data must match what the increment was built on
         data_mod.validate(df, data_mod.read_schema(schema_path), source=str(cfg.data.path or cfg.data.generate))
-    for folder in (inc.experiments_dir, inc.data_dir, inc.models_dir, inc.notebooks_dir):
-        folder.mkdir(parents=True, exist_ok=True)  # stage folders are not committed with a spec
+    for folder in _stage_folders(inc):
+        inc.check_inside(folder).mkdir(parents=True, exist_ok=True)  # not committed with a spec
     save_config(inc, cfg)
     say(f"increment {inc.id} ({problem.name}) under {storage.display(inc.root)}")
     X_train, X_test, y_train, y_test = problem.holdout_split(

@@ -205,6 +205,15 @@ class Increment:
                 out.append(Task(m.group(3), m.group(4).lstrip(": ").strip(), m.group(2) != " "))
         return out
 
+    def check_inside(self, path: str | os.PathLike[str]) -> Path:
+        """``path``, once it is known to resolve inside this increment's folder: a stage folder or
+        record planted as a symlink that leads out of it is refused before anything is written."""
+        real, home = Path(path).resolve(), self.path.resolve()
+        if real != home and home not in real.parents:
+            raise IncrementError(f"refusing to write {storage.display(path)}: it resolves to {real}, outside "
+                                 f"the increment {self.id} (a symlink planted inside it?)")
+        return Path(path)
+
     def tick(self, task_id: str, *, done: bool = True) -> None:
         """Mark ``task_id`` done (or open again) in ``tasks.md``; atomic, under the folder lock."""
         with folder_lock(self.path):

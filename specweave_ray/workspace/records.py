@@ -167,7 +167,7 @@ class Experiment:
         src = Path(path)
         if not src.exists():
             raise RecordError(f"artifact {src} does not exist")
-        dest = self.path / _plain_name(name or src.name, what="artifact")
+        dest = self.increment.check_inside(self.path / _plain_name(name or src.name, what="artifact"))
         if src.is_dir():
             shutil.copytree(src, dest, dirs_exist_ok=True)
         else:
@@ -293,8 +293,9 @@ def open_experiment(
     slug = slugify(re.sub(r"^exp-", "", name))
     if not slug:
         raise RecordError(f"experiment name {name!r} has no letters or digits")
-    inc.experiments_dir.mkdir(parents=True, exist_ok=True)
-    path = claim_numbered_dir(inc.experiments_dir, pattern=_EXP_RE, make_name=lambda n: f"exp-{n:03d}-{slug}")
+    inc.check_inside(inc.experiments_dir).mkdir(parents=True, exist_ok=True)
+    path = inc.check_inside(claim_numbered_dir(inc.experiments_dir, pattern=_EXP_RE,
+                                               make_name=lambda n: f"exp-{n:03d}-{slug}"))
     (path / "logs").mkdir()
     env = environment()
     record_meta: dict[str, Any] = {
