@@ -12,7 +12,9 @@ import json
 import math
 import os
 import re
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,30 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike[str], *, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """Hold ``flock`` on ``path`` without waiting: when another process holds it, raise
+    ``busy(holder)``, where ``holder`` is what that process wrote there ("pid 123 since …").
+    The lock goes with the process, so a killed holder never leaves it stale."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise busy(holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
         os.close(fd)
 
 

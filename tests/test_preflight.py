@@ -72,3 +72,33 @@ def test_a_stage_folder_planted_as_a_link_out_is_refused(tmp_path, capsys, monke
     err = capsys.readouterr().err.strip()
     assert re.search(r"refusing to write .*models: it resolves to .*outside the increment 0001-links", err), err
     assert not any(outside.iterdir()) and not any((root / "0001-links" / "experiments").glob("exp-*"))
+
+
+def test_a_second_run_on_a_running_increment_is_refused_naming_the_first(tmp_path, capsys, monkeypatch):
+    """The first run is a real process holding the increment's run lock (as `run` does)."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    root = tmp_path / "incs"
+    assert main(["inc", "Busy", "--type", "classification", "--root", str(root)]) == 0
+    lock = root / "0001-busy" / ".run.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom specweave_ray._fs import exclusive\n"
+        f"with exclusive({str(lock)!r}, busy=RuntimeError):\n    print('held', flush=True)\n    time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cfg = {"increment": "Busy", "problem_type": "classification",
+               "data": {"generate": "fraud", "rows": 600, "target": "is_fraud"},
+               "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 1}, "candidates": [CANDIDATE]}
+        path = tmp_path / "cfg.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        capsys.readouterr()
+        assert main(["run", str(path), "--root", str(root)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert re.search(rf"0001-busy is being run by pid {holder.pid} on .* since .*; wait for that run to end", err), err
+        assert not any((root / "0001-busy" / "experiments").glob("exp-*"))
+    finally:
+        holder.kill()
+        holder.wait()

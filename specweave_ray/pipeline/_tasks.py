@@ -10,6 +10,7 @@ the open tasks later without it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -22,12 +23,12 @@ import yaml
 
 from specweave_ray import data as data_mod
 from specweave_ray import problems
-from specweave_ray._fs import atomic_write_text, read_json
+from specweave_ray._fs import atomic_write_text, exclusive, read_json
 from specweave_ray.deploy import Predictor, package_for_evaluation
 from specweave_ray.deploy._explain_report import write_explainability
 from specweave_ray.deploy._release import release_gate, write_ab_plan
 from specweave_ray.evaluate import evaluate_holdout
-from specweave_ray.exceptions import ConfigError, SweepError
+from specweave_ray.exceptions import ConfigError, IncrementError, SweepError
 from specweave_ray.finish.notebooks import NOTEBOOKS, write_notebooks
 from specweave_ray.problems import ProblemType
 from specweave_ray.search import (
@@ -199,20 +200,24 @@ def run_pipeline(
     problem.check_data(X, y, metric=metric)
     # Everything the sweeps could refuse, also before anything is written. Ray starts here once
     # for the run's three sweeps (each would start and stop its own), and only if one will run.
-    if (known := increment or _existing(cfg, root=root)) is not None:
-        for folder in _stage_folders(known):  # a stage folder planted as a link out of the increment
-            known.check_inside(folder)
-    sweep_cfg = cfg.sweep.model_copy(update={"address": address or cfg.sweep.address})
-    started_ray = preflight(candidates_for(problem, cfg.candidates, y), X, problem_type=problem.name,
-                            baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, seed=cfg.seed,
-                            sweep=sweep_cfg, cluster=_sweeps_pending(cfg, root=root, increment=increment, start=start))
-    try:
-        return _run_tasks(cfg, df, X, y, problem=problem, metric=metric, target=target, root=root,
-                          increment=increment, start=start, address=address, use_cache=use_cache,
-                          on_progress=on_progress, say=say)
-    finally:
-        if started_ray:
-            shutdown_ray()
+    known = increment or _existing(cfg, root=root)
+    with contextlib.ExitStack() as stack:
+        if known is not None:  # an existing increment: refuse a second run before Ray starts
+            for folder in _stage_folders(known):  # a stage folder planted as a link out of the increment
+                known.check_inside(folder)
+            stack.enter_context(_run_lock(known))
+        sweep_cfg = cfg.sweep.model_copy(update={"address": address or cfg.sweep.address})
+        started_ray = preflight(candidates_for(problem, cfg.candidates, y), X, problem_type=problem.name,
+                                baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, seed=cfg.seed,
+                                sweep=sweep_cfg, cluster=_sweeps_pending(cfg, root=root, increment=increment,
+                                                                         start=start))
+        try:
+            return _run_tasks(cfg, df, X, y, problem=problem, metric=metric, target=target, root=root,
+                              increment=increment, start=start, address=address, use_cache=use_cache,
+                              on_progress=on_progress, say=say, locked=known is not None)
+        finally:
+            if started_ray:
+                shutdown_ray()
 
 
 def _stage_folders(inc: Increment) -> tuple[Path, ...]:
@@ -234,8 +239,22 @@ def _sweeps_pending(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None,
 def _run_tasks(cfg: PipelineConfig, df: pd.DataFrame, X: Any, y: Any, *, problem: ProblemType, metric: str,
                target: str, root: str | os.PathLike[str] | None, increment: Increment | None, start: str | None,
                address: str | None, use_cache: bool, on_progress: Callable[[Progress], None] | None,
-               say: Callable[[str], None]) -> PipelineResult:
+               say: Callable[[str], None], locked: bool) -> PipelineResult:
     inc = increment or ensure_increment(cfg, root=root)
+    with _run_lock(inc) if not locked else contextlib.nullcontext():
+        return _run_locked(inc, cfg, df, X, y, problem=problem, metric=metric, target=target, start=start,
+                           address=address, use_cache=use_cache, on_progress=on_progress, say=say)
+
+
+def _run_lock(inc: Increment) -> Any:
+    """One run at a time on an increment: a second would interleave its records with the first's."""
+    return exclusive(inc.path / ".run.lock", busy=lambda holder: IncrementError(
+        f"{inc.id} is being run by {holder}; wait for that run to end (or stop it), then run again"))
+
+
+def _run_locked(inc: Increment, cfg: PipelineConfig, df: pd.DataFrame, X: Any, y: Any, *, problem: ProblemType,
+                metric: str, target: str, start: str | None, address: str | None, use_cache: bool,
+                on_progress: Callable[[Progress], None] | None, say: Callable[[str], None]) -> PipelineResult:
     spec = inc.spec()
     problem = problems.get(spec.problem_type)
     schema_path = inc.data_dir / "schema.yaml"
