@@ -461,6 +461,13 @@ def _usage(msg: str) -> UsageError:
     return UsageError(msg)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (usage and all would be a screenful in a pipe)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     # On the subcommands the defaults are SUPPRESS: a subparser's default would otherwise
     # overwrite the value given before the command (`specweave-ray --root X status`).
@@ -481,9 +488,9 @@ def _task_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(suppress=True)
-    parser = argparse.ArgumentParser(prog="specweave-ray", description=__doc__.splitlines()[0],
-                                     parents=[_common_options(suppress=False)])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="specweave-ray", description=__doc__.splitlines()[0],
+                     parents=[_common_options(suppress=False)])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("inc", parents=[common], help="create an increment folder from templates")
     p.add_argument("name", help='e.g. "Fraud Detection"')

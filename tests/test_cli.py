@@ -79,7 +79,8 @@ def test_bad_usage_exits_2_with_argparse_message(argv: list[str], message: str,
     with pytest.raises(SystemExit, match="^2$"):
         main(argv)
     err = capsys.readouterr().err
-    assert "usage: specweave-ray" in err and message in err and "Traceback" not in err
+    # one line (not argparse's usage block), pointing at --help
+    assert err.count("\n") == 1 and message in err and "--help)" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -179,7 +180,8 @@ def test_module_and_console_script(tmp_path: Path) -> None:
     assert "Traceback" in debug.stderr and "IncrementNotFoundError" in debug.stderr
 
     usage = _run([str(script), "inc"], root)
-    assert usage.returncode == 2 and "usage: specweave-ray" in usage.stderr
+    assert usage.returncode == 2 and usage.stderr.startswith("specweave-ray inc: error: ") and \
+        usage.stderr.count("\n") == 1
 
 
 def test_status_through_a_pipe_prints_whole_ids_and_names(root: Path, monkeypatch: pytest.MonkeyPatch,
