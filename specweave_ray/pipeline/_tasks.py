@@ -36,9 +36,11 @@ from specweave_ray.workspace import (
     list_increments,
     list_records,
     resolve_root,
+    run_lineage,
     slugify,
     storage,
 )
+from specweave_ray.workspace._lineage import config_hash
 
 logger = logging.getLogger(__name__)
 TASK_ORDER = ("T-001", "T-002", "T-003", "T-004", "T-005", "T-006", "T-007", "T-008", "T-009")
@@ -80,9 +82,17 @@ def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None
     return Increment.create(cfg.increment, problem_type=problem_type, root=base, spec_text=spec_text)
 
 
+def _config_data(cfg: PipelineConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", exclude_none=True, exclude={"source"})
+
+
 def save_config(inc: Increment, cfg: PipelineConfig) -> Path:
-    data = cfg.model_dump(mode="json", exclude_none=True, exclude={"source"})
-    return atomic_write_text(inc.path / CONFIG_NAME, yaml.safe_dump(data, sort_keys=False))
+    return atomic_write_text(inc.path / CONFIG_NAME, yaml.safe_dump(_config_data(cfg), sort_keys=False))
+
+
+def config_identity(cfg: PipelineConfig) -> str:
+    """The config hash every record of a run names: of what ``pipeline.yaml`` holds."""
+    return config_hash(_config_data(cfg))
 
 
 def stored_config(inc: Increment) -> PipelineConfig:
@@ -205,15 +215,16 @@ def run_pipeline(
         "T-001": _data, "T-002": _features, "T-003": _baselines, "T-004": _candidates, "T-005": _tuning,
         "T-006": _evaluation, "T-007": _explain, "T-008": _deploy, "T-009": _ab_plan}
     rerun_from = TASK_ORDER.index(start) if start else len(TASK_ORDER)
-    for i, task in enumerate(TASK_ORDER):
-        if task in done and i < rerun_from:
-            result.skipped.append(task)
-            _load_outputs(run, result, task)
-            continue
-        stages[task](run, result)
-        _publish(inc)  # a URI root holds the task's outputs before the task is ticked
-        inc.tick(task)
-        result.ran.append(task)
+    with run_lineage(config_hash=config_identity(cfg), seed=cfg.seed, data_fingerprint=run.fp):
+        for i, task in enumerate(TASK_ORDER):
+            if task in done and i < rerun_from:
+                result.skipped.append(task)
+                _load_outputs(run, result, task)
+                continue
+            stages[task](run, result)
+            _publish(inc)  # a URI root holds the task's outputs before the task is ticked
+            inc.tick(task)
+            result.ran.append(task)
     _publish(inc)  # also when every task was skipped: what an earlier run failed to upload
     return result
 

@@ -44,6 +44,7 @@ from specweave_ray.search.coordinator import (
 from specweave_ray.spec.config import SweepConfig, sweep_config
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
+from specweave_ray.workspace._lineage import source_hash
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import code_version, open_experiment, resolve_increment
 
@@ -170,6 +171,8 @@ def run_experiments(
     train_fp = _fingerprint(X, y)  # cache identity: exactly the rows and labels the trials see
     fingerprint = data_fingerprint or train_fp  # recorded: the dataset the user named
     version = code_version()
+    lineage = {"seed": seed, "data_fingerprint": fingerprint,
+               "preprocessor_source_sha256": source_hash(preprocessor) if preprocessor is not None else None}
 
     # -- result cache: finished trials with the same identity are reused, never rerun -------
     finished = cached_records(inc) if use_cache else []
@@ -202,12 +205,14 @@ def run_experiments(
         _ray.check_resources(experiments, autoscale=sweep_cfg.autoscale,
                              pending_timeout_s=sweep_cfg.pending_timeout_s)
         sweep_exp = open_experiment("sweep", increment=inc, kind="sweep", mirror=True, meta={
-            "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem.name})
+            "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem.name,
+            "lineage": lineage})
         sweep_exp.log_params({"candidates": names, "cv": cv_repr, "metric": metric_def.name, "seed": seed,
                               "problem_type": problem.name, "budgets": budgets, "cached": len(reuse)})
         coordinator = Coordinator(
             inc, metric=metric_def, candidates={e.name: e for e in experiments},
-            meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name},
+            meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name,
+                  "problem_type": problem.name, "lineage": lineage},
             parent_run_id=None, total=sum(budgets.values()) + len(reuse), on_progress=on_progress,
             cache_key_fn=lambda name, params: cache_key(
                 candidate=name, fingerprint=train_fp, estimator=classes_by_name[name], params=params, cv=cv_repr,
