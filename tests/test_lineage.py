@@ -3,6 +3,7 @@ source hash, the config hash, the seeds, the environment freeze; ``reproduce`` r
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import subprocess
 import sys
@@ -83,9 +84,10 @@ def test_config_hash_ignores_key_order() -> None:
 def test_every_record_names_its_lineage(increment) -> None:
     git = _lineage.git_state(Path(_lineage.__file__).parent)
     with run_lineage(config_hash="sha256:abc", seed=7):
-        exp = open_experiment("eda", increment=increment, meta={"data_fingerprint": "sha256:data"})
+        exp = open_experiment("eda", increment=increment, mirror=False,
+                              meta={"data_fingerprint": "sha256:data"})
         exp.close()
-    exp2 = open_experiment("other", increment=increment, meta={"lineage": {"seed": 3}})
+    exp2 = open_experiment("other", increment=increment, mirror=False, meta={"lineage": {"seed": 3}})
     exp2.close()
     lin = read_record(exp.path).meta["lineage"]
     assert lin["git_commit"] == git["commit"] and lin["git_dirty"] == git["dirty"]
@@ -93,3 +95,19 @@ def test_every_record_names_its_lineage(increment) -> None:
     assert set(lin) >= {"package_version", "estimator_source_sha256", "preprocessor_source_sha256"}
     lin2 = read_record(exp2.path).meta["lineage"]
     assert lin2["seed"] == 3 and lin2["config_hash"] is None  # outside the run's block
+
+
+def test_environment_freeze_is_saved_once_and_referenced(increment) -> None:
+    first = open_experiment("a", increment=increment, mirror=False)
+    first.close()
+    second = open_experiment("b", increment=increment, mirror=False)
+    second.close()
+    lin = read_record(first.path).meta["lineage"]
+    freeze = increment.path / lin["environment_freeze"]
+    assert read_record(second.path).meta["lineage"]["environment_freeze"] == lin["environment_freeze"]
+    assert len(list((increment.experiments_dir / _lineage.FREEZE_DIR).iterdir())) == 1  # once per environment
+    text = freeze.read_text()
+    assert "sha256:" + hashlib.sha256(text.encode()).hexdigest() == lin["environment_sha256"]
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    names = [ln.split("==")[0].lower() for ln in lines]
+    assert names == sorted(names) and any(ln.startswith("scikit-learn==") for ln in lines)

@@ -14,17 +14,22 @@ import inspect
 import json
 import site
 import subprocess
+import sys
 import sysconfig
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["code_git", "config_hash", "git_state", "package_version", "source_hash"]
+from specweave_ray._fs import atomic_write_text
+
+__all__ = ["FREEZE_DIR", "code_git", "config_hash", "freeze", "git_state", "package_version",
+           "source_hash", "write_freeze"]
 
 # the specweave_ray package folder: git is asked about the repository of the code that ran,
 # not about the user's working directory
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
+FREEZE_DIR = "environments"   # <increment>/experiments/environments/<sha256 prefix>.txt
 
 
 def git_state(path: str | Path) -> dict[str, Any]:
@@ -91,3 +96,29 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """``sha256:`` of a config as canonical JSON (sorted keys), so key order does not count."""
     text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def freeze() -> str:
+    """Every installed distribution as ``name==version``, sorted, plus the Python line: the
+    environment a run ran in (read once per process)."""
+    names = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            names[name.lower()] = f"{name}=={dist.version}"
+    lines = [f"# python {sys.version.split()[0]} on {sys.platform}", *(names[k] for k in sorted(names))]
+    return "\n".join(lines) + "\n"
+
+
+def write_freeze(experiments_dir: Path) -> dict[str, str]:
+    """Save the freeze once in the increment (content-addressed: a run in the same environment
+    writes nothing) and return what a record references it by."""
+    text = freeze()
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    rel = f"{FREEZE_DIR}/{digest[:16]}.txt"
+    path = experiments_dir / rel
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    return {"environment_sha256": f"sha256:{digest}", "environment_freeze": f"experiments/{rel}"}

@@ -89,13 +89,15 @@ def run_lineage(**fields: Any) -> Iterator[None]:
 def lineage(**fields: Any) -> dict[str, Any]:
     """The ``lineage`` block of a record's ``meta.json``: the package version, the git commit of
     the code that ran and whether its tree was dirty, and (None until a stage knows them) the
-    data fingerprint, the config hash, the seed and the hashes of a user-supplied estimator's and
-    preprocessor's source; ``fields`` fill or override them."""
+    data fingerprint, the config hash, the seed, the hashes of a user-supplied estimator's and
+    preprocessor's source, and the environment freeze (``open_experiment`` saves it); ``fields``
+    fill or override them."""
     env = environment()
     run = _RUN_LINEAGE.get() or {}
     return {"package_version": env["packages"].get("specweave-ray"), "git_commit": env["git_commit"],
             "git_dirty": env["git_dirty"], "data_fingerprint": None, "config_hash": None, "seed": None,
-            "estimator_source_sha256": None, "preprocessor_source_sha256": None, **run,
+            "estimator_source_sha256": None, "preprocessor_source_sha256": None,
+            "environment_sha256": None, "environment_freeze": None, **run,
             **{k: v for k, v in fields.items() if v is not None or k not in run}}
 
 
@@ -334,6 +336,9 @@ def open_experiment(
     # a stage's lineage fields (seed, config hash …) fill the block, never replace it
     record_meta["lineage"] = lineage(**{"data_fingerprint": record_meta.get("data_fingerprint"),
                                         **(given.get("lineage") or {})})
+    # the environment freeze: saved once per environment in the increment, named by its hash
+    with contextlib.suppress(OSError):
+        record_meta["lineage"].update(_lineage.write_freeze(inc.experiments_dir))
     exp = Experiment(path, inc, record_meta, mirror=mirror)
     exp.params = {str(k): to_jsonable(v) for k, v in (params or {}).items()}
     exp.metrics = _check_metrics(metrics or {})
