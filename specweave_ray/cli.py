@@ -263,6 +263,36 @@ def _print_comparison(console: Any, comp: Any) -> None:
             console.print(f"  {f['record']}: {f['error']}", soft_wrap=True)
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from specweave_ray.pipeline._reproduce import reproduce
+
+    for name in ("rtol", "atol"):
+        value = getattr(args, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise _usage(f"--{name} must be a finite number >= 0, got {value}")
+    out = reproduce(args.id, args.experiment, root=args.root, rtol=args.rtol, atol=args.atol)
+    console = _console()
+    table = Table(title=f"reproduce {out.record} ({out.candidate}): |rerun − recorded| ≤ "
+                        f"{out.atol:g} + {out.rtol:g}·|recorded|")
+    for col in ("metric", "recorded", "rerun", "difference", "match"):
+        table.add_column(col)
+    for c in out.checks:
+        table.add_row(c.name, f"{c.recorded:.10g}", "—" if c.rerun is None else f"{c.rerun:.10g}",
+                      "—" if c.difference is None else f"{c.difference:+.3g}",
+                      "[green]yes[/]" if c.matches else "[red]no[/]")
+    if out.checks:
+        console.print(table)
+    for note in out.notes:
+        console.print(f"note: {note}", soft_wrap=True)
+    bad = sum(not c.matches for c in out.checks)
+    console.print("reproduced: every metric matches" if out.matched else
+                  f"not reproduced: {bad} of {len(out.checks)} metrics differ" if out.checks else
+                  "not reproduced: nothing was rerun", soft_wrap=True)
+    return 0 if out.matched else 1
+
+
 # -- serve, bench, drift --------------------------------------------------------------------
 def _version(raw: str) -> str | int:
     text = str(raw).strip().lower()
@@ -448,6 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="pipeline config (default: the one the increment last ran with)")
     _task_options(p)
     p.set_defaults(func=cmd_do)
+
+    p = sub.add_parser("reproduce", parents=[common],
+                       help="rerun one trial record from the stored config; exit 0 if its metrics match, 1 if not")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--experiment", required=True, metavar="exp-NNN", help="the record to rerun (exp-NNN or its folder)")
+    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance per metric (default 1e-6)")
+    p.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance per metric (default 1e-9)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("serve", parents=[common], help="serve a packaged model over HTTP (loopback by default)")
     p.add_argument("id", help="increment id, number or slug")

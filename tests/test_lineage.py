@@ -14,7 +14,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from specweave_ray.workspace import _lineage
-from specweave_ray.workspace.records import open_experiment, read_record, run_lineage
+from specweave_ray.workspace.records import list_records, open_experiment, read_record, run_lineage
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -111,3 +111,131 @@ def test_environment_freeze_is_saved_once_and_referenced(increment) -> None:
     lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
     names = [ln.split("==")[0].lower() for ln in lines]
     assert names == sorted(names) and any(ln.startswith("scikit-learn==") for ln in lines)
+
+
+# -- a small real pipeline run (T-001 … T-004 on local Ray) for the sweep's lineage and reproduce --
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory):
+    """600 fraud rows, 3-fold CV: the baselines, a logistic regression and a user-defined model."""
+    import os
+
+    import ray
+    import sweep_helpers
+    from ray import cloudpickle
+
+    from specweave_ray.pipeline._tasks import TASK_ORDER, ensure_increment, run_pipeline
+    from specweave_ray.spec.config import parse_config
+
+    cloudpickle.register_pickle_by_value(sweep_helpers)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    root = tmp_path_factory.mktemp("lineage") / "incs"
+    cfg = parse_config({
+        "increment": "Lineage", "problem_type": "classification", "seed": 5,
+        "data": {"generate": "fraud", "rows": 600, "target": "is_fraud", "params": {"positive_rate": 0.1}},
+        "sweep": {"cv": 3, "stages": 1, "num_cpus": 2},
+        "candidates": [{"name": "logistic", "estimator": "logistic", "params": {"max_iter": 300}},
+                       {"name": "prior", "estimator": "sweep_helpers.SleepyClassifier",
+                        "params": {"sleep_s": 0.0}}]}, source="test")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("SPECWEAVE_ROOT", raising=False)
+            mp.setenv("SPECWEAVE_MLFLOW", "0")
+            inc = ensure_increment(cfg, root=root)
+            for task in TASK_ORDER:
+                if task != "T-004":  # one sweep (it runs the baselines too) is all this needs
+                    inc.tick(task)
+            run_pipeline(cfg, increment=inc)
+    finally:
+        ray.shutdown()
+    return inc, root, cfg
+
+
+def _trial(inc, candidate: str):
+    return next(r for r in list_records(inc) if r.meta.get("candidate") == candidate and r.kind in ("trial", "baseline"))
+
+
+@pytest.mark.slow
+def test_sweep_records_name_seed_config_data_and_source(swept) -> None:
+    import sweep_helpers
+
+    from specweave_ray.pipeline._tasks import config_identity, stored_config
+
+    inc, _, cfg = swept
+    logistic, prior = _trial(inc, "logistic"), _trial(inc, "prior")
+    for rec in (logistic, prior, _trial(inc, "majority")):
+        lin = rec.meta["lineage"]
+        assert lin["seed"] == 5 and lin["config_hash"] == config_identity(stored_config(inc))
+        assert lin["data_fingerprint"] == rec.meta["data_fingerprint"] and lin["data_fingerprint"]
+        assert lin["git_commit"] == _lineage.code_git()["commit"]
+        assert (inc.path / lin["environment_freeze"]).is_file()
+    assert logistic.meta["lineage"]["estimator_source_sha256"] is None  # scikit-learn's: by version
+    assert prior.meta["lineage"]["estimator_source_sha256"] == _lineage.source_hash(sweep_helpers.SleepyClassifier)
+    assert logistic.meta["lineage"]["preprocessor_source_sha256"] is None  # the built-in ColumnTransformer
+
+
+def _files(inc) -> dict[str, int]:
+    return {str(p.relative_to(inc.path)): p.stat().st_mtime_ns for p in inc.path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_reproduce_matches_a_deterministic_trial(swept, capsys) -> None:
+    from specweave_ray.cli import main
+
+    inc, root, _ = swept
+    before = _files(inc)
+    for candidate in ("logistic", "prior"):
+        rec = _trial(inc, candidate)
+        assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id[:7]]) == 0
+        out = capsys.readouterr().out
+        assert "reproduced: every metric matches" in out and "cv_mean" in out and "cv_fold_3" in out
+    assert _files(inc) == before  # nothing written
+
+
+@pytest.mark.slow
+def test_reproduce_reports_an_altered_metric(swept, capsys) -> None:
+    import json
+
+    from specweave_ray.cli import main
+
+    inc, root, _ = swept
+    rec = _trial(inc, "logistic")
+    path = rec.path / "metrics.json"
+    original = path.read_text()
+    try:
+        path.write_text(json.dumps({**rec.metrics, "cv_mean": rec.metrics["cv_mean"] + 0.01}))
+        assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id]) == 1
+    finally:
+        path.write_text(original)
+    out = capsys.readouterr().out
+    assert "not reproduced: 1 of" in out
+    row = next(line for line in out.splitlines() if "cv_mean" in line)
+    assert "no" in row and "-0.01" in row
+
+
+@pytest.mark.slow
+def test_reproduce_bad_input_is_one_line_and_exit_2(swept, capsys) -> None:
+    from specweave_ray.cli import main
+
+    inc, root, _ = swept
+    rec = _trial(inc, "logistic")
+    before = _files(inc)
+    sweep = next(r for r in list_records(inc) if r.kind == "sweep")
+    cases = [(["nope-9999", "--experiment", rec.id], "nope-9999"),
+             ([inc.id, "--experiment", "exp-999"], "exp-999"),
+             ([inc.id, "--experiment", sweep.id[:7]], "sweep")]
+    for argv, named in cases:
+        assert main(["reproduce", *argv, "--root", str(root)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and named in err, err
+    params = rec.path / "params.json"
+    params.rename(rec.path / "params.bak")
+    try:
+        assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id]) == 2
+    finally:
+        (rec.path / "params.bak").rename(params)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "params.json" in err
+    assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id, "--rtol", "-1"]) == 2
+    assert "--rtol" in capsys.readouterr().err
+    assert _files(inc) == before

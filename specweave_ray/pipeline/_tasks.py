@@ -131,6 +131,24 @@ def load_data(cfg: PipelineConfig) -> pd.DataFrame:
     return data_mod.load_table(cfg.data.path)
 
 
+def framed_data(cfg: PipelineConfig, problem: ProblemType) -> tuple[pd.DataFrame, Any, pd.Series, str | None]:
+    """``(table, X, y, target)``: the config's data framed by the problem type, its target
+    checked; the table is what the data fingerprint is of (the framed interactions for a type
+    whose models don't read features)."""
+    df = load_data(cfg)
+    X, y = problem.frame(df, target=cfg.data.target, columns=cfg.data.columns)
+    problem.check_target(y)
+    if not problem.uses_features:  # the stages read the framed table (interactions, relevance)
+        return X.assign(**{str(y.name): y}), X, y, str(y.name)
+    return df, X, y, cfg.data.target
+
+
+def holdout(cfg: PipelineConfig, problem: ProblemType, X: Any, y: pd.Series) -> tuple[Any, Any, Any, Any]:
+    """``(X_train, X_test, y_train, y_test)``: the held-out split every task of a run shares."""
+    return problem.holdout_split(X, y, test_size=cfg.data.test_size, seed=cfg.seed,
+                                 time_column=cfg.data.time_column if problem.uses_features else None)
+
+
 @dataclass
 class _Run:
     cfg: PipelineConfig
@@ -181,13 +199,7 @@ def run_pipeline(
         raise ConfigError(f"--from {start!r}: the pipeline's tasks are {', '.join(TASK_ORDER)}")
     # Read and check the data before anything is written: bad input leaves no partial increment.
     problem = problems.get(increment.spec().problem_type) if increment else _problem(cfg)
-    df = load_data(cfg)
-    X, y = problem.frame(df, target=cfg.data.target, columns=cfg.data.columns)
-    problem.check_target(y)
-    if not problem.uses_features:  # the stages read the framed table (interactions, relevance)
-        df, target = X.assign(**{str(y.name): y}), str(y.name)
-    else:
-        target = cfg.data.target
+    df, X, y, target = framed_data(cfg, problem)
     metric = primary_metric(cfg, problem, spec=increment.spec() if increment else
                             (load_spec(cfg.spec) if cfg.spec else None))
     problem.check_data(X, y, metric=metric)
@@ -202,9 +214,7 @@ def run_pipeline(
         folder.mkdir(parents=True, exist_ok=True)  # stage folders are not committed with a spec
     save_config(inc, cfg)
     say(f"increment {inc.id} ({problem.name}) under {storage.display(inc.root)}")
-    X_train, X_test, y_train, y_test = problem.holdout_split(
-        X, y, test_size=cfg.data.test_size, seed=cfg.seed,
-        time_column=cfg.data.time_column if problem.uses_features else None)
+    X_train, X_test, y_train, y_test = holdout(cfg, problem, X, y)
     run = _Run(cfg, inc, spec, problem, df, X_train, X_test, y_train, y_test, data_mod.fingerprint(df),
                address, use_cache, on_progress, say, metric=metric, target=target)
     say(f"data: {len(df)} rows ({len(X_train)} train / {len(X_test)} held out), fingerprint {run.fp}")
@@ -328,4 +338,5 @@ def _load_outputs(run: _Run, result: PipelineResult, task: str) -> None:
             result.evaluation = {"record": evals[-1].id, **evals[-1].metrics}
 
 
-__all__ = ["PipelineResult", "ensure_increment", "run_pipeline", "save_config", "stored_config"]
+__all__ = ["PipelineResult", "config_identity", "ensure_increment", "framed_data", "holdout", "run_pipeline",
+           "save_config", "stored_config"]

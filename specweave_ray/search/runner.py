@@ -29,10 +29,10 @@ from specweave_ray.candidates.registry import resolve_estimator
 from specweave_ray.candidates.serialization import save_native
 from specweave_ray.candidates.staged import budget_of
 from specweave_ray.exceptions import CandidateError, SweepError
-from specweave_ray.features import build_preprocessor
 from specweave_ray.problems import ProblemType
 from specweave_ray.search import _ray
 from specweave_ray.search._cache import cache_key
+from specweave_ray.search._inputs import trial_inputs
 from specweave_ray.search.coordinator import (
     Coordinator,
     Progress,
@@ -159,15 +159,15 @@ def run_experiments(
         raise CandidateError(f"candidate names must be unique, got {names}")
     problem = problems.get(problem_type) if problem_type else problems.infer(y)
     metric_def = problem.metric(metric or problem.default_metric)
-    classes, y_arr = problem.encode_target(y)
     if baselines:
         experiments = _baselines(problem, rule=rule, seed=seed) + experiments
     classes_by_name = {e.name: resolve_estimator(e.estimator, problem_type=problem) for e in experiments}
     experiments = [replace(e, estimator=classes_by_name[e.name]) for e in experiments]
     stages = sweep_cfg.stages
-    if preprocessor == "auto":
-        preprocessor = build_preprocessor(X) if problem.uses_features else None
-    folds, cv_repr = problem.folds(X, y_arr, cv=sweep_cfg.cv if cv is None else cv, seed=seed)
+    inputs = trial_inputs(problem, X, y, cv=sweep_cfg.cv if cv is None else cv, seed=seed,
+                          preprocessor=preprocessor)
+    classes, y_arr, folds, cv_repr, preprocessor = (inputs.classes, inputs.y, inputs.folds, inputs.cv,
+                                                    inputs.preprocessor)
     train_fp = _fingerprint(X, y)  # cache identity: exactly the rows and labels the trials see
     fingerprint = data_fingerprint or train_fp  # recorded: the dataset the user named
     version = code_version()
