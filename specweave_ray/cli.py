@@ -38,8 +38,9 @@ def cmd_inc(args: argparse.Namespace) -> int:
     from specweave_ray.workspace import storage
     from specweave_ray.workspace.increment import Increment
 
-    inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok)
-    print(f"created {storage.display(inc.path)}")
+    inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok,
+                           parent=args.parent)
+    print(f"created {storage.display(inc.path)}" + (f" (parent {inc.parent().id})" if args.parent else ""))
     for name in ("spec.md", "plan.md", "tasks.md", "tests.md"):
         print(f"  {name}")
     return 0
@@ -192,8 +193,26 @@ def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
     elif result.evaluation is not None:
         console.print("gate: no targets (spec.md names no success criteria): nothing was checked, "
                       "so nothing passed", soft_wrap=True)
+    _print_parent(console, result.evaluation)
     console.print(f"records: {storage.display(result.increment.experiments_dir)}", soft_wrap=True)
     return 0
+
+
+def _print_parent(console: Any, evaluation: Any) -> None:
+    parent = (evaluation or {}).get("parent")
+    if not parent:
+        return
+    if "error" in parent:
+        console.print(f"parent {parent['increment']}: its best model was not scored on this test split "
+                      f"({parent['error']})", soft_wrap=True)
+        return
+    name = evaluation.get("metric")
+    new, old = evaluation["metrics"].get(name), parent["metrics"].get(name)
+    if new is None or old is None:
+        return
+    console.print(f"parent {parent['increment']}: its best model ({parent['candidate']}) on this test split "
+                  f"{name}={old:.4f}; this increment's {evaluation['candidate']} {name}={new:.4f} "
+                  f"({new - old:+.4f})", soft_wrap=True)
 
 
 def _print_gate(console: Any, rows: Any, evaluation: Any) -> None:
@@ -449,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help='e.g. "Fraud Detection"')
     p.add_argument("--type", required=True, metavar="TYPE", help=TYPE_HELP)
     p.add_argument("--exist-ok", action="store_true", help="reuse an increment with the same slug")
+    p.add_argument("--parent", metavar="ID", help="the increment this one follows (e.g. 0001): its best model is "
+                                                  "scored on this one's test data")
     p.set_defaults(func=cmd_inc)
 
     p = sub.add_parser("status", parents=[common], help="list increments, or one increment's experiments")

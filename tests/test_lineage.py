@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import subprocess
 import sys
 import textwrap
@@ -116,7 +117,8 @@ def test_environment_freeze_is_saved_once_and_referenced(increment) -> None:
 # -- a small real pipeline run (T-001 … T-004 on local Ray) for the sweep's lineage and reproduce --
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory):
-    """600 fraud rows, 3-fold CV: the baselines, a logistic regression and a user-defined model."""
+    """600 fraud rows, 3-fold CV: the baselines, a logistic regression and a user-defined model,
+    swept once (T-005, which refits the best)."""
     import os
 
     import ray
@@ -143,7 +145,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory):
             mp.setenv("SPECWEAVE_MLFLOW", "0")
             inc = ensure_increment(cfg, root=root)
             for task in TASK_ORDER:
-                if task != "T-004":  # one sweep (it runs the baselines too) is all this needs
+                if task != "T-005":  # one sweep (baselines too) that refits the best: all this needs
                     inc.tick(task)
             run_pipeline(cfg, increment=inc)
     finally:
@@ -194,8 +196,6 @@ def test_reproduce_matches_a_deterministic_trial(swept, capsys) -> None:
 
 @pytest.mark.slow
 def test_reproduce_reports_an_altered_metric(swept, capsys) -> None:
-    import json
-
     from specweave_ray.cli import main
 
     inc, root, _ = swept
@@ -239,3 +239,87 @@ def test_reproduce_bad_input_is_one_line_and_exit_2(swept, capsys) -> None:
     assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id, "--rtol", "-1"]) == 2
     assert "--rtol" in capsys.readouterr().err
     assert _files(inc) == before
+
+
+def test_inc_parent_is_checked_and_saved(root: Path, capsys) -> None:
+    from specweave_ray.cli import main
+
+    assert main(["inc", "Old", "--type", "classification"]) == 0
+    assert main(["inc", "New", "--type", "classification", "--parent", "0042"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "0042" in err
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["0001-old"]  # nothing written
+    assert main(["inc", "New", "--type", "classification", "--parent", "1"]) == 0
+    assert "parent 0001-old" in capsys.readouterr().out
+    assert json.loads((root / "0002-new" / "metadata.json").read_text()) == {"parent": "0001-old"}
+
+
+def test_a_config_naming_an_unknown_parent_writes_nothing(root: Path) -> None:
+    from specweave_ray.exceptions import IncrementNotFoundError
+    from specweave_ray.pipeline._tasks import run_pipeline
+    from specweave_ray.spec.config import parse_config
+
+    cfg = parse_config({"increment": "Child", "problem_type": "classification", "parent": "0007",
+                        "data": {"generate": "fraud", "rows": 300, "target": "is_fraud"}}, source="child.yaml")
+    with pytest.raises(IncrementNotFoundError, match="0007"):
+        run_pipeline(cfg, root=root)
+    assert list(root.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_parent_best_model_is_scored_on_the_child_test_rows(swept) -> None:
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from specweave_ray import problems
+    from specweave_ray.candidates.serialization import load_native
+    from specweave_ray.data import generate
+    from specweave_ray.evaluate.holdout import _parent_scores, _parent_section
+    from specweave_ray.workspace.increment import Increment
+
+    inc, root, _ = swept
+    child = Increment.create("Child", problem_type="classification", root=root, parent=inc.id)
+    assert child.parent() == inc
+    new = generate("fraud", n_rows=300, seed=11, positive_rate=0.1)  # the child's own test rows
+    X, y = new.drop(columns="is_fraud"), new["is_fraud"]
+    out = _parent_scores(child, problems.get("classification"), X_test=X, y_test=y, classes=[0, 1],
+                         n_boot=50, seed=0)
+    comp = json.loads((inc.experiments_dir / "comparison.json").read_text())
+    best = read_record(inc.experiments_dir / comp["best"])
+    assert out["increment"] == inc.id and out["record"] == best.id and out["candidate"] == "logistic"
+    model = load_native(best.path, best.meta["artifacts"]["model"])
+    features = load_native(best.path, best.meta["artifacts"]["features"])
+    expected = roc_auc_score(y, model.predict_proba(features.transform(X))[:, 1])
+    assert np.isclose(out["metrics"]["roc_auc"], expected)
+    section = _parent_section("roc_auc", {"roc_auc": 0.9}, out)
+    assert f"parent increment {inc.id}" in section and f"| roc_auc | 0.9 | {expected:.4g} |" in section
+    # a parent whose model can't score these rows is a note, not a failed evaluation
+    broken = _parent_scores(child, problems.get("classification"), X_test=X.drop(columns=X.columns[:2]),
+                            y_test=y, classes=[0, 1], n_boot=50, seed=0)
+    assert "error" in broken and "metrics" not in broken
+
+
+@pytest.mark.slow
+def test_the_evaluation_shows_the_parent_against_the_new_model(swept, tmp_path: Path, monkeypatch) -> None:
+    """T-006 of a child (here: the parent's sweep records copied in) on new test rows."""
+    import shutil
+
+    from specweave_ray.data import generate
+    from specweave_ray.evaluate import evaluate_holdout
+    from specweave_ray.workspace.increment import Increment
+
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    inc, root, _ = swept
+    child = Increment.create("Child Eval", problem_type="classification", root=root, parent=inc.id)
+    shutil.copytree(inc.experiments_dir, child.experiments_dir, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("tune"))
+    train, test = (generate("fraud", n_rows=300, seed=s, positive_rate=0.1) for s in (12, 13))
+    summary, _ = evaluate_holdout(child, child.spec(), X_train=train.drop(columns="is_fraud"),
+                                  y_train=train["is_fraud"], X_test=test.drop(columns="is_fraud"),
+                                  y_test=test["is_fraud"], cv=3, seed=0, n_boot=50)
+    parent = summary["parent"]
+    assert parent["increment"] == inc.id and "roc_auc" in parent["metrics"]
+    ev = read_record(child.experiments_dir / summary["record"])
+    assert ev.metrics["parent_roc_auc"] == parent["metrics"]["roc_auc"]
+    assert json.loads((ev.path / "parent.json").read_text())["record"] == parent["record"]
+    assert f"## Against the parent increment {inc.id}" in (ev.path / "evaluation.md").read_text()

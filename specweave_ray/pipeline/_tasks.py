@@ -77,9 +77,26 @@ def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None
     slug = slugify(cfg.increment)
     existing = [i for i in list_increments(base) if i.slug == slug]
     if existing:
+        check_parent(cfg, existing[0])
         storage.pull(existing[0].path)  # a URI root: its records, for the cache and ticked tasks
         return existing[0]
-    return Increment.create(cfg.increment, problem_type=problem_type, root=base, spec_text=spec_text)
+    return Increment.create(cfg.increment, problem_type=problem_type, root=base, spec_text=spec_text,
+                            parent=cfg.parent)
+
+
+def check_parent(cfg: PipelineConfig, inc: Increment) -> None:
+    """A config's ``parent`` must be the increment's own (``metadata.json``), never a new one.
+
+    Raises:
+        ConfigError: the increment follows another parent, or none.
+        IncrementNotFoundError: the named parent is not under the root.
+    """
+    if cfg.parent is None:
+        return
+    named, own = Increment.open(cfg.parent, root=inc.root), inc.parent()
+    if own is None or own.id != named.id:
+        raise ConfigError(f"{cfg.source}: parent {cfg.parent!r} ({named.id}) is not {inc.id}'s parent "
+                          f"({own.id if own else 'none'}); a parent is set when the increment is created")
 
 
 def _config_data(cfg: PipelineConfig) -> dict[str, Any]:
@@ -203,6 +220,10 @@ def run_pipeline(
     metric = primary_metric(cfg, problem, spec=increment.spec() if increment else
                             (load_spec(cfg.spec) if cfg.spec else None))
     problem.check_data(X, y, metric=metric)
+    if increment is not None:
+        check_parent(cfg, increment)
+    elif cfg.parent is not None:  # an unknown parent is refused before the increment is created
+        Increment.open(cfg.parent, root=resolve_root(root, config_root=cfg.root))
 
     inc = increment or ensure_increment(cfg, root=root)
     spec = inc.spec()
@@ -338,5 +359,5 @@ def _load_outputs(run: _Run, result: PipelineResult, task: str) -> None:
             result.evaluation = {"record": evals[-1].id, **evals[-1].metrics}
 
 
-__all__ = ["PipelineResult", "config_identity", "ensure_increment", "framed_data", "holdout", "run_pipeline",
+__all__ = ["PipelineResult", "check_parent", "config_identity", "ensure_increment", "framed_data", "holdout", "run_pipeline",
            "save_config", "stored_config"]

@@ -126,6 +126,7 @@ class PipelineConfig(_Frozen):
     candidates: list[Candidate] | None = None
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     abtest: ABTestConfig = Field(default_factory=ABTestConfig)
+    parent: str | None = None  # the increment this one follows (id or number under the same root)
     source: str | None = Field(default=None, exclude=True)
 
     @field_validator("problem_type")
