@@ -323,3 +323,12 @@ def test_the_evaluation_shows_the_parent_against_the_new_model(swept, tmp_path: 
     assert ev.metrics["parent_roc_auc"] == parent["metrics"]["roc_auc"]
     assert json.loads((ev.path / "parent.json").read_text())["record"] == parent["record"]
     assert f"## Against the parent increment {inc.id}" in (ev.path / "evaluation.md").read_text()
+    # the package names its model's lineage: the trial's, and the code that packaged it
+    from specweave_ray.deploy.package import build_package
+
+    meta = json.loads(build_package(child, reference_data=train.drop(columns="is_fraud")).read_text())
+    lin, trial = meta["lineage"], read_record(child.experiments_dir / meta["trial_record"]).meta["lineage"]
+    assert lin["seed"] == 5 and lin["config_hash"] == trial["config_hash"] and lin["config_hash"]
+    assert lin["data_fingerprint"] == trial["data_fingerprint"] and lin["environment_sha256"]
+    assert lin["trial_record"] == meta["trial_record"]
+    assert lin["packaged_by"]["git_commit"] == _lineage.code_git()["commit"]
