@@ -214,6 +214,27 @@ def test_reproduce_reports_an_altered_metric(swept, capsys) -> None:
 
 
 @pytest.mark.slow
+def test_reproduce_refuses_to_rerun_on_changed_data(swept, capsys) -> None:
+    import yaml
+
+    from specweave_ray.cli import main
+
+    inc, root, _ = swept
+    rec = _trial(inc, "logistic")
+    path = inc.path / "pipeline.yaml"
+    original = path.read_text()
+    try:
+        cfg = yaml.safe_load(original)
+        cfg["data"]["rows"] = 650
+        path.write_text(yaml.safe_dump(cfg))
+        assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id]) == 1
+    finally:
+        path.write_text(original)
+    out = capsys.readouterr().out
+    assert "note: data: the stored config's data has fingerprint" in out and "not reproduced" in out
+
+
+@pytest.mark.slow
 def test_reproduce_bad_input_is_one_line_and_exit_2(swept, capsys) -> None:
     from specweave_ray.cli import main
 
@@ -238,6 +259,13 @@ def test_reproduce_bad_input_is_one_line_and_exit_2(swept, capsys) -> None:
     assert len(err.splitlines()) == 1 and "params.json" in err
     assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id, "--rtol", "-1"]) == 2
     assert "--rtol" in capsys.readouterr().err
+    config = inc.path / "pipeline.yaml"
+    config.rename(inc.path / "pipeline.bak")
+    try:
+        assert main(["reproduce", inc.id, "--root", str(root), "--experiment", rec.id]) == 2
+    finally:
+        (inc.path / "pipeline.bak").rename(config)
+    assert "has no pipeline.yaml" in capsys.readouterr().err
     assert _files(inc) == before
 
 

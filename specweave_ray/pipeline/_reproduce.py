@@ -13,8 +13,8 @@ import re
 
 from specweave_ray import data as data_mod
 from specweave_ray import problems
-from specweave_ray.exceptions import RecordError
-from specweave_ray.pipeline._tasks import framed_data, holdout, stored_config
+from specweave_ray.exceptions import ConfigError, RecordError
+from specweave_ray.pipeline._tasks import CONFIG_NAME, framed_data, holdout, stored_config
 from specweave_ray.search.reproduce import ATOL, RTOL, Reproduction, check_reproducible, rerun_trial
 from specweave_ray.workspace import _lineage
 from specweave_ray.workspace.increment import Increment
@@ -58,6 +58,9 @@ def reproduce(increment: Increment | str | int | os.PathLike[str], experiment: s
     inc = resolve_increment(increment, root)
     record = find_record(inc, experiment)
     check_reproducible(record)
+    if not (inc.path / CONFIG_NAME).is_file():
+        raise ConfigError(f"{inc.id} has no {CONFIG_NAME}: reproduce reruns records of pipeline runs "
+                          "(specweave-ray run CONFIG), whose stored config names the data")
     cfg = stored_config(inc)
     problem = problems.get(inc.spec().problem_type)
     lineage = record.meta.get("lineage") or {}
