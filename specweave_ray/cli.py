@@ -38,8 +38,9 @@ def cmd_inc(args: argparse.Namespace) -> int:
     from specweave_ray.workspace import storage
     from specweave_ray.workspace.increment import Increment
 
-    inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok)
-    print(f"created {storage.display(inc.path)}")
+    inc = Increment.create(args.name, problem_type=args.type, root=args.root, exist_ok=args.exist_ok,
+                           parent=args.parent)
+    print(f"created {storage.display(inc.path)}" + (f" (parent {inc.parent().id})" if args.parent else ""))
     for name in ("spec.md", "plan.md", "tasks.md", "tests.md"):
         print(f"  {name}")
     return 0
@@ -192,8 +193,26 @@ def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
     elif result.evaluation is not None:
         console.print("gate: no targets (spec.md names no success criteria): nothing was checked, "
                       "so nothing passed", soft_wrap=True)
+    _print_parent(console, result.evaluation)
     console.print(f"records: {storage.display(result.increment.experiments_dir)}", soft_wrap=True)
     return 0
+
+
+def _print_parent(console: Any, evaluation: Any) -> None:
+    parent = (evaluation or {}).get("parent")
+    if not parent:
+        return
+    if "error" in parent:
+        console.print(f"parent {parent['increment']}: its best model was not scored on this test split "
+                      f"({parent['error']})", soft_wrap=True)
+        return
+    name = evaluation.get("metric")
+    new, old = evaluation["metrics"].get(name), parent["metrics"].get(name)
+    if new is None or old is None:
+        return
+    console.print(f"parent {parent['increment']}: its best model ({parent['candidate']}) on this test split "
+                  f"{name}={old:.4f}; this increment's {evaluation['candidate']} {name}={new:.4f} "
+                  f"({new - old:+.4f})", soft_wrap=True)
 
 
 def _print_gate(console: Any, rows: Any, evaluation: Any) -> None:
@@ -261,6 +280,36 @@ def _print_comparison(console: Any, comp: Any) -> None:
         console.print(f"[yellow]{comp['failed']} of {comp['trials']} trials failed:[/]")
         for f in comp["failures"][:10]:
             console.print(f"  {f['record']}: {f['error']}", soft_wrap=True)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from specweave_ray.pipeline._reproduce import reproduce
+
+    for name in ("rtol", "atol"):
+        value = getattr(args, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise _usage(f"--{name} must be a finite number >= 0, got {value}")
+    out = reproduce(args.id, args.experiment, root=args.root, rtol=args.rtol, atol=args.atol)
+    console = _console()
+    table = Table(title=f"reproduce {out.record} ({out.candidate}): |rerun − recorded| ≤ "
+                        f"{out.atol:g} + {out.rtol:g}·|recorded|")
+    for col in ("metric", "recorded", "rerun", "difference", "match"):
+        table.add_column(col)
+    for c in out.checks:
+        table.add_row(c.name, f"{c.recorded:.10g}", "—" if c.rerun is None else f"{c.rerun:.10g}",
+                      "—" if c.difference is None else f"{c.difference:+.3g}",
+                      "[green]yes[/]" if c.matches else "[red]no[/]")
+    if out.checks:
+        console.print(table)
+    for note in out.notes:
+        console.print(f"note: {note}", soft_wrap=True)
+    bad = sum(not c.matches for c in out.checks)
+    console.print("reproduced: every metric matches" if out.matched else
+                  f"not reproduced: {bad} of {len(out.checks)} metrics differ" if out.checks else
+                  "not reproduced: nothing was rerun", soft_wrap=True)
+    return 0 if out.matched else 1
 
 
 # -- serve, bench, drift --------------------------------------------------------------------
@@ -496,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help='e.g. "Fraud Detection"')
     p.add_argument("--type", required=True, metavar="TYPE", help=TYPE_HELP)
     p.add_argument("--exist-ok", action="store_true", help="reuse an increment with the same slug")
+    p.add_argument("--parent", metavar="ID", help="the increment this one follows (e.g. 0001): its best model is "
+                                                  "scored on this one's test data")
     p.set_defaults(func=cmd_inc)
 
     p = sub.add_parser("status", parents=[common], help="list increments, or one increment's experiments")
@@ -525,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="pipeline config (default: the one the increment last ran with)")
     _task_options(p)
     p.set_defaults(func=cmd_do)
+
+    p = sub.add_parser("reproduce", parents=[common],
+                       help="rerun one trial record from the stored config; exit 0 if its metrics match, 1 if not")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--experiment", required=True, metavar="exp-NNN", help="the record to rerun (exp-NNN or its folder)")
+    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance per metric (default 1e-6)")
+    p.add_argument("--atol", type=float, default=1e-9, help="absolute tolerance per metric (default 1e-9)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("serve", parents=[common], help="serve a packaged model over HTTP (loopback by default)")
     p.add_argument("id", help="increment id, number or slug")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from specweave_ray import problems
-from specweave_ray._fs import atomic_write_json, atomic_write_text, read_json
+from specweave_ray._fs import atomic_write_json, atomic_write_text
 from specweave_ray.deploy.abtest import render_ab_plan
 from specweave_ray.deploy.bench import run_bench
 from specweave_ray.deploy.package import list_packages, mark
@@ -65,9 +65,7 @@ def release_gate(inc: Increment, spec: Spec, *, version: int, fingerprint: str,
 def parent_increment(inc: Increment) -> Increment | None:
     """The increment this one follows (its chain's production model is the A/B control): the
     optional ``parent`` field (an increment id) of ``<increment>/metadata.json``; None without."""
-    meta = read_json(inc.path / "metadata.json") or {}
-    ref = meta.get("parent")
-    return Increment.open(ref, root=inc.root) if ref else None
+    return inc.parent()
 
 
 def ab_control(inc: Increment, *, metric: str) -> tuple[str, dict[str, float]]:

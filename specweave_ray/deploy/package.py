@@ -60,6 +60,7 @@ from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import (
     environment,
+    lineage,
     list_records,
     read_record,
     resolve_increment,
@@ -179,6 +180,7 @@ def _assemble(inc: Increment, *, version: int, evaluation: Any, trial: Any, mode
         "metrics": dict(evaluation.metrics), "evaluation_record": evaluation.id, "trial_record": trial.id,
         "data_fingerprint": evaluation.meta.get("data_fingerprint") or trial.meta.get("data_fingerprint"),
         "packages": package_versions(), "model": model_info, "features": features_info,
+        "lineage": _lineage_of(trial, evaluation),
     }
     predictor = Predictor(meta, folder, model=model, features=features)
     meta["feature_groups"] = predictor.feature_groups
@@ -219,10 +221,21 @@ def _assemble_ranker(inc: Increment, *, version: int, evaluation: Any, trial: An
         "metrics": dict(evaluation.metrics), "evaluation_record": evaluation.id, "trial_record": trial.id,
         "data_fingerprint": evaluation.meta.get("data_fingerprint") or trial.meta.get("data_fingerprint"),
         "packages": package_versions(), "model": model_info, "features": None,
+        "lineage": _lineage_of(trial, evaluation),
         **recs_metadata(model=model, k=int(evaluation.meta.get("k") or 10)),
         "explainer_background": None, "reference": None, "files": dict(model_info["files"]), "mlflow": None,
     }
     return meta
+
+
+def _lineage_of(trial: Any, evaluation: Any) -> dict[str, Any]:
+    """The trained model's lineage (its trial record's: the code, data, config, seeds and source
+    hashes that produced it), with what the evaluation adds, and the code that packaged it."""
+    merged = {**dict(evaluation.meta.get("lineage") or {}),
+              **{k: v for k, v in (trial.meta.get("lineage") or {}).items() if v is not None}}
+    now = lineage()
+    return {**lineage(**merged), "trial_record": trial.id, "evaluation_record": evaluation.id,
+            "packaged_by": {k: now[k] for k in ("package_version", "git_commit", "git_dirty")}}
 
 
 def _target(inc: Increment) -> str | None:

@@ -170,6 +170,55 @@ def _previous(inc: Increment, problem_type: str) -> tuple[str, dict[str, float]]
     return None
 
 
+def _parent_scores(inc: Increment, problem: ProblemType, *, X_test: pd.DataFrame, y_test: pd.Series,
+                   classes: list[Any] | None, n_boot: int, seed: int) -> dict[str, Any] | None:
+    """The parent increment's best model (its sweep's, with its own tuned threshold) scored on
+    this increment's test rows; None without a parent. A parent whose model can't score these
+    rows (another type, other labels, other columns) is a note, not a failed evaluation."""
+    parent = inc.parent()
+    if parent is None:
+        return None
+    out: dict[str, Any] = {"increment": parent.id}
+    storage.pull(parent.experiments_dir)
+    comp = read_json(parent.experiments_dir / "comparison.json") or {}
+    try:
+        if problems.get(parent.spec().problem_type) is not problem:
+            raise RecordError(f"{parent.id} is a {parent.spec().problem_type} increment")
+        model, features, art, rec = _load_best(parent, comp)
+        if (art.get("classes") is None) != (classes is None) or (
+                classes is not None and [str(c) for c in art["classes"]] != [str(c) for c in classes]):
+            raise RecordError(f"{parent.id}'s model has classes {art.get('classes')}, this one {classes}")
+        evals = [r for r in list_records(parent, kind="evaluation") if r.meta.get("trial_record") == rec.id]
+        threshold = (evals[-1].meta.get("threshold") if evals else None) or 0.5
+        y_te = _encode(y_test, classes) if classes is not None else np.asarray(y_test, dtype=float)
+        outputs = _predict(model, features, X_test, problem=problem)
+        metrics = evaluate(y_te, problem_type=problem, n_boot=n_boot, seed=seed,
+                           **_outputs(problem, outputs, threshold if problem.output == "probabilities" else None))
+    except Exception as err:  # noqa: BLE001 - the parent is context; this increment's evaluation stands
+        logger.warning("the parent %s's best model was not scored on %s's test rows: %s", parent.id, inc.id, err)
+        return {**out, "error": f"{type(err).__name__}: {err}"}
+    return {**out, "record": rec.id, "candidate": rec.meta.get("candidate"), "threshold": threshold,
+            "metrics": _finite(metrics)}
+
+
+def _parent_section(primary: str, metrics: Mapping[str, Any], parent: Mapping[str, Any] | None) -> str:
+    if parent is None:
+        return ""
+    lines = ["", f"## Against the parent increment {parent['increment']}", ""]
+    if "error" in parent:
+        return "\n".join([*lines, f"Its best model was not scored on these test rows: {parent['error']}"]) + "\n"
+    lines += [f"Its best model, {parent['candidate']} ({parent['record']}), scored on this increment's "
+              "held-out test rows (the same rows as above).", "",
+              "| metric | this increment | parent | difference |", "| --- | --- | --- | --- |"]
+    names = [primary] + sorted(k for k in parent["metrics"] if k != primary and k in metrics
+                               and not k.endswith(("_ci_low", "_ci_high")))
+    for name in names:
+        if name in metrics and name in parent["metrics"]:
+            new, old = float(metrics[name]), float(parent["metrics"][name])
+            lines.append(f"| {name} | {new:.4g} | {old:.4g} | {new - old:+.4g} |")
+    return "\n".join(lines) + "\n"
+
+
 def _lift_section(primary: str, lifts: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]]) -> str:
     """How the lifts were measured, and each reference's lift with its paired CI."""
     if not lifts:
@@ -257,6 +306,7 @@ def evaluate_holdout(
                 lower_is_better=get_metric(name).mode == "min", ci=ci if None not in ci else None,
                 samples=paired, primary=name == primary))
     previous = _previous(inc, problem.name)
+    parent = _parent_scores(inc, problem, X_test=X_test, y_test=y_test, classes=classes, n_boot=n_boot, seed=seed)
     gate = check_targets(spec.targets, {**metrics, **lifts}, source=None)
 
     notes = None
@@ -284,10 +334,16 @@ def evaluate_holdout(
                                imbalance_note=notes, plots=[Path(p).name for p in plots])
         gate_md = render_gate(gate)
         report += _lift_section(primary, lifts, baselines)
+        report += _parent_section(primary, metrics, parent)
+        if parent is not None:
+            atomic_write_json(exp.path / "parent.json", parent)
+            if "metrics" in parent:
+                exp.log_metrics({f"parent_{k}": v for k, v in parent["metrics"].items()
+                                 if not k.endswith(("_ci_low", "_ci_high"))})
         exp.save_report("evaluation.md", report + "\n## Gate: spec targets\n\n" + gate_md)
         exp.save_report("gate.md", gate_md)
         atomic_write_json(exp.path / "gate.json", gate_json(gate))
     summary = {"record": exp.id, "candidate": best.meta.get("candidate"), "trial_record": best.id,
                "threshold": threshold, "metrics": {**metrics, **lifts}, "baselines": baselines,
-               "previous": previous[0] if previous else None}
+               "previous": previous[0] if previous else None, "parent": parent, "metric": primary}
     return summary, gate

@@ -47,9 +47,11 @@ from specweave_ray.workspace import (
     list_increments,
     list_records,
     resolve_root,
+    run_lineage,
     slugify,
     storage,
 )
+from specweave_ray.workspace._lineage import config_hash
 
 logger = logging.getLogger(__name__)
 TASK_ORDER = ("T-001", "T-002", "T-003", "T-004", "T-005", "T-006", "T-007", "T-008", "T-009")
@@ -85,9 +87,30 @@ def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None
         problem_type = spec.problem_type
     existing = _existing(cfg, root=root)
     if existing is not None:
+        check_parent(cfg, existing)
         storage.pull(existing.path)  # a URI root: its records, for the cache and ticked tasks
         return existing
-    return Increment.create(cfg.increment, problem_type=problem_type, root=base, spec_text=spec_text)
+    return Increment.create(cfg.increment, problem_type=problem_type, root=base, spec_text=spec_text,
+                            parent=cfg.parent)
+
+
+def check_parent(cfg: PipelineConfig, inc: Increment) -> None:
+    """A config's ``parent`` must be the increment's own (``metadata.json``), never a new one.
+
+    Raises:
+        ConfigError: the increment follows another parent, or none.
+        IncrementNotFoundError: the named parent is not under the root.
+    """
+    if cfg.parent is None:
+        return
+    named, own = Increment.open(cfg.parent, root=inc.root), inc.parent()
+    if own is None or own.id != named.id:
+        raise ConfigError(f"{cfg.source}: parent {cfg.parent!r} ({named.id}) is not {inc.id}'s parent "
+                          f"({own.id if own else 'none'}); a parent is set when the increment is created")
+
+
+def _config_data(cfg: PipelineConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", exclude_none=True, exclude={"source"})
 
 
 def _existing(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None) -> Increment | None:
@@ -98,8 +121,12 @@ def _existing(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None) -> In
 
 
 def save_config(inc: Increment, cfg: PipelineConfig) -> Path:
-    data = cfg.model_dump(mode="json", exclude_none=True, exclude={"source"})
-    return atomic_write_text(inc.path / CONFIG_NAME, yaml.safe_dump(data, sort_keys=False))
+    return atomic_write_text(inc.path / CONFIG_NAME, yaml.safe_dump(_config_data(cfg), sort_keys=False))
+
+
+def config_identity(cfg: PipelineConfig) -> str:
+    """The config hash every record of a run names: of what ``pipeline.yaml`` holds."""
+    return config_hash(_config_data(cfg))
 
 
 def stored_config(inc: Increment) -> PipelineConfig:
@@ -136,6 +163,24 @@ def load_data(cfg: PipelineConfig) -> pd.DataFrame:
             kwargs["n_rows"] = cfg.data.rows
         return data_mod.generate(cfg.data.generate, seed=cfg.seed, **kwargs)
     return data_mod.load_table(cfg.data.path)
+
+
+def framed_data(cfg: PipelineConfig, problem: ProblemType) -> tuple[pd.DataFrame, Any, pd.Series, str | None]:
+    """``(table, X, y, target)``: the config's data framed by the problem type, its target
+    checked; the table is what the data fingerprint is of (the framed interactions for a type
+    whose models don't read features)."""
+    df = load_data(cfg)
+    X, y = problem.frame(df, target=cfg.data.target, columns=cfg.data.columns)
+    problem.check_target(y)
+    if not problem.uses_features:  # the stages read the framed table (interactions, relevance)
+        return X.assign(**{str(y.name): y}), X, y, str(y.name)
+    return df, X, y, cfg.data.target
+
+
+def holdout(cfg: PipelineConfig, problem: ProblemType, X: Any, y: pd.Series) -> tuple[Any, Any, Any, Any]:
+    """``(X_train, X_test, y_train, y_test)``: the held-out split every task of a run shares."""
+    return problem.holdout_split(X, y, test_size=cfg.data.test_size, seed=cfg.seed,
+                                 time_column=cfg.data.time_column if problem.uses_features else None)
 
 
 @dataclass
@@ -188,16 +233,14 @@ def run_pipeline(
         raise ConfigError(f"--from {start!r}: the pipeline's tasks are {', '.join(TASK_ORDER)}")
     # Read and check the data before anything is written: bad input leaves no partial increment.
     problem = problems.get(increment.spec().problem_type) if increment else _problem(cfg)
-    df = load_data(cfg)
-    X, y = problem.frame(df, target=cfg.data.target, columns=cfg.data.columns)
-    problem.check_target(y)
-    if not problem.uses_features:  # the stages read the framed table (interactions, relevance)
-        df, target = X.assign(**{str(y.name): y}), str(y.name)
-    else:
-        target = cfg.data.target
+    df, X, y, target = framed_data(cfg, problem)
     metric = primary_metric(cfg, problem, spec=increment.spec() if increment else
                             (load_spec(cfg.spec) if cfg.spec else None))
     problem.check_data(X, y, metric=metric)
+    if increment is not None:
+        check_parent(cfg, increment)
+    elif cfg.parent is not None:  # an unknown parent is refused before the increment is created
+        Increment.open(cfg.parent, root=resolve_root(root, config_root=cfg.root))
     # Everything the sweeps could refuse, also before anything is written. Ray starts here once
     # for the run's three sweeps (each would start and stop its own), and only if one will run.
     known = increment or _existing(cfg, root=root)
@@ -264,9 +307,7 @@ def _run_locked(inc: Increment, cfg: PipelineConfig, df: pd.DataFrame, X: Any, y
         inc.check_inside(folder).mkdir(parents=True, exist_ok=True)  # not committed with a spec
     save_config(inc, cfg)
     say(f"increment {inc.id} ({problem.name}) under {storage.display(inc.root)}")
-    X_train, X_test, y_train, y_test = problem.holdout_split(
-        X, y, test_size=cfg.data.test_size, seed=cfg.seed,
-        time_column=cfg.data.time_column if problem.uses_features else None)
+    X_train, X_test, y_train, y_test = holdout(cfg, problem, X, y)
     run = _Run(cfg, inc, spec, problem, df, X_train, X_test, y_train, y_test, data_mod.fingerprint(df),
                address, use_cache, on_progress, say, metric=metric, target=target)
     say(f"data: {len(df)} rows ({len(X_train)} train / {len(X_test)} held out), fingerprint {run.fp}")
@@ -277,15 +318,16 @@ def _run_locked(inc: Increment, cfg: PipelineConfig, df: pd.DataFrame, X: Any, y
         "T-001": _data, "T-002": _features, "T-003": _baselines, "T-004": _candidates, "T-005": _tuning,
         "T-006": _evaluation, "T-007": _explain, "T-008": _deploy, "T-009": _ab_plan}
     rerun_from = TASK_ORDER.index(start) if start else len(TASK_ORDER)
-    for i, task in enumerate(TASK_ORDER):
-        if task in done and i < rerun_from:
-            result.skipped.append(task)
-            _load_outputs(run, result, task)
-            continue
-        stages[task](run, result)
-        _publish(inc)  # a URI root holds the task's outputs before the task is ticked
-        inc.tick(task)
-        result.ran.append(task)
+    with run_lineage(config_hash=config_identity(cfg), seed=cfg.seed, data_fingerprint=run.fp):
+        for i, task in enumerate(TASK_ORDER):
+            if task in done and i < rerun_from:
+                result.skipped.append(task)
+                _load_outputs(run, result, task)
+                continue
+            stages[task](run, result)
+            _publish(inc)  # a URI root holds the task's outputs before the task is ticked
+            inc.tick(task)
+            result.ran.append(task)
     if result.ran or not all((inc.notebooks_dir / name).exists() for name in NOTEBOOKS):
         # every task skipped: the records, and so the notebooks written from them, are unchanged
         paths = write_notebooks(inc, execute=cfg.notebooks.execute, timeout=cfg.notebooks.timeout_s)
@@ -407,4 +449,5 @@ def _load_outputs(run: _Run, result: PipelineResult, task: str) -> None:
             result.evaluation = {"record": evals[-1].id, **evals[-1].metrics}
 
 
-__all__ = ["PipelineResult", "ensure_increment", "run_pipeline", "save_config", "stored_config"]
+__all__ = ["PipelineResult", "check_parent", "config_identity", "ensure_increment", "framed_data", "holdout", "run_pipeline",
+           "save_config", "stored_config"]

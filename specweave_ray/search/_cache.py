@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from specweave_ray.workspace._lineage import source_hash
+
 __all__ = ["cache_key", "estimator_path"]
 
 
@@ -17,8 +19,14 @@ def estimator_path(estimator: Any) -> str:
 
 def cache_key(*, candidate: str, fingerprint: str, estimator: Any, params: Mapping[str, Any], cv: str,
               version: str, metric: str) -> str:
-    """The identity of a trial for the result cache: same candidate, data, estimator, params, CV, code."""
-    payload = json.dumps({"candidate": candidate, "data": fingerprint, "estimator": estimator_path(estimator),
-                          "params": params,
-                          "cv": cv, "version": version, "metric": metric}, sort_keys=True, default=repr)
+    """The identity of a trial for the result cache: same candidate, data, estimator, params, CV, code.
+
+    A user's estimator class (not an installed library's) counts by its source too: editing it
+    reruns its trials instead of reusing results of the old code."""
+    identity = {"candidate": candidate, "data": fingerprint, "estimator": estimator_path(estimator),
+                "params": params, "cv": cv, "version": version, "metric": metric}
+    source = source_hash(estimator)
+    if source is not None:  # absent for library classes: their keys stay what they were
+        identity["source"] = source
+    payload = json.dumps(identity, sort_keys=True, default=repr)
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:32]

@@ -24,6 +24,7 @@ from specweave_ray.search._cache import estimator_path
 from specweave_ray.search.trial import INFO_PREFIX
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow
+from specweave_ray.workspace._lineage import source_hash
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import Record, list_records, open_experiment
 
@@ -167,6 +168,7 @@ class Coordinator:
             # by a later run; a failed one is retried
             "cache_key": self._cache_key_fn(name, params) if self._cache_key_fn and error is None else None,
             "cache_context": self._contexts.get(name),
+            "lineage": {**self.meta.get("lineage", {}), "estimator_source_sha256": source_hash(cand.estimator)},
         }
         notes = []
         if meta["device_warnings"]:

@@ -29,10 +29,10 @@ from specweave_ray.candidates.registry import resolve_estimator
 from specweave_ray.candidates.serialization import save_native
 from specweave_ray.candidates.staged import budget_of
 from specweave_ray.exceptions import CandidateError, SweepError
-from specweave_ray.features import build_preprocessor
 from specweave_ray.problems import ProblemType
 from specweave_ray.search import _ray
 from specweave_ray.search._cache import cache_key
+from specweave_ray.search._inputs import trial_inputs
 from specweave_ray.search.coordinator import (
     Coordinator,
     Progress,
@@ -44,6 +44,7 @@ from specweave_ray.search.coordinator import (
 from specweave_ray.spec.config import SweepConfig, sweep_config
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
+from specweave_ray.workspace._lineage import source_hash
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import code_version, open_experiment, resolve_increment
 
@@ -158,18 +159,20 @@ def run_experiments(
         raise CandidateError(f"candidate names must be unique, got {names}")
     problem = problems.get(problem_type) if problem_type else problems.infer(y)
     metric_def = problem.metric(metric or problem.default_metric)
-    classes, y_arr = problem.encode_target(y)
     if baselines:
         experiments = _baselines(problem, rule=rule, seed=seed) + experiments
     classes_by_name = {e.name: resolve_estimator(e.estimator, problem_type=problem) for e in experiments}
     experiments = [replace(e, estimator=classes_by_name[e.name]) for e in experiments]
     stages = sweep_cfg.stages
-    if preprocessor == "auto":
-        preprocessor = build_preprocessor(X) if problem.uses_features else None
-    folds, cv_repr = problem.folds(X, y_arr, cv=sweep_cfg.cv if cv is None else cv, seed=seed)
+    inputs = trial_inputs(problem, X, y, cv=sweep_cfg.cv if cv is None else cv, seed=seed,
+                          preprocessor=preprocessor)
+    classes, y_arr, folds, cv_repr, preprocessor = (inputs.classes, inputs.y, inputs.folds, inputs.cv,
+                                                    inputs.preprocessor)
     train_fp = _fingerprint(X, y)  # cache identity: exactly the rows and labels the trials see
     fingerprint = data_fingerprint or train_fp  # recorded: the dataset the user named
     version = code_version()
+    lineage = {"seed": seed, "data_fingerprint": fingerprint,
+               "preprocessor_source_sha256": source_hash(preprocessor) if preprocessor is not None else None}
 
     # -- result cache: finished trials with the same identity are reused, never rerun -------
     finished = cached_records(inc) if use_cache else []
@@ -202,12 +205,14 @@ def run_experiments(
         _ray.check_resources(experiments, autoscale=sweep_cfg.autoscale,
                              pending_timeout_s=sweep_cfg.pending_timeout_s)
         sweep_exp = open_experiment("sweep", increment=inc, kind="sweep", mirror=True, meta={
-            "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem.name})
+            "data_fingerprint": fingerprint, "metric": metric_def.name, "problem_type": problem.name,
+            "lineage": lineage})
         sweep_exp.log_params({"candidates": names, "cv": cv_repr, "metric": metric_def.name, "seed": seed,
                               "problem_type": problem.name, "budgets": budgets, "cached": len(reuse)})
         coordinator = Coordinator(
             inc, metric=metric_def, candidates={e.name: e for e in experiments},
-            meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name},
+            meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name,
+                  "problem_type": problem.name, "lineage": lineage},
             parent_run_id=None, total=sum(budgets.values()) + len(reuse), on_progress=on_progress,
             cache_key_fn=lambda name, params: cache_key(
                 candidate=name, fingerprint=train_fp, estimator=classes_by_name[name], params=params, cv=cv_repr,

@@ -135,6 +135,7 @@ class PipelineConfig(_Frozen):
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     abtest: ABTestConfig = Field(default_factory=ABTestConfig)
     notebooks: NotebookConfig = Field(default_factory=NotebookConfig)
+    parent: str | None = None  # the increment this one follows (id or number under the same root)
     source: str | None = Field(default=None, exclude=True)
 
     @field_validator("problem_type")

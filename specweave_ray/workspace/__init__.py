@@ -19,16 +19,18 @@ from specweave_ray.workspace.records import (
     Record,
     code_version,
     environment,
+    lineage,
     list_records,
     open_experiment,
     read_record,
     resolve_increment,
+    run_lineage,
     track_experiment,
     track_model,
 )
 
 __all__ = [
-    "Experiment", "Increment", "Record", "Task", "code_version", "environment", "list_increments",
-    "list_records", "open_experiment", "read_record", "resolve_increment", "resolve_root",
-    "slugify", "storage", "track_experiment", "track_model",
+    "Experiment", "Increment", "Record", "Task", "code_version", "environment", "lineage",
+    "list_increments", "list_records", "open_experiment", "read_record", "resolve_increment", "resolve_root",
+    "run_lineage", "slugify", "storage", "track_experiment", "track_model",
 ]

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from specweave_ray._fs import atomic_write_text, folder_lock, make_next_dir
+from specweave_ray._fs import (
+    atomic_write_json,
+    atomic_write_text,
+    folder_lock,
+    make_next_dir,
+    read_json,
+)
 from specweave_ray.exceptions import IncrementError, IncrementNotFoundError
 from specweave_ray.spec._grammar import load_spec, render_increment_docs
 from specweave_ray.workspace import storage
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 
 DEFAULT_ROOT = Path(".specweave") / "increments"
 SUBFOLDERS = ("experiments", "data", "models", "notebooks")
+METADATA_NAME = "metadata.json"   # {"parent": "<increment id>"} when it follows another
 _ID_RE = re.compile(r"^(\d{4})-([a-z0-9]+(?:-[a-z0-9]+)*)$")
 _TASK_RE = re.compile(r"^(\s*)- \[( |x|X)\] (T-\d{3})\b(.*)$")
 _SKIP_RE = re.compile(r"\bskipped\s*[:(]\s*([^)]+)\)?", re.IGNORECASE)
@@ -108,6 +115,7 @@ class Increment:
         exist_ok: bool = False,
         targets: Sequence[Target] | None = None,
         spec_text: str | None = None,
+        parent: str | int | None = None,
     ) -> Increment:
         """Create ``<root>/NNNN-<slug>/`` with its documents and empty stage folders.
 
@@ -118,9 +126,13 @@ class Increment:
             exist_ok: Return the existing increment with this slug instead of refusing.
             targets: Success criteria to write instead of the template's defaults.
             spec_text: A whole ``spec.md`` to copy in (e.g. a worked example's spec).
+            parent: The increment this one follows (its id or number under the same root),
+                saved as ``parent`` in ``metadata.json``: its best model is scored on this
+                one's test data, its production model is the A/B control.
 
         Raises:
             IncrementError: the title slugs to nothing, or the slug exists and not ``exist_ok``.
+            IncrementNotFoundError: no increment ``parent`` under the root.
         """
 
         slug = slugify(title)
@@ -132,6 +144,7 @@ class Increment:
         # rendering checks the problem type and targets: nothing is written for a bad one
         docs = render_increment_docs(title, problem_type, increment_id=f"NNNN-{slug}", targets=targets)
         base = resolve_root(root)
+        parent_id = cls.open(parent, root=base).id if parent is not None else None  # checked first
         base.mkdir(parents=True, exist_ok=True)
         with folder_lock(base):
             existing = [p for p in base.iterdir() if (m := _ID_RE.match(p.name)) and m.group(2) == slug]
@@ -153,7 +166,19 @@ class Increment:
             if name == "spec.md" and spec_text is not None:
                 text = spec_text
             atomic_write_text(path / name, text)
+        if parent_id is not None:
+            atomic_write_json(path / METADATA_NAME, {"parent": parent_id})
         return inc
+
+    def parent(self) -> Increment | None:
+        """The increment this one follows: ``parent`` of ``metadata.json``; None without one.
+
+        Raises:
+            IncrementNotFoundError: the named parent is no longer under the root.
+        """
+        meta = read_json(self.path / METADATA_NAME) or {}
+        ref = meta.get("parent")
+        return Increment.open(ref, root=self.root) if ref else None
 
     @classmethod
     def open(cls, ref: str | int | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Increment:

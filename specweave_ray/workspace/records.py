@@ -12,6 +12,7 @@ number is claimed under a folder lock, so concurrent writers never share one.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as _dt
 import functools
 import json
@@ -22,7 +23,6 @@ import platform
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -40,7 +40,7 @@ from specweave_ray._fs import (
 )
 from specweave_ray.candidates.serialization import save_native
 from specweave_ray.exceptions import RecordError
-from specweave_ray.workspace import _mlflow, storage
+from specweave_ray.workspace import _lineage, _mlflow, storage
 from specweave_ray.workspace.increment import Increment, slugify
 
 logger = logging.getLogger(__name__)
@@ -60,19 +60,45 @@ def _now() -> str:
 
 @functools.lru_cache(maxsize=1)
 def environment() -> dict[str, Any]:
-    """Python, key package versions, git commit of the working dir, hostname (cached)."""
+    """Python, key package versions, git commit and dirty flag of the repository holding the
+    specweave_ray code that runs (not of the working dir), hostname (cached)."""
     from importlib.metadata import PackageNotFoundError, version
 
     packages = {}
     for name in _PACKAGES:
         with contextlib.suppress(PackageNotFoundError):
             packages[name] = version(name)
-    commit = None
-    with contextlib.suppress(Exception):
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        commit = out.stdout.strip() or None if out.returncode == 0 else None
-    return {"python": platform.python_version(), "packages": packages, "git_commit": commit,
-            "hostname": socket.gethostname(), "platform": sys.platform}
+    git = _lineage.code_git()
+    return {"python": platform.python_version(), "packages": packages, "git_commit": git["commit"],
+            "git_dirty": git["dirty"], "hostname": socket.gethostname(), "platform": sys.platform}
+
+
+_RUN_LINEAGE: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar("run_lineage", default=None)
+
+
+@contextlib.contextmanager
+def run_lineage(**fields: Any) -> Iterator[None]:
+    """Lineage every record opened inside the block gets (the pipeline's config hash and seed)."""
+    token = _RUN_LINEAGE.set({**(_RUN_LINEAGE.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _RUN_LINEAGE.reset(token)
+
+
+def lineage(**fields: Any) -> dict[str, Any]:
+    """The ``lineage`` block of a record's ``meta.json``: the package version, the git commit of
+    the code that ran and whether its tree was dirty, and (None until a stage knows them) the
+    data fingerprint, the config hash, the seed, the hashes of a user-supplied estimator's and
+    preprocessor's source, and the environment freeze (``open_experiment`` saves it); ``fields``
+    fill or override them."""
+    env = environment()
+    run = _RUN_LINEAGE.get() or {}
+    return {"package_version": env["packages"].get("specweave-ray"), "git_commit": env["git_commit"],
+            "git_dirty": env["git_dirty"], "data_fingerprint": None, "config_hash": None, "seed": None,
+            "estimator_source_sha256": None, "preprocessor_source_sha256": None,
+            "environment_sha256": None, "environment_freeze": None, **run,
+            **{k: v for k, v in fields.items() if v is not None or k not in run}}
 
 
 def code_version() -> str:
@@ -202,6 +228,8 @@ class Experiment:
 
     def update_meta(self, **fields: Any) -> None:
         self.meta.update(fields)
+        if "data_fingerprint" in fields and isinstance(self.meta.get("lineage"), dict):
+            self.meta["lineage"]["data_fingerprint"] = fields["data_fingerprint"]
         self._write_meta()
 
     # -- closing ---------------------------------------------------------------------------
@@ -304,7 +332,14 @@ def open_experiment(
         "node": env["hostname"], "resources": None, "trial_id": None, "data_fingerprint": None,
         "code_version": code_version(), "environment": env, "error": None, "mlflow_run_id": None,
     }
-    record_meta.update(meta or {})
+    given = dict(meta or {})
+    record_meta.update(given)
+    # a stage's lineage fields (seed, config hash …) fill the block, never replace it
+    record_meta["lineage"] = lineage(**{"data_fingerprint": record_meta.get("data_fingerprint"),
+                                        **(given.get("lineage") or {})})
+    # the environment freeze: saved once per environment in the increment, named by its hash
+    with contextlib.suppress(OSError):
+        record_meta["lineage"].update(_lineage.write_freeze(inc.experiments_dir))
     exp = Experiment(path, inc, record_meta, mirror=mirror)
     exp.params = {str(k): to_jsonable(v) for k, v in (params or {}).items()}
     exp.metrics = _check_metrics(metrics or {})
