@@ -1,57 +1,72 @@
-"""T-007's record: global importance (mean |SHAP| per input column) and explained examples.
+"""T-007's record: global importance and explained examples.
 
-The explanations come from :func:`specweave_ray.deploy.explain.explain_rows` on the packaged model, so
-what is explained is exactly what ships.
+* ``importance.csv`` / ``importance.png``: permutation importance on the test split (the run's
+  metric, ``n_repeats`` shuffles, a 95% band) beside the model's native importance and mean
+  |SHAP| (:mod:`specweave_ray.deploy._importance`).
+* Explained examples (``examples.json``).
+
+The explanations come from :mod:`specweave_ray.deploy.explain` on the packaged model, so what is
+explained is exactly what ships.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json
+from specweave_ray.deploy._explain_plots import importance_plot
+from specweave_ray.deploy._importance import importance_table, native_importance, permutation_table
 from specweave_ray.deploy._recs import RecommenderPredictor, write_recs_explainability
-from specweave_ray.deploy.explain import MAX_KERNEL_ROWS, explain_rows
+from specweave_ray.deploy.explain import MAX_KERNEL_ROWS, explain_matrix, explain_rows
+from specweave_ray.exceptions import SpecweaveError
+from specweave_ray.metrics import MetricDef, get_metric
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import track_experiment
 
 _MAX_ROWS = {"tree-shap": 500}
+# Permutation importance scores every column n_repeats times on this many test rows at most.
+PERMUTATION_ROWS = 5000
 
 
 def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", str(name).lower()).strip("_") or "feature"
 
 
-def _bar_chart(path: Path, importance: pd.Series) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 0.35 * len(importance) + 1))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.barh(importance.index[::-1], importance.values[::-1], color="#4c72b0")
-    ax.set_xlabel("mean |SHAP contribution|")
-    ax.set_title("Global feature importance")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+def _metric(inc: Increment, problem: problems.ProblemType) -> MetricDef:
+    """The spec's primary metric where it is computed from predictions, else the type's default."""
+    try:
+        name = inc.spec().primary_metric
+        metric = problem.metric(name) if name else None
+    except SpecweaveError:
+        metric = None
+    return metric if metric is not None and metric.scored else get_metric(problem.default_metric)
 
 
 def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 0,
-                         data_fingerprint: str | None = None) -> str:
-    """Explain held-out rows with the packaged model and record the result; returns the record id.
+                         data_fingerprint: str | None = None, n_repeats: int = 5) -> str:
+    """Explain held-out rows ``X`` (target ``y``) with the packaged model and record the result;
+    returns the record id. ``n_repeats``: shuffles per column for permutation importance.
     A recommender explains sample users' lists instead (:func:`write_recs_explainability`)."""
     if getattr(predictor, "kind", None) == RecommenderPredictor.kind:
         return write_recs_explainability(inc, predictor, X, y, seed=seed, data_fingerprint=data_fingerprint)
 
+    problem = problems.get(predictor.problem_type)
+    metric = _metric(inc, problem)
     limit = _MAX_ROWS.get(predictor.explainer_kind, MAX_KERNEL_ROWS)
-    rows = X.sample(min(len(X), limit), random_state=seed).reset_index(drop=True)
-    explained = explain_rows(predictor, rows, top=X.shape[1])
-    contrib = pd.DataFrame([{c["feature"]: abs(c["contribution"]) for c in e["contributions"]} for e in explained])
-    importance = contrib.fillna(0.0).mean().sort_values(ascending=False)
+    rows = predictor.validate(X.sample(min(len(X), limit), random_state=seed)).reset_index(drop=True)
+    shap = explain_matrix(predictor, rows)
+    mean_abs = pd.Series(np.abs(shap.values).mean(axis=0), index=shap.features)
+    scored = X.sample(min(len(X), PERMUTATION_ROWS), random_state=seed)
+    permutation = permutation_table(predictor, scored, y.loc[scored.index], metric=metric,
+                                    n_repeats=n_repeats, seed=seed)
+    native, native_kind = native_importance(predictor)
+    table = importance_table(permutation, mean_abs, native, native_kind)
+    importance = table["permutation_mean"]
 
     # examples: the highest-scored rows (where a reviewer looks first) and two at random
     if predictor.classes is not None:
@@ -67,15 +82,26 @@ def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.
                           model=predictor.metadata.get("estimator"),
                           meta={"data_fingerprint": data_fingerprint, "package": f"model-v{predictor.version}"}) as exp:
         exp.log_params({"method": predictor.explainer_kind, "rows_explained": len(rows),
-                        "package": f"model-v{predictor.version}"})
+                        "package": f"model-v{predictor.version}", "permutation_metric": metric.name,
+                        "permutation_repeats": n_repeats, "permutation_rows": len(scored),
+                        "native_importance": native_kind})
         exp.log_metrics({f"importance_{_snake(k)}": float(v) for k, v in importance.items()})
-        _bar_chart(exp.path / "importance.png", importance)
+        exp.log_metrics({f"mean_abs_shap_{_snake(k)}": float(v) for k, v in mean_abs.items()})
+        table.to_csv(exp.path / "importance.csv", float_format="%.6g")
+        importance_plot(exp.path / "importance.png", table, metric=metric.name)
         atomic_write_json(exp.path / "examples.json", examples)
         lines = [f"# Explainability — {inc.id} (model-v{predictor.version})", "",
-                 f"Method: **{predictor.explainer_kind}** on {len(rows)} held-out rows; contributions are "
+                 f"SHAP: **{predictor.explainer_kind}** on {len(rows)} held-out rows; contributions are "
                  "summed over each input column's encoded features, so they add up to the model output.", "",
-                 "## Global importance (mean |contribution|)", "", "| feature | importance |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in importance.items()]
+                 "## Global importance", "",
+                 f"Permutation importance: the drop in **{metric.name}** on {len(scored)} test rows when one "
+                 f"column is shuffled, mean of {n_repeats} shuffles with a 95% t-interval. Native: the "
+                 f"model's own importance ({native_kind or 'none for this model'}), as a share of its total. "
+                 "Table: `importance.csv`.", "",
+                 "| feature | permutation | 95% band | native share | mean abs SHAP |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {r.permutation_mean:.4g} | [{r.ci_low:.4g}, {r.ci_high:.4g}] | "
+                  f"{'—' if pd.isna(r.native_importance) else f'{r.native_importance:.3f}'} | {r.mean_abs_shap:.4g} |"
+                  for k, r in table.iterrows()]
         lines += ["", "![importance](importance.png)", "", "## Explained examples", ""]
         for i, ex in enumerate(examples, 1):
             head = f"{i}. prediction **{ex['prediction']}**"
