@@ -8,6 +8,7 @@ same object ``Predictor.load`` builds from a package), so every test takes about
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -169,3 +170,27 @@ def test_native_importance_per_family(tmp_path, family: str, kind: str, native: 
         assert values is None
     else:
         assert list(values.index) == list(SCHEMA) and (values >= 0).all() and values["score"] > 0
+
+
+@pytest.mark.parametrize(("family", "kind"), [("lightgbm", "regression"), ("linear", "binary")])
+def test_record_saves_shap_values_portably_with_beeswarm_and_dependence(tmp_path, inc, family, kind) -> None:
+    predictor, test, y = package(tmp_path / "pkg", family, kind)
+    record = _record(inc, write_explainability(inc, predictor, test.head(30), y.head(30), seed=0, n_repeats=2))
+    values = np.load(record.path / "shap_values.npy", allow_pickle=False)
+    base = np.load(record.path / "shap_base_values.npy", allow_pickle=False)
+    info = json.loads((record.path / "shap_features.json").read_text())
+    rows = pd.read_parquet(record.path / "shap_rows.parquet")
+    assert info["features"] == list(SCHEMA) and values.shape == (len(rows), len(SCHEMA)) == (30, 4)
+    assert not list(record.path.glob("*.pkl")) and not list(record.path.glob("*.pickle"))
+    m = explain_matrix(predictor, predictor.validate(rows))
+    np.testing.assert_allclose(values, m.values, rtol=1e-6, atol=1e-9)  # what the files hold is re-derivable
+    np.testing.assert_allclose(base + values.sum(axis=1), _model_output(predictor, rows, m), rtol=1e-5, atol=1e-5)
+    if kind == "binary":
+        assert info["output"] == "probability" and set(info["explained_class"]) == {"legit"}
+    else:
+        assert info["output"] == "value" and info["explained_class"] is None
+    assert (record.path / "shap_beeswarm.png").stat().st_size > 1000
+    dependence = sorted(p.name for p in record.path.glob("shap_dependence_*.png"))
+    assert len(dependence) == 3
+    report = (record.path / "explainability.md").read_text()
+    assert "shap_beeswarm.png" in report and all(name in report for name in dependence)

@@ -3,6 +3,11 @@
 * ``importance.csv`` / ``importance.png``: permutation importance on the test split (the run's
   metric, ``n_repeats`` shuffles, a 95% band) beside the model's native importance and mean
   |SHAP| (:mod:`specweave_ray.deploy._importance`).
+* The SHAP values themselves, portable: ``shap_values.npy`` (rows × input columns, float64),
+  ``shap_base_values.npy`` (one per row; ``base + values.sum(axis=1)`` is the model output),
+  ``shap_rows.parquet`` (the explained input rows) and ``shap_features.json`` (the column order,
+  the output space, the method, the explained class per row); a beeswarm summary
+  (``shap_beeswarm.png``) and dependence plots of the top columns (``shap_dependence_<col>.png``).
 * Explained examples (``examples.json``).
 
 The explanations come from :mod:`specweave_ray.deploy.explain` on the packaged model, so what is
@@ -11,18 +16,20 @@ explained is exactly what ships.
 
 from __future__ import annotations
 
+import io
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from specweave_ray import problems
-from specweave_ray._fs import atomic_write_json
-from specweave_ray.deploy._explain_plots import importance_plot
+from specweave_ray._fs import atomic_write_bytes, atomic_write_json
+from specweave_ray.deploy._explain_plots import beeswarm_plot, dependence_plot, importance_plot
 from specweave_ray.deploy._importance import importance_table, native_importance, permutation_table
 from specweave_ray.deploy._recs import RecommenderPredictor, write_recs_explainability
-from specweave_ray.deploy.explain import MAX_KERNEL_ROWS, explain_matrix, explain_rows
+from specweave_ray.deploy.explain import MAX_KERNEL_ROWS, ShapMatrix, explain_matrix, explain_rows
 from specweave_ray.exceptions import SpecweaveError
 from specweave_ray.metrics import MetricDef, get_metric
 from specweave_ray.workspace.increment import Increment
@@ -31,6 +38,7 @@ from specweave_ray.workspace.records import track_experiment
 _MAX_ROWS = {"tree-shap": 500}
 # Permutation importance scores every column n_repeats times on this many test rows at most.
 PERMUTATION_ROWS = 5000
+DEPENDENCE_PLOTS = 3  # the top columns by mean |SHAP| that get a dependence plot
 
 
 def _snake(name: str) -> str:
@@ -45,6 +53,35 @@ def _metric(inc: Increment, problem: problems.ProblemType) -> MetricDef:
     except SpecweaveError:
         metric = None
     return metric if metric is not None and metric.scored else get_metric(problem.default_metric)
+
+
+def _save_shap(folder: Path, m: ShapMatrix, rows: pd.DataFrame, classes: Any) -> list[str]:
+    """The SHAP files and plots of the record; returns the dependence plots' file names."""
+    for name, array in (("shap_values.npy", m.values), ("shap_base_values.npy", m.base)):
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(array, dtype=np.float64), allow_pickle=False)
+        atomic_write_bytes(folder / name, buf.getvalue())
+    buf = io.BytesIO()
+    rows.to_parquet(buf, index=False)
+    atomic_write_bytes(folder / "shap_rows.parquet", buf.getvalue())
+    atomic_write_json(folder / "shap_features.json", {
+        "features": m.features, "output": m.output, "method": m.method, "rows": len(rows),
+        "explained_class": None if m.explained is None else [_plain_label(classes[i]) for i in m.explained],
+        "check": "base_values + values.sum(axis=1) == the model output in `output` space"})
+    beeswarm_plot(folder / "shap_beeswarm.png", m.values, m.base, rows, features=m.features, output=m.output)
+    order = np.argsort(-np.abs(m.values).mean(axis=0), kind="stable")[:DEPENDENCE_PLOTS]
+    names = []
+    for j in order:
+        feature = m.features[j]
+        name = f"shap_dependence_{_snake(feature)}.png"
+        dependence_plot(folder / name, feature, rows[feature], m.values[:, j], output=m.output)
+        names.append(name)
+    return names
+
+
+def _plain_label(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 0,
@@ -89,6 +126,7 @@ def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.
         exp.log_metrics({f"mean_abs_shap_{_snake(k)}": float(v) for k, v in mean_abs.items()})
         table.to_csv(exp.path / "importance.csv", float_format="%.6g")
         importance_plot(exp.path / "importance.png", table, metric=metric.name)
+        dependence = _save_shap(exp.path, shap, rows, predictor.classes)
         atomic_write_json(exp.path / "examples.json", examples)
         lines = [f"# Explainability — {inc.id} (model-v{predictor.version})", "",
                  f"SHAP: **{predictor.explainer_kind}** on {len(rows)} held-out rows; contributions are "
@@ -102,7 +140,13 @@ def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.
         lines += [f"| {k} | {r.permutation_mean:.4g} | [{r.ci_low:.4g}, {r.ci_high:.4g}] | "
                   f"{'—' if pd.isna(r.native_importance) else f'{r.native_importance:.3f}'} | {r.mean_abs_shap:.4g} |"
                   for k, r in table.iterrows()]
-        lines += ["", "![importance](importance.png)", "", "## Explained examples", ""]
+        lines += ["", "![importance](importance.png)", "", "## SHAP values", "",
+                  f"Every explained row's contributions are in `shap_values.npy` ({len(rows)} rows × "
+                  f"{len(shap.features)} columns, in `shap_features.json` order, {shap.output} space), its base "
+                  "value in `shap_base_values.npy`, the rows in `shap_rows.parquet`.", "",
+                  "![beeswarm](shap_beeswarm.png)", ""]
+        lines += [f"![dependence]({name})" for name in dependence]
+        lines += ["", "## Explained examples", ""]
         for i, ex in enumerate(examples, 1):
             head = f"{i}. prediction **{ex['prediction']}**"
             if "probability" in ex:
