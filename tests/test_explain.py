@@ -17,6 +17,7 @@ import pytest
 from specweave_ray.deploy._explain_report import write_explainability
 from specweave_ray.deploy.explain import explain_matrix
 from specweave_ray.deploy.predictor import Predictor
+from specweave_ray.exceptions import CandidateError
 from specweave_ray.features import build_preprocessor
 
 N = 240
@@ -155,6 +156,11 @@ def test_record_has_permutation_importance_with_bands_beside_native_gain(tmp_pat
     assert (record.path / "importance.png").stat().st_size > 1000
     report = (record.path / "explainability.md").read_text()
     assert "Permutation importance" in report and "roc_auc" in report and "total gain" in report
+    # the examples are the highest-risk test rows: the largest probabilities of the second class
+    examples = json.loads((record.path / "examples.json").read_text())
+    top = np.sort(predictor.predict_proba(test)[:, 1])[::-1][:5]
+    np.testing.assert_allclose([e["probability"] for e in examples], top, rtol=1e-6)
+    assert {e["explained_class"] for e in examples} == {"legit"} and "highest-risk" in report
 
 
 @pytest.mark.parametrize(("family", "kind", "native"), [
@@ -194,3 +200,34 @@ def test_record_saves_shap_values_portably_with_beeswarm_and_dependence(tmp_path
     assert len(dependence) == 3
     report = (record.path / "explainability.md").read_text()
     assert "shap_beeswarm.png" in report and all(name in report for name in dependence)
+    # LIME beside SHAP for each example row; a regressor's examples are its largest errors
+    examples = json.loads((record.path / "examples.json").read_text())
+    assert len(examples) == 5
+    for e in examples:
+        lime = e["lime"]
+        assert 1 <= len(lime["weights"]) <= 5 and {w["feature"] for w in lime["weights"]} <= set(SCHEMA)
+        assert all(isinstance(w["rule"], str) and np.isfinite(w["weight"]) for w in lime["weights"])
+        explained = e["probability"] if kind == "binary" else e["prediction"]
+        assert lime["model_output"] == pytest.approx(explained, rel=1e-6)  # LIME explains the package
+        assert e["output_value"] == pytest.approx(e["base_value"] + sum(
+            c["contribution"] for c in e["contributions"]) + e["other"], abs=1e-9)
+    if kind == "regression":
+        errors = np.abs(y.head(30).to_numpy() - predictor.predict(test.head(30)))
+        found = [abs(e["actual"] - e["prediction"]) for e in examples]
+        np.testing.assert_allclose(found, np.sort(errors)[::-1][:5], rtol=1e-9)
+        assert "largest errors" in report
+    assert "LIME rule" in report
+
+
+def test_examples_hook_per_problem_type() -> None:
+    from specweave_ray import problems
+
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.9, 0.05, 0.05]])
+    picks, why = problems.get("classification").explain_examples(np.array([0, 0, 1, 0]), proba, n=2)
+    assert list(picks) == [1, 2] and "highest-risk" in why  # class 0 is the common one
+    binary = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    assert list(problems.get("classification").explain_examples(np.array([0, 1, 0]), binary, n=2)[0]) == [1, 2]
+    picks, why = problems.get("regression").explain_examples(np.array([1.0, 5.0, 3.0]), np.array([1.5, 1.0, 3.0]), n=2)
+    assert list(picks) == [1, 0] and "largest errors" in why
+    with pytest.raises(CandidateError, match="recommendation has no per-row examples"):
+        problems.get("recommendation").explain_examples(np.zeros(2), np.zeros(2), n=1)

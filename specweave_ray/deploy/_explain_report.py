@@ -8,7 +8,10 @@
   ``shap_rows.parquet`` (the explained input rows) and ``shap_features.json`` (the column order,
   the output space, the method, the explained class per row); a beeswarm summary
   (``shap_beeswarm.png``) and dependence plots of the top columns (``shap_dependence_<col>.png``).
-* Explained examples (``examples.json``).
+* Explained examples (``examples.json``): the rows the problem type points at
+  (:meth:`~specweave_ray.problems.ProblemType.explain_examples`: the largest errors of a
+  regressor, the highest-risk rows of a classifier), each with its SHAP contributions and, beside
+  them, LIME's local surrogate (:mod:`specweave_ray.deploy._lime`).
 
 The explanations come from :mod:`specweave_ray.deploy.explain` on the packaged model, so what is
 explained is exactly what ships.
@@ -27,9 +30,22 @@ import pandas as pd
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_bytes, atomic_write_json
 from specweave_ray.deploy._explain_plots import beeswarm_plot, dependence_plot, importance_plot
-from specweave_ray.deploy._importance import importance_table, native_importance, permutation_table
+from specweave_ray.deploy._importance import (
+    importance_table,
+    label_codes,
+    native_importance,
+    permutation_table,
+)
+from specweave_ray.deploy._lime import lime_explanations
+from specweave_ray.deploy._package_read import read_background
 from specweave_ray.deploy._recs import RecommenderPredictor, write_recs_explainability
-from specweave_ray.deploy.explain import MAX_KERNEL_ROWS, ShapMatrix, explain_matrix, explain_rows
+from specweave_ray.deploy.explain import (
+    MAX_KERNEL_ROWS,
+    ShapMatrix,
+    _plain,
+    explain_matrix,
+    rows_from_matrix,
+)
 from specweave_ray.exceptions import SpecweaveError
 from specweave_ray.metrics import MetricDef, get_metric
 from specweave_ray.workspace.increment import Increment
@@ -39,6 +55,7 @@ _MAX_ROWS = {"tree-shap": 500}
 # Permutation importance scores every column n_repeats times on this many test rows at most.
 PERMUTATION_ROWS = 5000
 DEPENDENCE_PLOTS = 3  # the top columns by mean |SHAP| that get a dependence plot
+EXAMPLES = 5  # rows explained one by one, by SHAP and LIME
 
 
 def _snake(name: str) -> str:
@@ -84,6 +101,46 @@ def _plain_label(value: Any) -> Any:
     return item() if callable(item) else value
 
 
+def _examples(predictor: Any, problem: problems.ProblemType, X: pd.DataFrame, y: pd.Series, *,
+              seed: int) -> tuple[list[dict[str, Any]], str]:
+    """The problem type's example rows of the test split, explained by SHAP and LIME."""
+    held = predictor.validate(X).reset_index(drop=True)
+    truth = label_codes(predictor, y) if predictor.classes is not None else np.asarray(y, dtype=np.float64)
+    picks, why = problem.explain_examples(truth, problem.predict(predictor, held), n=EXAMPLES)
+    chosen = held.iloc[np.asarray(picks, dtype=np.intp)].reset_index(drop=True)
+    m = explain_matrix(predictor, chosen)
+    examples = rows_from_matrix(predictor, chosen, m, top=5)
+    background = read_background(predictor.metadata, predictor.folder)
+    limes = lime_explanations(predictor, held if background is None or background.empty else background, chosen,
+                              explained=[None] * len(chosen) if m.explained is None else list(m.explained),
+                              seed=seed)
+    actual = np.asarray(y)[np.asarray(picks, dtype=np.intp)]
+    for ex, lime, value in zip(examples, limes, actual, strict=True):
+        ex["actual"] = _plain(value)
+        ex["lime"] = lime
+    return examples, why
+
+
+def _example_lines(i: int, ex: dict[str, Any]) -> list[str]:
+    head = f"{i}. actual **{ex['actual']}**, prediction **{ex['prediction']}**"
+    if "probability" in ex:
+        head += f" (p={ex['probability']:.3f} for class {ex['explained_class']})"
+    lime = ex["lime"]
+    lines = [head + f"; SHAP base {ex['base_value']:.4g} → output {ex['output_value']:.4g} ({ex['output']}); "
+             f"LIME intercept {lime['intercept']:.4g} → {lime['local_prediction']:.4g} "
+             f"(model {lime['model_output']:.4g}, R² {lime['score']:.2f})", "",
+             "   | column | value | SHAP | LIME rule | LIME weight |", "   |---|---|---|---|---|"]
+    by_feature = {w["feature"]: w for w in lime["weights"]}
+    for c in ex["contributions"]:
+        w = by_feature.pop(c["feature"], None)
+        rule, weight = (w["rule"], f"{w['weight']:+.4g}") if w else ("—", "—")
+        value = f"{c['value']:.4g}" if isinstance(c["value"], float) else repr(c["value"])
+        lines.append(f"   | {c['feature']} | {value} | {c['contribution']:+.4g} | {rule} | {weight} |")
+    lines += [f"   | {f} | | (other columns) | {w['rule']} | {w['weight']:+.4g} |" for f, w in by_feature.items()]
+    lines.append(f"   | all other columns | | {ex['other']:+.4g} | | |")
+    return [*lines, ""]
+
+
 def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 0,
                          data_fingerprint: str | None = None, n_repeats: int = 5) -> str:
     """Explain held-out rows ``X`` (target ``y``) with the packaged model and record the result;
@@ -105,15 +162,7 @@ def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.
     table = importance_table(permutation, mean_abs, native, native_kind)
     importance = table["permutation_mean"]
 
-    # examples: the highest-scored rows (where a reviewer looks first) and two at random
-    if predictor.classes is not None:
-        score = predictor.predict_proba(rows)[:, -1] if len(predictor.classes) == 2 else \
-            predictor.predict_proba(rows).max(axis=1)
-    else:
-        score = np.asarray(predictor.predict(rows), dtype=float)
-    rng = np.random.default_rng(seed)
-    picks = list(dict.fromkeys([*np.argsort(-score)[:3].tolist(), *rng.choice(len(rows), 2, replace=False).tolist()]))
-    examples = explain_rows(predictor, rows.iloc[picks].reset_index(drop=True), top=5)
+    examples, why = _examples(predictor, problem, X, y, seed=seed)
 
     with track_experiment("explainability", increment=inc, kind="explainability",
                           model=predictor.metadata.get("estimator"),
@@ -146,13 +195,10 @@ def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.
                   "value in `shap_base_values.npy`, the rows in `shap_rows.parquet`.", "",
                   "![beeswarm](shap_beeswarm.png)", ""]
         lines += [f"![dependence]({name})" for name in dependence]
-        lines += ["", "## Explained examples", ""]
+        lines += ["", "## Explained examples", "", f"Chosen from all {len(X)} test rows: {why}. SHAP "
+                  "contributions beside LIME's local linear surrogate (weights of its rules, in probability "
+                  "or value space; its R² on the perturbed rows in brackets). Full detail: `examples.json`.", ""]
         for i, ex in enumerate(examples, 1):
-            head = f"{i}. prediction **{ex['prediction']}**"
-            if "probability" in ex:
-                head += f" (p={ex['probability']:.3f} for class {ex['explained_class']})"
-            lines.append(head + f"; base {ex['base_value']:.4g} → output {ex['output_value']:.4g} ({ex['output']})")
-            lines += [f"   - {c['feature']} = {c['value']!r}: {c['contribution']:+.4g}" for c in ex["contributions"]]
-            lines.append(f"   - all other columns: {ex['other']:+.4g}")
+            lines += _example_lines(i, ex)
         exp.save_report("explainability.md", "\n".join(lines) + "\n")
     return exp.id

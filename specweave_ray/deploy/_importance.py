@@ -18,7 +18,7 @@ import pandas as pd
 
 from specweave_ray.metrics import MetricDef, predict_for
 
-__all__ = ["importance_table", "native_importance", "permutation_table"]
+__all__ = ["importance_table", "label_codes", "native_importance", "permutation_table"]
 
 
 class _Packaged:
@@ -32,7 +32,7 @@ class _Packaged:
         return self
 
 
-def _codes(predictor: Any, labels: Any) -> np.ndarray:
+def label_codes(predictor: Any, labels: Any) -> np.ndarray:
     classes = list(predictor.classes)
     index = {c: i for i, c in enumerate(classes)}
     return np.array([index[v] for v in np.asarray(labels, dtype=object)], dtype=np.intp)
@@ -52,13 +52,13 @@ def permutation_table(predictor: Any, X: pd.DataFrame, y: pd.Series, *, metric: 
 
     frame = predictor.validate(X).reset_index(drop=True)
     classes = predictor.classes
-    truth = _codes(predictor, y) if classes is not None else np.asarray(y, dtype=np.float64)
+    truth = label_codes(predictor, y) if classes is not None else np.asarray(y, dtype=np.float64)
     sign = 1.0 if metric.mode == "max" else -1.0
 
     def score(_est: Any, rows: pd.DataFrame, target: np.ndarray) -> float:
         out = predict_for(metric, predictor, rows)
         if classes is not None and metric.needs == "labels":
-            out = _codes(predictor, out)
+            out = label_codes(predictor, out)
         return sign * metric(target, out)
 
     result = permutation_importance(_Packaged(predictor), frame, truth, scoring=score, n_repeats=n_repeats,
