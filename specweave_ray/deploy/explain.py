@@ -2,9 +2,11 @@
 
 * XGBoost and LightGBM: exact tree SHAP on the encoded features, in the model's raw margin
   (log-odds for a binary classifier), computed by the booster itself (XGBoost
-  ``predict(pred_contribs=True)``, LightGBM ``predict(pred_contrib=True)``): the same numbers as
-  SHAP's ``TreeExplainer`` (which calls them too) without the explainer's conversion of every
-  tree to its own format (``benchmarks/bench_explain.py``). Rows are bounded by ``MAX_TREE_ROWS``.
+  ``predict(pred_contribs=True)``, LightGBM ``predict(pred_contrib=True)``). SHAP's
+  ``TreeExplainer`` calls the very same methods for these models (same numbers, same C++), after
+  reading every tree into its own arrays and before a second pass for its additivity check; the
+  direct call skips both. ``benchmarks/bench_explain.py`` times the two. Rows are bounded by
+  ``MAX_TREE_ROWS``.
 * Every other model: Kernel SHAP over the *input columns* (a one-hot block moves as one), against
   at most ``KERNEL_BACKGROUND`` of the package's background rows, in probability (classifiers) or
   value (regressors) space, with at most ``KERNEL_SAMPLES`` coalitions per row and
