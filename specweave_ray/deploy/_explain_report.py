@@ -155,9 +155,10 @@ def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.
     rows = predictor.validate(X.sample(min(len(X), limit), random_state=seed)).reset_index(drop=True)
     shap = explain_matrix(predictor, rows)
     mean_abs = pd.Series(np.abs(shap.values).mean(axis=0), index=shap.features)
-    scored = X.sample(min(len(X), PERMUTATION_ROWS), random_state=seed)
-    permutation = permutation_table(predictor, scored, y.loc[scored.index], metric=metric,
-                                    n_repeats=n_repeats, seed=seed)
+    picked = np.sort(np.random.default_rng(seed).choice(len(X), min(len(X), PERMUTATION_ROWS), replace=False))
+    scored = X.iloc[picked]  # by position: X and y are aligned row by row, whatever their index
+    permutation = permutation_table(predictor, scored, y.iloc[picked], metric=metric, n_repeats=n_repeats,
+                                    seed=seed)
     native, native_kind = native_importance(predictor)
     table = importance_table(permutation, mean_abs, native, native_kind)
     importance = table["permutation_mean"]
