@@ -80,6 +80,21 @@ def test_load_table_refuses_thousands_separated_numbers_with_stray_text(tmp_path
         data.load_table(path)
 
 
+def test_profile_warns_of_numbers_in_a_notation_read_as_text(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "prices.csv"
+    rows = [f'"{i},50","${i * 1000:,}",{"ab"[i % 2]},{i % 2}' for i in range(1, 40)]
+    path.write_text("eu_price,usd,shop,y\n" + "\n".join(rows) + "\n")
+    df = data.load_table(path)
+    assert not pd.api.types.is_numeric_dtype(df["eu_price"]) and not pd.api.types.is_numeric_dtype(df["usd"])
+    with caplog.at_level("WARNING", logger="specweave_ray.data._profile"):
+        prof = data.profile(df, target="y", problem_type="classification")
+    found = {w["column"]: w for w in prof["numbers_as_text"]}
+    assert set(found) == {"eu_price", "usd"} and found["eu_price"]["example"] == "1,50"
+    assert '"1,234.50"' in found["usd"]["fix"] and "eu_price" in caplog.text
+    md = data.write_eda_report(df, prof, tmp_path / "eda", target="y", problem_type="classification")
+    assert "numbers stored as text**: `usd` (e.g. `$1,000`)" in md.read_text()
+
+
 def test_load_table_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"data file not found: .*nowhere\.csv"):
         data.load_table(tmp_path / "nowhere.csv")
@@ -257,6 +272,7 @@ def test_write_eda_report(fraud: pd.DataFrame, tmp_path: Path) -> None:
         assert (md.parent / png).read_bytes().startswith(b"\x89PNG")
         assert f"]({png})" in text
     assert prof["fingerprint"] in text and "## Leakage suspects" in text
+    assert prof["numbers_as_text"] == [] and "numbers stored as text" not in text
 
 
 # ------------------------------------------------------------------------------ sample and split
