@@ -105,7 +105,7 @@ def _model_output(predictor: Predictor, frame: pd.DataFrame, m) -> np.ndarray:
     return predictor.model.predict_proba(X)[rows, m.explained]
 
 
-CASES = [("xgboost", "binary"), ("xgboost", "regression"), ("lightgbm", "regression"),
+CASES = [("xgboost", "binary"), ("xgboost", "regression"), ("xgboost", "multiclass"), ("lightgbm", "regression"),
          ("lightgbm", "multiclass"), ("random-forest", "binary"), ("random-forest", "regression"),
          ("linear", "binary"), ("linear", "regression"), ("torch-mlp", "binary"), ("torch-mlp", "regression")]
 
