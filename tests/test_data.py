@@ -56,6 +56,45 @@ def test_load_table_all_empty_column_becomes_float_nan(tmp_path: Path) -> None:
     assert df["b"].dtype == np.float64 and df["b"].isna().all()
 
 
+def test_load_table_reads_numbers_with_thousands_separators(tmp_path: Path) -> None:
+    from specweave_ray.features import feature_types
+
+    path = tmp_path / "prices.csv"
+    lines = ['price,units,code,city', '"1,234.50","1,000",A-1,"Paris, FR"', '12.00,25,B-2,Rome',
+             '"-3,000.25","12,345",C-3,Oslo', ',7,D-4,Bern']
+    path.write_text("\n".join(lines) + "\n")
+    df = data.load_table(path)
+    assert df["price"].dtype == "float64" and df["units"].dtype == "int64"
+    np.testing.assert_allclose(df["price"].to_numpy(), [1234.5, 12.0, -3000.25, np.nan])
+    assert df["units"].tolist() == [1000, 25, 12345, 7]
+    assert df["city"].tolist()[0] == "Paris, FR" and not pd.api.types.is_numeric_dtype(df["code"])
+    types = feature_types(df)  # numbers for the feature pipeline, not categories to one-hot encode
+    assert types["price"] == types["units"] == "numeric" and types["city"] == "categorical"
+
+
+def test_load_table_refuses_thousands_separated_numbers_with_stray_text(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    rows = [f'"{1000 + i:,}.50"' for i in range(30)] + ["n/a"]
+    path.write_text("price\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"column 'price' holds numbers except 1 row\(s\) of text \(line 32: 'n/a'\)"):
+        data.load_table(path)
+
+
+def test_profile_warns_of_numbers_in_a_notation_read_as_text(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "prices.csv"
+    rows = [f'"{i},50","${i * 1000:,}",{"ab"[i % 2]},{i % 2}' for i in range(1, 40)]
+    path.write_text("eu_price,usd,shop,y\n" + "\n".join(rows) + "\n")
+    df = data.load_table(path)
+    assert not pd.api.types.is_numeric_dtype(df["eu_price"]) and not pd.api.types.is_numeric_dtype(df["usd"])
+    with caplog.at_level("WARNING", logger="specweave_ray.data._profile"):
+        prof = data.profile(df, target="y", problem_type="classification")
+    found = {w["column"]: w for w in prof["numbers_as_text"]}
+    assert set(found) == {"eu_price", "usd"} and found["eu_price"]["example"] == "1,50"
+    assert '"1,234.50"' in found["usd"]["fix"] and "eu_price" in caplog.text
+    md = data.write_eda_report(df, prof, tmp_path / "eda", target="y", problem_type="classification")
+    assert "numbers stored as text**: `usd` (e.g. `$1,000`)" in md.read_text()
+
+
 def test_load_table_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"data file not found: .*nowhere\.csv"):
         data.load_table(tmp_path / "nowhere.csv")
@@ -233,6 +272,7 @@ def test_write_eda_report(fraud: pd.DataFrame, tmp_path: Path) -> None:
         assert (md.parent / png).read_bytes().startswith(b"\x89PNG")
         assert f"]({png})" in text
     assert prof["fingerprint"] in text and "## Leakage suspects" in text
+    assert prof["numbers_as_text"] == [] and "numbers stored as text" not in text
 
 
 # ------------------------------------------------------------------------------ sample and split

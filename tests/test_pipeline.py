@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -75,6 +76,11 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
     assert meta["status"] in ("passed", "failed") and meta["threshold"] == m["threshold"]
     expl = list_records(inc, kind="explainability")[0]
     assert any(k.startswith("importance_") for k in expl.metrics)
+    importance = pd.read_csv(expl.path / "importance.csv", index_col="feature")
+    assert (importance["ci_low"] <= importance["ci_high"]).all() and importance["native_kind"].notna().all()
+    shap_values = np.load(expl.path / "shap_values.npy", allow_pickle=False)
+    assert shap_values.shape[1] == len(json.loads((expl.path / "shap_features.json").read_text())["features"])
+    assert all("lime" in e and "actual" in e for e in json.loads((expl.path / "examples.json").read_text()))
     bench = list_records(inc, kind="benchmark")[0].metrics
     assert {"latency_p50_ms", "latency_p99_ms", "throughput_rps"} <= set(bench)
     gate_rec = list_records(inc, kind="gate")[0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import logging
 import os
 import re
 from pathlib import Path
@@ -57,6 +58,10 @@ _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _SUPPORTED = ".csv, .csv.gz, .csv.bz2, .tsv, .tsv.gz, .tsv.bz2, .parquet, .pq"
 # A text column is "numeric with stray text" when at least this share of its values parse.
 _MOSTLY_NUMERIC = 0.9
+# A number written with thousands separators, as spreadsheets export it: "1,234.50", "-12,000".
+_GROUPED = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?$")
+
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -102,6 +107,34 @@ def _arrow_error(path: Path, err: Exception, delimiter: str | None) -> DataError
     return DataError(f"cannot read {path}{where}: {message}")
 
 
+def _numbers_as_text(values: pd.Series) -> pd.Series:
+    """``values`` (text, no missing) as numbers, thousands separators dropped where a value is
+    written with them; NaN where a value is not a number."""
+    text = values.astype(str).str.strip()
+    grouped = text.str.match(_GROUPED) & text.str.contains(",", regex=False)
+    return pd.to_numeric(text.where(~grouped, text.str.replace(",", "", regex=False)), errors="coerce")
+
+
+def _read_grouped_numbers(table_df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Text columns whose every value is a number, some written with thousands separators
+    (``"1,234.50"``: the quotes keep the comma from splitting the field), become numbers:
+    int64 where every value is whole and none is missing, else float64."""
+    for name in table_df.columns:
+        col = table_df[name]
+        if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
+            continue
+        text = col.dropna().astype(str).str.strip()
+        values = text[text != ""]  # an empty text cell is a missing number
+        if values.empty or not values.str.match(_GROUPED).all() or not values.str.contains(",", regex=False).any():
+            continue
+        numbers = _numbers_as_text(values).reindex(col.index).astype("float64")
+        whole = not numbers.isna().any() and not values.str.contains(".", regex=False).any()
+        table_df[name] = numbers.astype("int64") if whole else numbers
+        logger.info("%s: column %r is numbers written with thousands separators (%r); read as numbers",
+                    path, name, str(values.iloc[0]))
+    return table_df
+
+
 def _check_mixed_types(table_df: pd.DataFrame, path: Path) -> None:
     """Refuse text columns whose values are numbers except for a few stray text cells."""
     for name in table_df.columns:
@@ -111,7 +144,7 @@ def _check_mixed_types(table_df: pd.DataFrame, path: Path) -> None:
         values = col.dropna()
         if values.empty:
             continue
-        parsed = pd.to_numeric(values, errors="coerce")
+        parsed = _numbers_as_text(values)
         n_numeric = int(parsed.notna().sum())
         if n_numeric < len(values) and n_numeric >= _MOSTLY_NUMERIC * len(values):
             bad = values[parsed.isna()]
@@ -125,7 +158,8 @@ def _check_mixed_types(table_df: pd.DataFrame, path: Path) -> None:
 def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Load a CSV/TSV (optionally gzip/bz2-compressed) or Parquet file into a DataFrame.
 
-    CSV column types are inferred by ``pyarrow.csv``. A column of numbers with a few stray text
+    CSV column types are inferred by ``pyarrow.csv``. A column of numbers written with thousands
+    separators (``"1,234.50"``) is read as numbers. A column of numbers with a few stray text
     cells is refused (rather than silently read as text), naming the column and the lines.
 
     Args:
@@ -167,6 +201,7 @@ def load_table(path: str | os.PathLike[str]) -> pd.DataFrame:
             table = table.set_column(i, field.name, table.column(i).cast(pa_arrow.float64()))
     df = table.to_pandas()
     if kind == "csv":
+        df = _read_grouped_numbers(df, path)
         _check_mixed_types(df, path)
     return df
 

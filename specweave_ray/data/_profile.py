@@ -7,8 +7,10 @@ time), so ``import specweave_ray.data._load`` stays free of scikit-learn and mat
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,33 @@ from specweave_ray.problems import ProblemType
 
 _LEAKAGE_THRESHOLD = 0.98
 _LEAKAGE_MAX_ROWS = 50_000  # enough to tell 0.98 from 0.95; keeps 100k x 15 near a second
+# Numbers in a notation load_table does not read ("1.234,50", "12,5", "$1,200", "15%"): digits
+# with separators, an optional sign, currency symbol, percent sign or spaces.
+_NUMBER_LIKE = re.compile(r"^[+-]?[$€£]?\s?\d[\d.,' ]*%?$")
+_NUMBER_LIKE_SHARE = 0.9
+
+logger = logging.getLogger(__name__)
+
+
+def _numbers_as_text(df: pd.DataFrame, target: str) -> list[dict[str, str]]:
+    """Text columns whose values are numbers in a notation read as text (they would be one-hot
+    encoded): ``{column, example, fix}``."""
+    out = []
+    for name in df.columns:
+        col = df[name]
+        if name == target or not is_text(col):
+            continue
+        text = col.dropna().astype(str).str.strip()
+        text = text[text != ""].head(10_000)
+        if text.empty or text.str.match(_NUMBER_LIKE).mean() < _NUMBER_LIKE_SHARE:
+            continue
+        example = str(text[text.str.match(_NUMBER_LIKE)].iloc[0])
+        out.append({"column": str(name), "example": example, "fix": (
+            "write plain numbers (1234.5), or ',' thousands separators with '.' decimals "
+            "(\"1,234.50\"), which load as numbers; drop currency and % signs")})
+        logger.warning("column %r holds numbers written as text (e.g. %r); they are read as text and "
+                       "one-hot encoded: %s", str(name), example, out[-1]["fix"])
+    return out
 
 
 def _encoded(x: pd.Series) -> np.ndarray | None:
@@ -77,7 +106,8 @@ def profile(
         skew), ``leakage_suspects`` (``{column, metric, score}`` for columns that alone predict
         the target near-perfectly: ROC AUC >= 0.98 of a depth-4 tree on that column, or
         max(|corr|, R² of a depth-6 tree) >= 0.98 for regression; computed on at most 50k rows)
-        and ``fingerprint``.
+        ``numbers_as_text`` (``{column, example, fix}`` for text columns of numbers in a
+        notation read as text, e.g. ``"1.234,50"`` or ``"$1,200"``) and ``fingerprint``.
 
     Raises:
         DataError: ``target`` is not a column.
@@ -122,6 +152,7 @@ def profile(
         "numeric": numeric,
         "target": target_info,
         "leakage_suspects": suspects,
+        "numbers_as_text": _numbers_as_text(df, target),
         "fingerprint": fingerprint(df),
     })
 
@@ -208,6 +239,8 @@ def write_eda_report(
         f"- constant columns: {_md_list(profile.get('constant_columns', []))}",
         f"- all-missing columns: {_md_list(profile.get('all_nan_columns', []))}",
         f"- high-cardinality columns: {_md_list(profile.get('high_cardinality_columns', []))}",
+        *[f"- **numbers stored as text**: `{w['column']}` (e.g. `{w['example']}`) is read as text and "
+          f"one-hot encoded; {w['fix']}" for w in profile.get("numbers_as_text", [])],
         "", "## Target", "",
     ]
     if "class_counts" in t:

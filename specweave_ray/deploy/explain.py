@@ -1,7 +1,11 @@
 """Explanations of a packaged model's predictions: SHAP values per row, summed to input columns.
 
-* XGBoost and LightGBM: SHAP's ``TreeExplainer`` on the encoded features, in the model's raw
-  margin (log-odds for a binary classifier). Exact and fast; rows are bounded by
+* XGBoost and LightGBM: exact tree SHAP on the encoded features, in the model's raw margin
+  (log-odds for a binary classifier), computed by the booster itself (XGBoost
+  ``predict(pred_contribs=True)``, LightGBM ``predict(pred_contrib=True)``). SHAP's
+  ``TreeExplainer`` calls the very same methods for these models (same numbers, same C++), after
+  reading every tree into its own arrays and before a second pass for its additivity check; the
+  direct call skips both. ``benchmarks/bench_explain.py`` times the two. Rows are bounded by
   ``MAX_TREE_ROWS``.
 * Every other model: Kernel SHAP over the *input columns* (a one-hot block moves as one), against
   at most ``KERNEL_BACKGROUND`` of the package's background rows, in probability (classifiers) or
@@ -14,6 +18,7 @@ Either way the contributions of all columns add up: ``base_value + sum == output
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +27,7 @@ import pandas as pd
 from specweave_ray.deploy._package_read import read_background
 from specweave_ray.exceptions import DataError, MissingDependencyError, require
 
-__all__ = ["explain_rows"]
+__all__ = ["ShapMatrix", "explain_matrix", "explain_rows", "tree_contributions"]
 
 MAX_TREE_ROWS = 10_000
 MAX_KERNEL_ROWS = 100
@@ -30,21 +35,40 @@ KERNEL_BACKGROUND = 20
 KERNEL_SAMPLES = 512
 
 
-def explain_rows(predictor: Any, rows: Any, *, top: int = 5) -> list[dict[str, Any]]:
-    """Explain each row's prediction (see :meth:`specweave_ray.deploy.predictor.Predictor.explain`).
+@dataclass(frozen=True)
+class ShapMatrix:
+    """SHAP contributions of many rows, summed to input columns.
 
-    Returns:
-        One dict per row: ``prediction``, ``probability`` and ``explained_class`` (classifiers),
-        ``method``, ``output`` (``log_odds`` | ``margin`` | ``probability`` | ``value``),
-        ``base_value``, ``output_value``, ``contributions`` (the ``top`` columns by absolute
-        contribution: ``feature``, ``value``, ``contribution``) and ``other`` (the rest's sum).
+    Attributes:
+        features: The input columns, in the order of ``values``' columns.
+        values: ``(rows, features)`` contributions.
+        base: ``(rows,)`` base values: ``base + values.sum(axis=1)`` is the explained output.
+        output: ``log_odds`` | ``margin`` | ``probability`` | ``value``.
+        method: ``tree-shap`` | ``kernel-shap``.
+        explained: For a classifier, the class index each row's contributions explain (the second
+            class of a binary model, the predicted class of a multiclass one); else None.
+        proba: A classifier's probabilities of the rows, else None.
+    """
+
+    features: list[str]
+    values: np.ndarray
+    base: np.ndarray
+    output: str
+    method: str
+    explained: np.ndarray | None
+    proba: np.ndarray | None
+
+    @property
+    def output_value(self) -> np.ndarray:
+        return self.base + self.values.sum(axis=1)
+
+
+def explain_matrix(predictor: Any, frame: pd.DataFrame) -> ShapMatrix:
+    """SHAP contributions of validated rows ``frame`` (``predictor.validate``), per input column.
 
     Raises:
-        DataError: Invalid rows, too many rows, or ``top`` not a positive integer.
+        DataError: No rows, or more than the explainer takes per call.
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise DataError(f"top must be a positive integer, got {top!r}")
-    frame = predictor.validate(rows)
     tree = predictor.explainer_kind == "tree-shap"
     limit = MAX_TREE_ROWS if tree else MAX_KERNEL_ROWS
     if len(frame) > limit:
@@ -64,16 +88,42 @@ def explain_rows(predictor: Any, rows: Any, *, top: int = 5) -> list[dict[str, A
         contrib = phi @ onehot
     else:
         base, contrib, output = _kernel(predictor, X, explained, groups, units)
+    return ShapMatrix(units, contrib, base, output, predictor.explainer_kind, explained, proba)
+
+
+def explain_rows(predictor: Any, rows: Any, *, top: int = 5) -> list[dict[str, Any]]:
+    """Explain each row's prediction (see :meth:`specweave_ray.deploy.predictor.Predictor.explain`).
+
+    Returns:
+        One dict per row: ``prediction``, ``probability`` and ``explained_class`` (classifiers),
+        ``method``, ``output`` (``log_odds`` | ``margin`` | ``probability`` | ``value``),
+        ``base_value``, ``output_value``, ``contributions`` (the ``top`` columns by absolute
+        contribution: ``feature``, ``value``, ``contribution``) and ``other`` (the rest's sum).
+
+    Raises:
+        DataError: Invalid rows, too many rows, or ``top`` not a positive integer.
+    """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise DataError(f"top must be a positive integer, got {top!r}")
+    frame = predictor.validate(rows).reset_index(drop=True)
+    m = explain_matrix(predictor, frame)
+    return rows_from_matrix(predictor, frame, m, top=top)
+
+
+def rows_from_matrix(predictor: Any, frame: pd.DataFrame, m: ShapMatrix, *, top: int) -> list[dict[str, Any]]:
+    """:func:`explain_rows`' dicts from an already computed :class:`ShapMatrix` of ``frame``."""
+    units, contrib, base = m.features, m.values, m.base
+    classes = predictor.classes
     predictions = predictor.predict(frame)
     out = []
-    for i in range(len(X)):
+    for i in range(len(frame)):
         order = np.argsort(-np.abs(contrib[i]), kind="stable")
         item: dict[str, Any] = {"prediction": _plain(predictions[i])}
         if classes is not None:
-            item["explained_class"] = _plain(classes[explained[i]])
-            item["probability"] = float(proba[i, explained[i]])
+            item["explained_class"] = _plain(classes[m.explained[i]])
+            item["probability"] = float(m.proba[i, m.explained[i]])
         item.update({
-            "method": predictor.explainer_kind, "output": output, "base_value": float(base[i]),
+            "method": m.method, "output": m.output, "base_value": float(base[i]),
             "output_value": float(base[i] + contrib[i].sum()),
             "contributions": [{"feature": units[j], "value": _plain(frame.at[i, units[j]]) if units[j] in frame
                                else None, "contribution": float(contrib[i, j])} for j in order[:top]],
@@ -81,6 +131,34 @@ def explain_rows(predictor: Any, rows: Any, *, top: int = 5) -> list[dict[str, A
         })
         out.append(item)
     return out
+
+
+def tree_contributions(booster: Any, X: np.ndarray, *, family: str, iteration_range: tuple[int, int] = (0, 0),
+                       missing: float = np.nan) -> tuple[np.ndarray, np.ndarray]:
+    """Exact tree SHAP from the booster itself: ``(phi, bias)``.
+
+    ``phi`` is ``(rows, features)`` for one output or ``(rows, features, outputs)`` for a
+    multiclass model; ``bias`` is ``(rows,)`` or ``(rows, outputs)``; ``phi.sum(axis=1) + bias``
+    is the raw margin. ``family`` is ``"xgboost"`` (an ``xgboost.Booster``) or ``"lightgbm"``
+    (a ``lightgbm.Booster``).
+    """
+    n, f = X.shape
+    if family == "xgboost":
+        import xgboost
+
+        dm = xgboost.DMatrix(X, missing=missing)
+        raw = np.asarray(booster.predict(dm, pred_contribs=True, iteration_range=iteration_range,
+                                         validate_features=False), dtype=np.float64)
+        if raw.ndim == 3:  # (rows, outputs, features + 1)
+            raw = raw.transpose(0, 2, 1)
+            return raw[:, :-1, :], raw[:, -1, :]
+        return raw[:, :-1], raw[:, -1]
+    raw = np.asarray(booster.predict(X, pred_contrib=True), dtype=np.float64)
+    k = raw.shape[1] // (f + 1)
+    if k > 1:  # LightGBM lays the classes side by side: (rows, outputs * (features + 1))
+        raw = raw.reshape(n, k, f + 1).transpose(0, 2, 1)
+        return raw[:, :-1, :], raw[:, -1, :]
+    return raw[:, :-1], raw[:, -1]
 
 
 def _shap() -> Any:
@@ -95,22 +173,24 @@ def _shap() -> Any:
 
 
 def _tree(predictor: Any, X: np.ndarray, explained: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(base per row, SHAP per encoded feature per row, output space) from a TreeExplainer."""
-    with predictor._lock:  # one explainer per Predictor, built once even under threads
-        if predictor._explainer is None:
-            predictor._explainer = _shap().TreeExplainer(predictor.raw_model)
-        explainer = predictor._explainer
-    values = explainer.shap_values(X)
-    values = np.stack(values, axis=-1) if isinstance(values, list) else np.asarray(values)
-    expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+    """(base per row, SHAP per encoded feature per row, output space) from the booster."""
+    model = predictor.model
+    rounds, missing = (0, 0), np.nan
+    if predictor.family == "xgboost":
+        try:
+            rounds = (0, int(model.best_iteration) + 1)
+        except AttributeError:  # no early stopping: every tree
+            pass
+        missing = np.nan if model.missing is None else model.missing
+    phi, bias = tree_contributions(predictor.raw_model, X, family=predictor.family, iteration_range=rounds,
+                                   missing=missing)
     n = len(X)
-    if values.ndim == 2:  # one output: a regressor's value or a binary classifier's log-odds
-        output = "value" if explained is None else "log_odds"
-        return np.full(n, expected[0]), values, output
+    if phi.ndim == 2:  # one output: a regressor's value or a binary classifier's log-odds
+        return bias, phi, "value" if explained is None else "log_odds"
     rows = np.arange(n)
     pick = explained if explained is not None else np.zeros(n, dtype=np.intp)
-    output = "log_odds" if values.shape[2] == 2 else "margin"
-    return expected[pick], values[rows, :, pick], output
+    output = "log_odds" if phi.shape[2] == 2 else "margin"
+    return bias[rows, pick], phi[rows, :, pick], output
 
 
 def _kernel(predictor: Any, X: np.ndarray, explained: np.ndarray | None, groups: np.ndarray,

@@ -293,6 +293,16 @@ class ProblemType(abc.ABC):
         the parameters the user gave. Default: unchanged."""
         return list(experiments)
 
+    def explain_examples(self, y_true: np.ndarray, outputs: np.ndarray, *, n: int) -> tuple[np.ndarray, str]:
+        """The held-out rows T-007 explains one by one: ``(indices, why)``, at most ``n`` indices
+        into ``outputs`` (:meth:`predict`'s held-out outputs; ``y_true`` the encoded target), most
+        telling first, and a phrase for the report saying how they were chosen.
+
+        Raises:
+            CandidateError: the type explains no single rows (its T-007 explains something else).
+        """
+        raise CandidateError(f"{self.name} has no per-row examples to explain")
+
     # -- reports -----------------------------------------------------------------------------
     def data_profile(self, X: pd.DataFrame, y: Any) -> dict[str, Any]:
         """An extra EDA profile section about the rows as a whole (interactions: users, items,

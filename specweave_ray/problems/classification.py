@@ -110,6 +110,19 @@ class Classification(ProblemType):
                        if param and param not in e.params else e)
         return out
 
+    def explain_examples(self, y_true: np.ndarray, outputs: np.ndarray, *, n: int) -> tuple[np.ndarray, str]:
+        """The highest-risk rows: binary, the largest probability of the second class (the one
+        the threshold decides); multiclass, the largest probability of any class but the most
+        common one in ``y_true``."""
+        proba = np.asarray(outputs, dtype=np.float64)
+        if proba.shape[1] == 2:
+            risk, why = proba[:, 1], "the highest-risk rows: largest predicted probability of the positive class"
+        else:
+            common = int(np.bincount(np.asarray(y_true, dtype=np.intp), minlength=proba.shape[1]).argmax())
+            risk = np.delete(proba, common, axis=1).max(axis=1)
+            why = "the highest-risk rows: largest predicted probability of a class other than the most common"
+        return np.argsort(-risk, kind="stable")[:n], why
+
     def target_profile(self, y: pd.Series) -> dict[str, Any]:
         counts = y.value_counts(dropna=True)
         info: dict[str, Any] = {"class_counts": {str(k): int(v) for k, v in counts.items()},

@@ -59,6 +59,11 @@ class Regression(ProblemType):
         dummy = "sklearn.dummy.DummyRegressor"
         return {"mean": (dummy, {"strategy": "mean"}), "median": (dummy, {"strategy": "median"})}
 
+    def explain_examples(self, y_true: np.ndarray, outputs: np.ndarray, *, n: int) -> tuple[np.ndarray, str]:
+        """The largest errors: ``|y - prediction|``, largest first."""
+        error = np.abs(np.asarray(y_true, dtype=np.float64) - np.asarray(outputs, dtype=np.float64))
+        return np.argsort(-error, kind="stable")[:n], "the largest errors: largest |actual - predicted|"
+
     def target_profile(self, y: pd.Series) -> dict[str, Any]:
         if not pd.api.types.is_numeric_dtype(y):
             return {}
