@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -433,7 +436,11 @@ def _execute_all(inc: Increment, books: dict[str, nbformat.NotebookNode], folder
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    km = AsyncKernelManager(kernel_name=KERNEL["name"])
+    # IPC (unix sockets, in a private temporary folder) rather than TCP on loopback: nothing else
+    # on the machine can reach the kernel, and ipykernel has no "running over TCP without
+    # encryption" warning to print into the run's output
+    sockets = tempfile.mkdtemp(prefix="specweave-kernel-")
+    km = AsyncKernelManager(kernel_name=KERNEL["name"], transport="ipc", ip=os.path.join(sockets, "kernel"))
     try:
         run_sync(km.start_kernel)(cwd=str(folder))
     except Exception as err:  # noqa: BLE001 - the notebooks still ship, without outputs
@@ -453,6 +460,7 @@ def _execute_all(inc: Increment, books: dict[str, nbformat.NotebookNode], folder
                 run_sync(km.restart_kernel)(now=True)  # a timed-out cell may still be running
     finally:
         run_sync(km.shutdown_kernel)(now=True)
+        shutil.rmtree(sockets, ignore_errors=True)
     return out
 
 
