@@ -358,5 +358,12 @@ def test_the_evaluation_shows_the_parent_against_the_new_model(swept, tmp_path: 
     lin, trial = meta["lineage"], read_record(child.experiments_dir / meta["trial_record"]).meta["lineage"]
     assert lin["seed"] == 5 and lin["config_hash"] == trial["config_hash"] and lin["config_hash"]
     assert lin["data_fingerprint"] == trial["data_fingerprint"] and lin["environment_sha256"]
+    # and the completion summary sets the parent's model beside the new one
+    from specweave_ray.finish.summary import completion_summary
+    from specweave_ray.finish.validate import gather
+
+    text = completion_summary(gather(child), [], forced=False)
+    assert f"### Against the parent increment {inc.id}" in text
+    assert f"| roc_auc | {ev.metrics['roc_auc']:.4g} | {parent['metrics']['roc_auc']:.4g} |" in text
     assert lin["trial_record"] == meta["trial_record"]
     assert lin["packaged_by"]["git_commit"] == _lineage.code_git()["commit"]

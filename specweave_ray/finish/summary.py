@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from specweave_ray._fs import atomic_write_json, atomic_write_text, folder_lock
+from specweave_ray._fs import atomic_write_json, atomic_write_text, folder_lock, read_json
 from specweave_ray.evaluate.gate import MET
 from specweave_ray.exceptions import RecordError
 from specweave_ray.finish.validate import FAIL, Check, Evidence, checks_json, gather, validate
@@ -75,6 +75,7 @@ def completion_summary(ev: Evidence, checks: Sequence[Check], *, forced: bool) -
              f"its records under `experiments/` and `models/`.", ""]
     lines += _experiments(ev, metric)
     lines += _best_model(ev)
+    lines += _against_parent(ev, spec.primary_metric)
     lines += _readiness(ev, spec, checks)
     lines += ["### Validation", ""]
     for c in checks:
@@ -119,6 +120,26 @@ def _best_model(ev: Evidence) -> list[str]:
         lines.append(f"- Training time: {_duration(best.meta.get('duration_s'))} for the cross-validated trial "
                      f"{best.id}" + (f" ({fit:.3g} s a fit)" if fit is not None else ""))
     lines.append(f"- Model size: {_size(_package_bytes(ev.inc, meta))}")
+    return [*lines, ""]
+
+
+def _against_parent(ev: Evidence, primary: str) -> list[str]:
+    """The parent increment's best model on this increment's test rows (T-006's parent.json)."""
+    evaluation = ev.latest("evaluation")
+    parent = read_json(evaluation.path / "parent.json") if evaluation is not None else None
+    if not parent:
+        return []
+    lines = [f"### Against the parent increment {parent['increment']}", ""]
+    if "error" in parent:
+        return [*lines, f"Its best model was not scored on these test rows: {parent['error']}", ""]
+    lines += [f"Its best model, {parent['candidate']} ({parent['record']}), on this increment's held-out test rows:", "",
+              "| metric | this increment | parent | difference |", "| --- | --- | --- | --- |"]
+    ours, theirs = evaluation.metrics, parent["metrics"]
+    for name in [primary] + sorted(k for k in theirs if k != primary and k in ours and "_ci_" not in k
+                                   and not k.startswith(("lift_", "n_", "tn", "tp", "fn", "fp"))):
+        if name in ours and name in theirs:
+            new, old = float(ours[name]), float(theirs[name])
+            lines.append(f"| {name} | {new:.4g} | {old:.4g} | {new - old:+.4g} |")
     return [*lines, ""]
 
 
