@@ -33,18 +33,22 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_a_bad_candidate_is_refused_before_anything_is_written(case, tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    change, rule, message = CASES[case]
-    cfg = {"increment": "Bad", "problem_type": "classification",
+def _config(tmp_path, name: str, candidate: dict, rule: str | None = None):
+    cfg = {"increment": name, "problem_type": "classification",
            "data": {"generate": "fraud", "rows": 600, "target": "is_fraud"},
-           "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 1},
-           "candidates": [{**CANDIDATE, **change}]}
+           "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 1}, "candidates": [candidate]}
     if rule:
         cfg["baselines"] = {"rule": rule}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_candidate_is_refused_before_anything_is_written(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    change, rule, message = CASES[case]
+    path = _config(tmp_path, "Bad", {**CANDIDATE, **change}, rule)
     root = tmp_path / "incs"
     assert main(["run", str(path), "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip()
@@ -62,11 +66,7 @@ def test_a_stage_folder_planted_as_a_link_out_is_refused(tmp_path, capsys, monke
     if models.exists():
         models.rmdir()
     models.symlink_to(outside, target_is_directory=True)
-    cfg = {"increment": "Links", "problem_type": "classification",
-           "data": {"generate": "fraud", "rows": 600, "target": "is_fraud"},
-           "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 1}, "candidates": [CANDIDATE]}
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path = _config(tmp_path, "Links", CANDIDATE)
     capsys.readouterr()
     assert main(["run", str(path), "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip()
@@ -89,11 +89,7 @@ def test_a_second_run_on_a_running_increment_is_refused_naming_the_first(tmp_pat
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        cfg = {"increment": "Busy", "problem_type": "classification",
-               "data": {"generate": "fraud", "rows": 600, "target": "is_fraud"},
-               "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 1}, "candidates": [CANDIDATE]}
-        path = tmp_path / "cfg.yaml"
-        path.write_text(yaml.safe_dump(cfg))
+        path = _config(tmp_path, "Busy", CANDIDATE)
         capsys.readouterr()
         assert main(["run", str(path), "--root", str(root)]) == 2
         err = capsys.readouterr().err.strip()
