@@ -74,10 +74,6 @@ def _estimator_class(record: Record) -> type:
     return obj
 
 
-class _Reached(Exception):
-    """Raised from the report callback once the record's stage is reached (the rest is unused)."""
-
-
 def check_reproducible(record: Record) -> None:
     """Raises RecordError for a record that is no finished trial (what a rerun could compare)."""
     if record.kind not in REPRODUCIBLE_KINDS:
@@ -131,7 +127,7 @@ def rerun_trial(record: Record, X: Any, y: Any, *, problem: ProblemType, cv: int
     def report(result: dict[str, Any]) -> None:
         if int(result.get("stage", 1)) >= stage:
             reached.update(result)
-            raise _Reached
+            raise StopIteration  # the record's stage is reached: the rest of the rerun is unused
 
     raw = bool(getattr(cls, "requires_raw_frame", False))
     cpus = int((record.meta.get("resources") or {}).get("cpu", 1) or 1)
@@ -140,7 +136,7 @@ def rerun_trial(record: Record, X: Any, y: Any, *, problem: ProblemType, cv: int
                       preprocessor=None if raw else inputs.preprocessor, stages=stages, cpus=cpus,
                       report=report, problem_type=problem.name)
         reached.update(last)
-    except _Reached:
+    except StopIteration:
         pass
     rerun = {k: v for k, v in reached.items() if not k.startswith(INFO_PREFIX)}
     checks = []
