@@ -689,8 +689,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_dependencies()
     from specweave_ray.workspace import storage
 
+    trusted = os.environ.get("SPECWEAVE_TRUST_UNSIGNED")
     if getattr(args, "trust_unsigned", False):  # read wherever a package loads: Serve replicas too
         os.environ["SPECWEAVE_TRUST_UNSIGNED"] = "1"
+    try:
+        return _call(args, storage)
+    finally:  # for this command only (main called in-process, as the tests do, must not leak it)
+        if trusted is None:
+            os.environ.pop("SPECWEAVE_TRUST_UNSIGNED", None)
+        else:
+            os.environ["SPECWEAVE_TRUST_UNSIGNED"] = trusted
+
+
+def _call(args: argparse.Namespace, storage: Any) -> int:
     try:
         code = int(args.func(args) or 0)
         storage.flush()  # a URI root: the command succeeded only if what it wrote is there

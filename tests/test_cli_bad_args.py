@@ -3,6 +3,7 @@ traceback, nothing written (table-driven; the increments root is the legacy fixt
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -60,3 +61,4 @@ def test_bad_arguments_exit_2_with_one_line(argv, says, root, capsys, monkeypatc
     assert "\n" not in err and "Traceback" not in err, err
     assert says in err, err
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert "SPECWEAVE_TRUST_UNSIGNED" not in os.environ  # --trust-unsigned holds for its command only
