@@ -129,11 +129,12 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
 
 
 def test_run_data_file_with_string_labels_and_regression(tmp_path, root):
-    df = make_fraud(3000, positive_rate=0.05, seed=1)
+    # the default candidates and budgets (no config): small data and 2 folds keep it near a minute
+    df = make_fraud(1000, positive_rate=0.1, seed=1)
     df["label"] = np.where(df.pop("is_fraud") == 1, "fraud", "legit")
     path = tmp_path / "tx.csv"
     df.to_csv(path, index=False)
-    assert main(["run", "--data", str(path), "--target", "label", "--type", "classification", "--cv", "3",
+    assert main(["run", "--data", str(path), "--target", "label", "--type", "classification", "--cv", "2",
                  "--root", str(root)]) == 0
     inc = Increment.open("tx", root=root)
     ev = list_records(inc, kind="evaluation")[0]
