@@ -17,6 +17,7 @@ Either way the contributions of all columns add up: ``base_value + sum == output
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -177,10 +178,8 @@ def _tree(predictor: Any, X: np.ndarray, explained: np.ndarray | None) -> tuple[
     model = predictor.model
     rounds, missing = (0, 0), np.nan
     if predictor.family == "xgboost":
-        try:
+        with contextlib.suppress(AttributeError):  # no early stopping: every tree
             rounds = (0, int(model.best_iteration) + 1)
-        except AttributeError:  # no early stopping: every tree
-            pass
         missing = np.nan if model.missing is None else model.missing
     phi, bias = tree_contributions(predictor.raw_model, X, family=predictor.family, iteration_range=rounds,
                                    missing=missing)

@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from specweave_ray._fs import atomic_write_text, file_lock, relative_posix
-from specweave_ray.deploy._package_read import list_packages
 from specweave_ray.evaluate.gate import MET
 from specweave_ray.exceptions import RecordError
 from specweave_ray.finish.validate import Evidence, gather
 from specweave_ray.workspace.increment import Increment
 
-__all__ = ["SyncedDocs", "docs_root", "sync_docs"]
+__all__ = ["SyncedDocs", "docs_root", "retrain_command", "sync_docs"]
 
 _GUARDRAILS = ("latency", "throughput")
 
@@ -92,7 +91,7 @@ def _write_architecture(docs: Path, ev: Evidence) -> Path:
 
 def _model_section(docs: Path, ev: Evidence) -> str:
     meta = ev.package
-    spec = ev.inc.spec()
+    spec = ev.spec
     name = f"model-v{meta['version']}"
     schema = meta.get("input_schema") or {}
     columns = schema.get("columns", schema) if isinstance(schema, Mapping) else {}
@@ -130,7 +129,7 @@ def _outputs(meta: Mapping[str, Any]) -> str:
 
 
 def _metrics_line(ev: Evidence) -> str:
-    rows = [r for r in ev.gate_rows() if not any(g in r["metric_key"] for g in _GUARDRAILS)]
+    rows = [r for r in ev.gate_rows if not any(g in r["metric_key"] for g in _GUARDRAILS)]
     return "; ".join(f"{r['metric_key']} {r['value']:.4g}" + (
         f" [{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if r.get("ci_low") is not None else "")
         + f" ({'meets' if r['status'] == MET else 'misses'} {r['target']})"
@@ -145,7 +144,7 @@ def _write_adr(docs: Path, ev: Evidence) -> Path:
 
 
 def _adr(ev: Evidence, number: int) -> str:
-    spec = ev.inc.spec()
+    spec = ev.spec
     comp = ev.comparison
     meta = ev.package
     data = ev.latest("data")
@@ -176,7 +175,7 @@ def _adr(ev: Evidence, number: int) -> str:
               f"({best['cv_mean']:.4f})" + (f", {best['lift_over_best_baseline_pct']:+.1f}% over the best baseline "
                                             f"({comp.get('best_baseline')})" if best.get("lift_over_best_baseline_pct") is not None else "") + ".",
               "", "## Consequences", ""]
-    for r in ev.gate_rows():
+    for r in ev.gate_rows:
         value = "—" if r.get("value") is None else f"{r['value']:.4g}" + (f" {r['unit']}" if r.get("unit") else "")
         lines.append(f"- {'Meets' if r['status'] == MET else 'Misses'} `{r['target']}`: measured {value}"
                      + (f" (95% CI [{r['ci_low']:.4g}, {r['ci_high']:.4g}])" if r.get("ci_low") is not None else ""))
@@ -187,23 +186,24 @@ def _adr(ev: Evidence, number: int) -> str:
 
 
 # -- the runbook -------------------------------------------------------------------------------
+def retrain_command(inc: Increment, base: Path) -> str:
+    """``specweave-ray do ID --from T-001`` on the increment's stored config, paths relative to ``base``."""
+    config = inc.path / "pipeline.yaml"
+    return (f"specweave-ray do {inc.id} --root {relative_posix(base, inc.root)} --from T-001 --config "
+            + (relative_posix(base, config) if config.is_file() else "CONFIG"))
+
+
 def _runbook(docs: Path, ev: Evidence) -> str:
     inc, meta = ev.inc, ev.package
     version = meta["version"]
     root = relative_posix(docs.parent, inc.root)
-    config = inc.path / "pipeline.yaml"
-    others = [m for m in list_packages(inc) if m["version"] != version]
-    previous = max((m["version"] for m in others if m.get("status") == "passed"), default=None)
-    lines = [f"# Runbook — {inc.spec().title} (`{inc.id}`)", "",
+    previous = max((m["version"] for m in ev.packages if m["version"] != version and m.get("status") == "passed"),
+                   default=None)
+    lines = [f"# Runbook — {ev.spec.title} (`{inc.id}`)", "",
              f"Written by `specweave-ray sync-docs {inc.id}` from the records; run the commands from the "
              f"folder that holds `docs/`.", "", "## Retrain", ""]
-    if config.is_file():
-        lines += ["Reruns every task on the increment's stored config (new data: edit its `data:` block first):", "",
-                  "```bash", f"specweave-ray do {inc.id} --root {root} --from T-001 --config {relative_posix(docs.parent, config)}",
-                  "```", ""]
-    else:
-        lines += [f"No `pipeline.yaml` was stored; rerun the tasks with `specweave-ray do {inc.id} --root {root} "
-                  f"--from T-001 --config CONFIG`.", ""]
+    lines += ["Reruns every task on the increment's stored config (new data: edit its `data:` block first; "
+              "CONFIG where no `pipeline.yaml` was stored):", "", "```bash", retrain_command(inc, docs.parent), "```", ""]
     lines += [f"Chosen model: {meta.get('candidate')} (`{meta.get('estimator')}`), hyperparameters:", "",
               "```json", json.dumps(meta.get("params") or {}, indent=2, sort_keys=True), "```", "",
               "## Serve", "", "```bash",
@@ -221,9 +221,9 @@ def _runbook(docs: Path, ev: Evidence) -> str:
     else:
         lines += ["No earlier package passed its gate: roll back to the process this model replaces "
                   "(the A/B plan's control, `ab-test-plan.md`).", ""]
-    lines += ["Packages: " + ", ".join(f"model-v{m['version']} ({m.get('status')})" for m in list_packages(inc)), "",
+    lines += ["Packages: " + ", ".join(f"model-v{m['version']} ({m.get('status')})" for m in ev.packages), "",
               "## Monitoring thresholds", "", "| signal | alert when | source |", "| --- | --- | --- |"]
-    for r in ev.gate_rows():
+    for r in ev.gate_rows:
         lines.append(f"| {r['metric_key']} | {_alert(r)} | spec target `{r['target']}` |")
     lines += ["| input drift (PSI) | PSI > 0.2 on any feature | `specweave-ray drift` |",
               "| input drift (KS) | p < 0.01 on a numeric feature | `specweave-ray drift` |", "",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from specweave_ray._fs import atomic_write_text, read_json, relative_posix
 from specweave_ray.exceptions import RecordError, UsageError
+from specweave_ray.finish.docs import retrain_command
 from specweave_ray.finish.validate import Evidence, gather
 from specweave_ray.workspace.increment import Increment, slugify
 
@@ -66,7 +67,7 @@ def write_issue(inc: Increment, title: str, *, file: bool = True, cwd: Path | No
 
 def _body(ev: Evidence, title: str, *, cwd: Path) -> str:
     inc, meta = ev.inc, ev.package
-    spec = inc.spec()
+    spec = ev.spec
     data = ev.latest("data")
     root = relative_posix(cwd, inc.root)
     lines = ["## Context", "",
@@ -77,7 +78,7 @@ def _body(ev: Evidence, title: str, *, cwd: Path) -> str:
              f"- Trained on data {data.meta.get('data_fingerprint') if data is not None else 'unknown'}", "",
              "## Current metrics (held-out test split and benchmark)", "",
              "| target | measured | 95% CI | status |", "| --- | --- | --- | --- |"]
-    for r in ev.gate_rows():
+    for r in ev.gate_rows:
         value = "—" if r.get("value") is None else f"{r['value']:.4g}"
         ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if r.get("ci_low") is not None else "—"
         lines.append(f"| {r['target']} | {value} | {ci} | {r['status']} |")
@@ -96,10 +97,7 @@ def _body(ev: Evidence, title: str, *, cwd: Path) -> str:
         if report.is_file():
             table = [ln for ln in report.read_text(encoding="utf-8").splitlines() if ln.startswith("|")]
             lines += ["", *table[:25]]
-    config = inc.path / "pipeline.yaml"
-    lines += ["", "## Retrain", "", "```bash",
-              f"specweave-ray do {inc.id} --root {root} --from T-001"
-              + (f" --config {relative_posix(cwd, config)}" if config.is_file() else " --config CONFIG"),
+    lines += ["", "## Retrain", "", "```bash", retrain_command(inc, cwd),
               f"specweave-ray validate {inc.id} --root {root}", "```", "",
               f"Point the config's `data:` at the new data first. Hyperparameters today: `{meta.get('params')}`.",
               ""]

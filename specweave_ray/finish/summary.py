@@ -67,7 +67,7 @@ def complete(inc: Increment, *, force: bool = False) -> Completion:
 
 def completion_summary(ev: Evidence, checks: Sequence[Check], *, forced: bool) -> str:
     """The summary: experiments run, the best model, deployment readiness, the A/B plan, the checks."""
-    spec = ev.inc.spec()
+    spec = ev.spec
     comp = ev.comparison
     metric = comp["metric"]
     head = f"## {spec.title} - COMPLETE" + (" (forced: validation failed)" if forced else "")
@@ -144,7 +144,7 @@ def _against_parent(ev: Evidence, primary: str) -> list[str]:
 
 
 def _readiness(ev: Evidence, spec: Any, checks: Sequence[Check]) -> list[str]:
-    rows = ev.gate_rows()
+    rows = ev.gate_rows
     ordered = sorted(rows, key=lambda r: next((i for i, k in enumerate(_READINESS) if k in r["metric_key"]), 99))
     lines = ["### Deployment Ready", ""]
     for r in ordered:
@@ -169,7 +169,7 @@ def _held_out_metrics(ev: Evidence, meta: Mapping[str, Any]) -> str:
     """The held-out metrics that carry a CI: the primary metric and the spec's first, no lifts."""
     evaluation = next((r for r in reversed(ev.records) if r.kind == "evaluation"), None)
     metrics = evaluation.metrics if evaluation is not None else meta.get("metrics") or {}
-    spec = ev.inc.spec()
+    spec = ev.spec
     first = [spec.primary_metric, *(t.metric for t in spec.targets)]
     keys = [k for k in metrics if f"{k}_ci_low" in metrics and "lift_" not in k]
     keys.sort(key=lambda k: first.index(k) if k in first else len(first))

@@ -9,6 +9,7 @@ benchmark, and MLflow holding the same runs as the folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -21,6 +22,7 @@ from specweave_ray.deploy._package_read import list_packages, verify_files
 from specweave_ray.deploy._signing import verify
 from specweave_ray.evaluate.gate import MET, NOT_MEASURED
 from specweave_ray.exceptions import RecordError
+from specweave_ray.spec import Spec
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import Record, list_records
@@ -52,14 +54,21 @@ class Evidence:
     """What the checks read, gathered once; ``done`` and ``sync-docs`` write their documents from it."""
 
     inc: Increment
+    spec: Spec
     records: tuple[Record, ...]
     comparison: Mapping[str, Any]
-    package: Mapping[str, Any] | None
+    packages: tuple[Mapping[str, Any], ...]
+
+    @property
+    def package(self) -> Mapping[str, Any] | None:
+        """The newest package (the one this increment's run built last)."""
+        return self.packages[-1] if self.packages else None
 
     def latest(self, kind: str) -> Record | None:
         found = [r for r in self.records if r.kind == kind]
         return found[-1] if found else None
 
+    @functools.cached_property
     def gate_rows(self) -> list[dict[str, Any]]:
         """The deployment gate's rows (held-out, benchmark and lift targets), else the evaluation's."""
         for kind in ("gate", "evaluation"):
@@ -84,8 +93,7 @@ def gather(inc: Increment) -> Evidence:
         comparison = read_json(inc.experiments_dir / "comparison.json", {})
     except json.JSONDecodeError as err:
         raise RecordError(f"{inc.experiments_dir / 'comparison.json'}: unreadable JSON ({err})") from err
-    packages = list_packages(inc)
-    return Evidence(inc, records, comparison, packages[-1] if packages else None)
+    return Evidence(inc, inc.spec(), records, comparison, tuple(list_packages(inc)))
 
 
 def validate(inc: Increment, evidence: Evidence | None = None) -> list[Check]:
@@ -185,11 +193,11 @@ def _model_saved(ev: Evidence) -> Check:
 
 
 def _targets_measured(ev: Evidence) -> Check:
-    spec = ev.inc.spec()
+    spec = ev.spec
     if not spec.targets:
         return Check("metrics documented", FAIL, f"{ev.inc.spec_path.name} states no success criteria: "
                                                  f"nothing says when the model is good enough")
-    rows = {r["target"]: r for r in ev.gate_rows()}
+    rows = {r["target"]: r for r in ev.gate_rows}
     missing = [t.render() for t in spec.targets if rows.get(t.render(), {}).get("status", NOT_MEASURED) == NOT_MEASURED]
     measured = len(spec.targets) - len(missing)
     return Check("metrics documented", FAIL if missing else PASS,
@@ -199,10 +207,10 @@ def _targets_measured(ev: Evidence) -> Check:
 def _criteria_met(ev: Evidence) -> Check:
     """The spec's targets as it stands now: a target removed since the run no longer counts, a new
     one counts as not met until measured."""
-    measured = {r["target"]: r for r in ev.gate_rows()}
+    measured = {r["target"]: r for r in ev.gate_rows}
     if not measured:
         return Check("success criteria", FAIL, "no gate record: T-006/T-008 compare the model with the spec")
-    rows = [measured.get(t.render(), {"target": t.render(), "status": NOT_MEASURED}) for t in ev.inc.spec().targets]
+    rows = [measured.get(t.render(), {"target": t.render(), "status": NOT_MEASURED}) for t in ev.spec.targets]
     unmet = [r for r in rows if r.get("status") != MET]
     details = tuple(f"{r['target']}: {r.get('status')} (measured {_num(r.get('value'))}"
                     + (f", 95% CI [{_num(r.get('ci_low'))}, {_num(r.get('ci_high'))}]" if r.get("ci_low") is not None else "")
@@ -220,7 +228,7 @@ def _explainability(ev: Evidence) -> Check:
     package = f"model-v{ev.package['version']}" if ev.package else None
     if package and rec.meta.get("package") not in (None, package):
         return Check("explainability", FAIL, evidence, (f"it explains {rec.meta.get('package')}, not {package}",))
-    asked = [r for r in ev.inc.spec().requirements if r.checked and r.top_k]
+    asked = [r for r in ev.spec.requirements if r.checked and r.top_k]
     short = [f"{r.render()} (line {r.line}): each explained answer must cover its top {r.top_k}"
              for r in asked if not _covers_top(rec, r.top_k)]
     if not explained:
@@ -244,10 +252,10 @@ def _mlflow_mirror(ev: Evidence) -> Check:
     mirrored = [r for r in ev.records if r.meta.get("mlflow_run_id")]
     if not mirrored:
         reason = "MLflow mirroring is off (SPECWEAVE_MLFLOW=0)" if not _mlflow.enabled() else "no record names an MLflow run"
-        unmirrored = [r.id for r in ev.records if r.meta.get("mlflow_error")]
+        unmirrored = [r for r in ev.records if r.meta.get("mlflow_error")]
         if unmirrored:
             return Check("mlflow", FAIL, f"{len(unmirrored)} records failed to mirror",
-                         tuple(f"{i}: {ev.records[0].meta.get('mlflow_error')}" for i in unmirrored[:5]))
+                         tuple(f"{r.id}: {r.meta['mlflow_error']}" for r in unmirrored[:5]))
         return Check("mlflow", SKIP, reason)
     try:
         client = _mlflow.client_for(ev.inc.root)
@@ -269,7 +277,7 @@ def _mlflow_mirror(ev: Evidence) -> Check:
                 problems.append(f"{rec.id}: {key} is {_num(value)} in metrics.json, {_num(got)} in MLflow")
                 break
     ours = {r.meta["mlflow_run_id"] for r in mirrored}
-    for meta in list_packages(ev.inc):  # a package's pyfunc model is logged in a run of its own
+    for meta in ev.packages:  # a package's pyfunc model is logged in a run of its own
         if run_id := (meta.get("mlflow") or {}).get("run_id"):
             ours.add(run_id)
             if run_id not in runs:

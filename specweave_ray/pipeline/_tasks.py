@@ -252,8 +252,7 @@ def run_pipeline(
         sweep_cfg = cfg.sweep.model_copy(update={"address": address or cfg.sweep.address})
         started_ray = preflight(candidates_for(problem, cfg.candidates, y), X, problem_type=problem.name,
                                 baselines=cfg.baselines.enabled, rule=cfg.baselines.rule, seed=cfg.seed,
-                                sweep=sweep_cfg, cluster=_sweeps_pending(cfg, root=root, increment=increment,
-                                                                         start=start))
+                                sweep=sweep_cfg, cluster=_sweeps_pending(known, start=start))
         try:
             return _run_tasks(cfg, df, X, y, problem=problem, metric=metric, target=target, root=root,
                               increment=increment, start=start, address=address, use_cache=use_cache,
@@ -267,12 +266,10 @@ def _stage_folders(inc: Increment) -> tuple[Path, ...]:
     return inc.experiments_dir, inc.data_dir, inc.models_dir, inc.notebooks_dir
 
 
-def _sweeps_pending(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None, increment: Increment | None,
-                    start: str | None) -> bool:
-    """Whether this run will sweep: a new increment, an open T-003…T-005, or ``--from`` one of them."""
+def _sweeps_pending(inc: Increment | None, *, start: str | None) -> bool:
+    """Whether this run will sweep: a new increment (None), an open T-003…T-005, or ``--from`` one of them."""
     if start is not None and TASK_ORDER.index(start) <= TASK_ORDER.index("T-005"):
         return True
-    inc = increment or _existing(cfg, root=root)
     if inc is None:
         return True
     done = {t.id for t in inc.tasks() if t.done}

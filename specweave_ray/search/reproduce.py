@@ -8,6 +8,7 @@ on CPU (no Ray): a record trained on a GPU may differ within its device's noise.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 from collections.abc import Mapping
@@ -131,13 +132,10 @@ def rerun_trial(record: Record, X: Any, y: Any, *, problem: ProblemType, cv: int
 
     raw = bool(getattr(cls, "requires_raw_frame", False))
     cpus = int((record.meta.get("resources") or {}).get("cpu", 1) or 1)
-    try:
-        last = run_cv(cls, dict(record.params), X, inputs.y, inputs.folds, metric=metric,
-                      preprocessor=None if raw else inputs.preprocessor, stages=stages, cpus=cpus,
-                      report=report, problem_type=problem.name)
-        reached.update(last)
-    except StopIteration:
-        pass
+    with contextlib.suppress(StopIteration):  # raised by report() at the record's stage
+        reached.update(run_cv(cls, dict(record.params), X, inputs.y, inputs.folds, metric=metric,
+                              preprocessor=None if raw else inputs.preprocessor, stages=stages, cpus=cpus,
+                              report=report, problem_type=problem.name))
     rerun = {k: v for k, v in reached.items() if not k.startswith(INFO_PREFIX)}
     checks = []
     for name, value in _compared(metrics).items():
