@@ -138,7 +138,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory):
         "candidates": [{"name": "logistic", "estimator": "logistic", "params": {"max_iter": 300}},
                        {"name": "prior", "estimator": "sweep_helpers.SleepyClassifier",
                         "params": {"sleep_s": 0.0}}]}, source="test")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.delenv("SPECWEAVE_ROOT", raising=False)

@@ -372,7 +372,7 @@ def test_ray_serve_deployment_answers_like_the_predictor(package: tuple[Path, st
     root, inc_id = package
     port = free_port()
     assert not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         app = ray_serve_app(Increment.open(inc_id, root=root).path, max_batch_size=8,

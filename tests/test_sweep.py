@@ -30,7 +30,7 @@ cloudpickle.register_pickle_by_value(sweep_helpers)
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

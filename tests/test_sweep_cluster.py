@@ -45,3 +45,31 @@ def test_trials_spread_over_both_nodes_and_are_all_recorded(two_nodes, tmp_path)
     for path in res.models.values():
         assert (path / "meta.json").exists()
     assert (inc.experiments_dir / res.best_per_candidate["xgb"].record_id / "model.ubj").exists()
+
+
+_EMBEDDED = """
+import sys
+import ray
+from specweave_ray.search._ray.tune import ensure_ray
+assert ensure_ray(num_cpus=1)
+print(ray.get_runtime_context().gcs_address, len(ray.nodes()))
+ray.shutdown()
+"""
+
+
+def test_the_embedded_ray_is_a_new_one_while_another_cluster_is_up(two_nodes):
+    """``ray start --head`` (here the Cluster) writes /tmp/ray/ray_current_cluster; a plain
+    ``ray.init(num_cpus=…)`` would join that cluster and refuse its own num_cpus. The embedded Ray
+    (no address, no $RAY_ADDRESS) is a new one-node Ray."""
+    import os
+    import subprocess
+    import sys
+
+    from ray._private.utils import read_ray_address
+
+    assert read_ray_address() == two_nodes.address  # the trap is armed
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run([sys.executable, "-c", _EMBEDDED], capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    address, nodes = out.stdout.split()[-2:]
+    assert address != two_nodes.address and nodes == "1"

@@ -20,7 +20,7 @@ cloudpickle.register_pickle_by_value(sweep_helpers)
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_with_logical_gpus():
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

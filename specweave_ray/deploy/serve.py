@@ -444,7 +444,8 @@ def deploy_ray_serve(increment_path_or_id: str | int | os.PathLike[str], *,
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,  # a new one
+                     log_to_driver=False)
     serve.start(http_options={"host": host, "port": int(port)})
     app = ray_serve_app(inc.path, version=version, replicas=replicas,
                         max_ongoing_requests=max_ongoing_requests, max_batch_size=max_batch_size,

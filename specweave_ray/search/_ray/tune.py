@@ -46,7 +46,10 @@ def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_g
     if addr:
         ray.init(address=addr, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
+        # address="local": always a new embedded Ray. With address=None, ray.init joins the cluster
+        # named in /tmp/ray/ray_current_cluster (any `ray start --head` on this machine) and then
+        # refuses num_cpus: "When connecting to an existing cluster, num_cpus ... must not be provided".
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     return True
 
