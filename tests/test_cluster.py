@@ -291,7 +291,7 @@ def _stop_head(proc: subprocess.Popen, tmp: Path) -> None:
     assert not left, f"processes of our Ray head still running: {left}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one head for both job tests: a head's start and stop cost ~15 s
 def ray_head() -> Iterator[Head]:
     # short: Ray's unix sockets live under --temp-dir and their paths must stay under 108 bytes
     tmp = Path(tempfile.mkdtemp(prefix="swr-", dir="/tmp"))
@@ -385,14 +385,15 @@ def _submit_and_wait(head: Head, work: Path, runtime_env: Path, entry: list[str]
 def _checkout_and_env(tmp: Path, **env_vars: str) -> tuple[Path, Path]:
     """A checkout with the e2e config, and the runtime env (its pip pins dropped: pip would clone
     this multi-GB .venv into a per-job virtualenv, and every pin is installed here already)."""
-    work = tmp / "checkout"
+    job = Path(tempfile.mkdtemp(prefix="job-", dir=tmp))  # each test's own: the head is shared
+    work = job / "checkout"
     _copy_checkout(work)
     (work / "configs" / "cluster-e2e.yaml").write_text(yaml.safe_dump(E2E_CONFIG))
     renv = _docs("runtime_env.yaml")[0]
     renv.pop("pip")
     renv.setdefault("env_vars", {}).update(env_vars)
-    (tmp / "runtime_env.yaml").write_text(yaml.safe_dump(renv))
-    return work, tmp / "runtime_env.yaml"
+    (job / "runtime_env.yaml").write_text(yaml.safe_dump(renv))
+    return work, job / "runtime_env.yaml"
 
 
 def _copy_checkout(dest: Path) -> None:
@@ -412,7 +413,7 @@ def test_ray_job_submit_end_to_end_with_token_auth(ray_head: Head):
     t0 = time.monotonic()
     tmp = ray_head.tmp
     # what a user submits: a checkout (here a copy, with a stray .venv that must not be uploaded)
-    work, _ = _checkout_and_env(tmp)
+    work, renv = _checkout_and_env(tmp)
     (work / ".venv").mkdir()
     (work / ".venv" / "marker-not-uploaded").write_text("x")
     root = tmp / "shared" / "increments"  # absolute, outside the job's working dir
@@ -428,7 +429,7 @@ def test_ray_job_submit_end_to_end_with_token_auth(ray_head: Head):
     assert wrong.returncode != 0 and "invalid or incorrect" in wrong.stderr
 
     entry = ["specweave-ray", "run", "configs/cluster-e2e.yaml", "--root", str(root)]
-    status, logs = _submit_and_wait(ray_head, work, tmp / "runtime_env.yaml", entry)
+    status, logs = _submit_and_wait(ray_head, work, renv, entry)
     assert status == "SUCCEEDED", f"job: {status}\n{logs[-6000:]}"
 
     # the driver joined the head's cluster (Ray sets RAY_ADDRESS=<gcs> inside a job) ...

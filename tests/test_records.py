@@ -323,8 +323,8 @@ def _assert_complete(inc: Increment, ids: list[str], workers: int, count: int) -
 
 
 def test_concurrent_writers_never_share_a_number(root: Path, increment: Increment) -> None:
-    ids = _run_writers(increment, 8, 4, mirror=False)
-    _assert_complete(increment, ids, 8, 4)
+    ids = _run_writers(increment, 4, 8, mirror=False)  # 4 processes race as hard as 8 on 2 cores
+    _assert_complete(increment, ids, 4, 8)
     assert not (root / "mlflow.db").exists()  # SPECWEAVE_MLFLOW=0 switches the mirror off
     assert all(r.meta["mlflow_run_id"] is None for r in list_records(increment))
 
