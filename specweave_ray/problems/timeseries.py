@@ -362,7 +362,8 @@ class TimeSeries(ProblemType):
         if "mae" not in control or "rmse" not in control:
             raise DataError("the A/B control has no measured mae and rmse (run T-006 with baselines)")
         mae, rmse = float(control["mae"]), float(control["rmse"])
-        return ({"baseline_mean": mae, "baseline_std": float(np.sqrt(max(rmse ** 2 - mae ** 2, 0.0)))},
+        std = float(np.sqrt(max(rmse ** 2 - mae ** 2, 0.0))) or max(mae, 1e-12)
+        return ({"baseline_rate": None, "baseline_mean": mae, "baseline_std": std},
                 f"absolute forecast error of {target} per series and step", True)
 
 
