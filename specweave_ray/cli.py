@@ -21,7 +21,7 @@ from typing import Any
 from specweave_ray.exceptions import SpecweaveError, UsageError
 
 # Not read from the registry: that would load pandas for `--help`; a test keeps it in step.
-TYPE_HELP = "problem type: classification, regression or recommendation (or an alias such as binary)"
+TYPE_HELP = "problem type: classification, regression, recommendation or timeseries (or an alias such as binary, forecasting)"
 
 
 def _console() -> Any:
