@@ -288,3 +288,15 @@ def test_a_file_forecasts_end_to_end(tmp_path: Path, root: Path) -> None:
     assert all(tasks[t] for t in ("T-001", "T-006", "T-007", "T-009"))
     assert not list_records(inc, kind="explainability") and not list(inc.models_dir.glob("model-v*"))
     assert (root / "mlflow.db").exists() or any(root.rglob("mlflow.db"))
+
+
+def test_the_profile_tests_stationarity_per_series() -> None:
+    rng = np.random.default_rng(0)
+    months = pd.date_range("2015-01-01", periods=120, freq="MS")
+    walk = pd.DataFrame({"shop": "walk", "month": months, "units": 100 + np.cumsum(rng.normal(0, 3, 120))})
+    noise = pd.DataFrame({"shop": "noise", "month": months, "units": 100 + rng.normal(0, 3, 120)})
+    for frame, stationary in ((walk, 0.0), (noise, 1.0)):
+        X, y = _frame(frame)
+        got = TS.data_profile(X, y)["stationarity"]
+        assert got["tested_series"] == 1 and got["adf_stationary_share"] == stationary
+        assert got["kpss_stationary_share"] == stationary

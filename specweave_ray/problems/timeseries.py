@@ -347,6 +347,8 @@ class TimeSeries(ProblemType):
                "start": str(X[TIME].min()), "end": str(X[TIME].max()),
                "exogenous": [str(c) for c in X.columns if c not in (SERIES, TIME)]}
         info = X.attrs.get("forecast")
+        if y is not None and len(y) == len(X):
+            out["stationarity"] = _stationarity(X, np.asarray(y, dtype=np.float64))
         return {**out, **(info or {})}
 
     def leakage_score(self, values: np.ndarray, y: pd.Series) -> tuple[float, str]:
@@ -365,6 +367,35 @@ class TimeSeries(ProblemType):
         std = float(np.sqrt(max(rmse ** 2 - mae ** 2, 0.0))) or max(mae, 1e-12)
         return ({"baseline_rate": None, "baseline_mean": mae, "baseline_std": std},
                 f"absolute forecast error of {target} per series and step", True)
+
+
+STATIONARITY_SERIES = 50  # the tests run on at most this many series (the first ones), at 5%
+
+
+def _stationarity(X: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """ADF (null: a unit root) and KPSS (null: level-stationary) per series, statsmodels'
+    tests, summarised as the share of series each calls stationary at 5% and the median p-values."""
+    import warnings
+
+    from statsmodels.tsa.stattools import adfuller, kpss
+
+    adf_p, kpss_p = [], []
+    codes = X[SERIES].to_numpy()
+    for sid in list(pd.unique(codes))[:STATIONARITY_SERIES]:
+        values = y[codes == sid]
+        if len(values) < 8 or np.std(values) == 0:
+            continue
+        with warnings.catch_warnings():  # KPSS warns when its p-value is outside its table
+            warnings.simplefilter("ignore")
+            adf_p.append(float(adfuller(values, autolag="AIC")[1]))
+            kpss_p.append(float(kpss(values, regression="c", nlags="auto")[1]))
+    if not adf_p:
+        return {}
+    return {"tested_series": len(adf_p), "adf_stationary_share": float(np.mean(np.array(adf_p) < 0.05)),
+            "kpss_stationary_share": float(np.mean(np.array(kpss_p) >= 0.05)),
+            "adf_median_p": float(np.median(adf_p)), "kpss_median_p": float(np.median(kpss_p)),
+            "note": "ADF rejects a unit root below p 0.05; KPSS rejects stationarity below 0.05 "
+                    "(its p-values are clipped to [0.01, 0.1])"}
 
 
 def _times(column: pd.Series, name: str) -> pd.Series:
