@@ -213,6 +213,12 @@ def test_the_global_gbm_reads_the_promotions_it_is_told_about() -> None:
     assert np.isfinite(pred).all() and model.exogenous_ == ["holiday", "promo"]
     promo_on = model.predict(X_te.assign(promo=1))
     assert promo_on.mean() > pred.mean()  # the promotion flag lifts the forecast
+    # conformal intervals (2 backtest windows) leave the point forecast as it was
+    conformal = GBMForecaster(n_estimators=60, num_leaves=8, conformal_windows=2).fit(X_tr, y_tr)
+    assert conformal.predict(X_te) == pytest.approx(pred)
+    fc = conformal.forecast(X_future=X_te, level=[80, 95])
+    assert ((fc["yhat-lo-95"] <= fc["yhat-lo-80"]) & (fc["yhat-hi-80"] <= fc["yhat-hi-95"])).all()
+    assert "yhat-lo-80" not in model.forecast(X_future=X_te, level=[80]).columns  # not fitted for them
 
 
 # -- the command line -----------------------------------------------------------------------------

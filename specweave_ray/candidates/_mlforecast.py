@@ -58,12 +58,15 @@ class GBMForecaster(Forecaster):
             for LightGBM, ``max_depth`` for XGBoost).
         target_transform: ``"log"``, ``"log-diff1"``, ``"diff1"`` or ``"none"`` (module docstring).
         strategy: ``"recursive"`` or ``"direct"`` (one model per horizon step).
+        conformal_windows: With ``n >= 2``, conformal prediction intervals from ``n`` backtest
+            windows of the horizon (mlforecast ``PredictionIntervals``; ``n`` more fits); 0: none.
         n_jobs: Threads (the trial's CPUs).
     """
 
     def __init__(self, *, family: str = "lightgbm", n_estimators: int = 200, learning_rate: float = 0.05,
                  num_leaves: int = 31, max_depth: int = 6, target_transform: str = "log",
-                 strategy: str = "recursive", random_state: int = 0, n_jobs: int = 1) -> None:
+                 strategy: str = "recursive", conformal_windows: int = 0, random_state: int = 0,
+                 n_jobs: int = 1) -> None:
         self.family = family
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -71,6 +74,7 @@ class GBMForecaster(Forecaster):
         self.max_depth = max_depth
         self.target_transform = target_transform
         self.strategy = strategy
+        self.conformal_windows = conformal_windows
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -115,8 +119,12 @@ class GBMForecaster(Forecaster):
                                    [GlobalSklearnTransformer(FunctionTransformer(np.log1p, np.expm1))] if logged else [])
                                + ([Differences([1])] if self.target_transform.endswith("diff1") else []) or None,
                                num_threads=1)
-        horizon = {"max_horizon": self.horizon_} if self.strategy == "direct" else {}
-        self.mlf_.fit(df, static_features=[], **horizon)
+        extra: dict[str, Any] = {"max_horizon": self.horizon_} if self.strategy == "direct" else {}
+        if self.conformal_windows >= 2:
+            from mlforecast.utils import PredictionIntervals
+
+            extra["prediction_intervals"] = PredictionIntervals(n_windows=int(self.conformal_windows), h=self.horizon_)
+        self.mlf_.fit(df, static_features=[], **extra)
 
     def _forecast(self, h: int, X_future: pd.DataFrame | None, level: Sequence[int] | None) -> pd.DataFrame:
         if self.strategy == "direct" and h > self.horizon_:
@@ -129,7 +137,9 @@ class GBMForecaster(Forecaster):
             X_df = X_future.assign(**{TIME: pd.DatetimeIndex(X_future[TIME])})
             X_df = X_df[[SERIES, TIME, *self.exogenous_]]
             X_df = _extend(X_df, self.last_, h, self.freq_)
-        return self.mlf_.predict(h, X_df=X_df)
+        # conformal intervals exist only when fitted for them, and only up to the horizon they were fitted for
+        level = list(level) if level and self.conformal_windows >= 2 and h <= self.horizon_ else None
+        return self.mlf_.predict(h, X_df=X_df, level=level)
 
 
 def _extend(X_df: pd.DataFrame, last: dict[Any, Any], h: int, freq: str) -> pd.DataFrame:
