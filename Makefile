@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 CONFIG ?= configs/fraud-detection.yaml
 
-.PHONY: setup run run-ltv run-recs test test-fast bench lint clean
+.PHONY: setup run run-ltv run-recs run-forecast test test-fast bench lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ run-ltv: setup
 
 run-recs: setup  ## recommendation: the workflow's own spec, on generated interactions
 	$(BIN)/specweave-ray run configs/recommendation.yaml --root .specweave/increments
+
+run-forecast: setup  ## forecasting: weekly sales of stores x products, 12 weeks ahead
+	$(BIN)/specweave-ray run configs/sales-forecasting.yaml --root .specweave/increments
 
 test: setup  ## the whole suite (real Ray, MLflow, Optuna)
 	$(BIN)/python -m pytest -q

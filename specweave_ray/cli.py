@@ -21,7 +21,7 @@ from typing import Any
 from specweave_ray.exceptions import SpecweaveError, UsageError
 
 # Not read from the registry: that would load pandas for `--help`; a test keeps it in step.
-TYPE_HELP = "problem type: classification, regression or recommendation (or an alias such as binary)"
+TYPE_HELP = "problem type: classification, regression, recommendation or timeseries (or an alias such as binary, forecasting)"
 
 
 def _console() -> Any:
@@ -149,9 +149,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.rating_column and args.target:
             raise _usage("give --rating-column or --target, not both (the rating is the target)")
         name = args.increment or os.path.splitext(os.path.basename(args.data))[0]
+        if args.time_column and args.timestamp_column and args.time_column != args.timestamp_column:
+            raise _usage("give --time-column or --timestamp-column, not both (they name the same role)")
         data = {"path": os.path.abspath(args.data), "target": args.target or args.rating_column,
                 "user_column": args.user_column, "item_column": args.item_column,
-                "relevance_threshold": args.relevance_threshold, "time_column": args.timestamp_column}
+                "relevance_threshold": args.relevance_threshold,
+                "time_column": args.time_column or args.timestamp_column,
+                "series_column": args.series_column, "horizon": args.horizon, "frequency": args.frequency}
         cfg = parse_config({"increment": name, "problem_type": args.type,
                             "data": {k: v for k, v in data.items() if v is not None},
                             **({"k": args.k} if args.k is not None else {}),
@@ -568,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a rating at or above it is relevant (with --rating-column; default: any rating > 0)")
     p.add_argument("--timestamp-column", help="interaction time: per-user splits hold out the latest (with --data)")
     p.add_argument("--k", type=int, help="list length of the ranking metrics (precision@k …; default from the spec)")
+    p.add_argument("--time-column", help="time column (with --data; timeseries: required)")
+    p.add_argument("--series-column", help="series id column, many series in one file (with --data, timeseries)")
+    p.add_argument("--horizon", type=int, help="steps to forecast (with --data, timeseries; default by frequency)")
+    p.add_argument("--frequency", help="pandas frequency alias, e.g. W, D, MS (with --data, timeseries; "
+                                       "default: inferred per series)")
     _task_options(p)
     p.set_defaults(func=cmd_run)
 

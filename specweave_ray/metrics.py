@@ -8,6 +8,7 @@ spec target may carry, whether it is a fraction in [0, 1], and what it needs to 
 ``probabilities``  class probabilities (``estimator.predict_proba``)
 ``values``         continuous predictions
 ``rankings``       a ranked list per user (``precision@k`` …; ``k`` is part of the name)
+``forecasts``      point forecasts with each series' in-sample history (MASE's scale)
 ``benchmark``      measured on the packaged model (latency, throughput), not scored
 
 The spec parser, the gate, the sweep, the comparison and the reports all read this table; which
@@ -26,10 +27,10 @@ import numpy as np
 
 from specweave_ray.exceptions import ConfigError
 
-__all__ = ["AT_K", "METRICS", "NEEDS", "MetricDef", "canonical", "find", "get_metric", "known_text",
-           "per_user", "predict_for"]
+__all__ = ["AT_K", "FORECAST_METRICS", "METRICS", "NEEDS", "MetricDef", "canonical", "find",
+           "forecast_scores", "get_metric", "known_text", "per_user", "predict_for", "seasonal_scale"]
 
-NEEDS = ("labels", "probabilities", "values", "rankings", "benchmark")
+NEEDS = ("labels", "probabilities", "values", "rankings", "forecasts", "benchmark")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,64 @@ def _mape(y_true: Any, y_pred: Any) -> float:
     return 100.0 * _sk("mean_absolute_percentage_error")(y_true, y_pred)
 
 
+def _smape(y_true: Any, y_pred: Any) -> float:
+    """sMAPE as the M4 competition defines it: 200 · mean(|y − ŷ| / (|y| + |ŷ|)), in [0, 200];
+    a point where both are 0 counts as 0 (as utilsforecast does)."""
+    t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    denom = np.abs(t) + np.abs(p)
+    return float(200.0 * np.mean(np.where(denom == 0, 0.0, np.abs(t - p) / np.where(denom == 0, 1.0, denom))))
+
+
+def _bias(y_true: Any, y_pred: Any) -> float:
+    """Mean forecast error ŷ − y (positive: over-forecasts)."""
+    return float(np.mean(np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)))
+
+
+def _mase_needs_history(y_true: Any, y_pred: Any) -> float:
+    raise ConfigError("mase is scaled by each series' in-sample seasonal-naive error: compute it with "
+                      "metrics.forecast_scores (the timeseries problem type does)")
+
+
+def seasonal_scale(history: Any, season_length: int) -> float:
+    """MASE's scale for one series: the mean absolute in-sample error of the seasonal-naive
+    forecast, mean |y_t − y_{t−m}| (Hyndman & Koehler 2006; falls back to m = 1 when the
+    history is no longer than one season). NaN when it is 0 (a constant history)."""
+    y = np.asarray(history, dtype=np.float64)
+    m = season_length if len(y) > season_length else 1
+    if len(y) <= m:
+        return float("nan")
+    scale = float(np.mean(np.abs(y[m:] - y[:-m])))
+    return scale if scale > 0 else float("nan")
+
+
+def forecast_scores(y_true: Any, y_pred: Any, series: Any, scales: Any) -> dict[str, float]:
+    """Every forecast metric of point forecasts ``y_pred`` against ``y_true``.
+
+    Args:
+        series: Each point's series id.
+        scales: Series id → :func:`seasonal_scale` of its training history (a mapping).
+
+    mape, smape, rmse, mae and bias pool every point (every series forecasts the same number of
+    steps, so the pooled mean is the mean of the per-series means); mase is the mean over series
+    of each series' MAE over its scale (the M4 definition), series with an undefined scale left
+    out. mape is in percent; a point whose actual is 0 is left out of mape.
+    """
+    t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    ids = np.asarray(series)
+    nonzero = t != 0
+    out = {"mape": float(100.0 * np.mean(np.abs((t - p)[nonzero] / t[nonzero]))) if nonzero.any() else float("nan"),
+           "smape": _smape(t, p), "rmse": float(np.sqrt(np.mean((t - p) ** 2))),
+           "mae": float(np.mean(np.abs(t - p))), "bias": _bias(t, p)}
+    per_series = []
+    for sid in dict.fromkeys(ids.tolist()):
+        scale = scales.get(sid, float("nan"))
+        if np.isfinite(scale):
+            mask = ids == sid
+            per_series.append(float(np.mean(np.abs(t[mask] - p[mask]))) / scale)
+    out["mase"] = float(np.mean(per_series)) if per_series else float("nan")
+    return out
+
+
 def _latency(pct: str) -> MetricDef:
     return MetricDef(f"latency_{pct}", "min", "benchmark", units=("ms",))
 
@@ -134,10 +193,20 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
               aliases=("r_squared", "r^2"), ratio=True),
     MetricDef("mape", "min", "values", _mape, aliases=("mean_absolute_percentage_error",),
               units=("", "%"), display="MAPE"),
+    MetricDef("smape", "min", "values", _smape, aliases=("symmetric_mape", "s_mape"),
+              units=("", "%"), display="sMAPE"),
+    # scored with each series' history (forecast_scores), never from (y, ŷ) alone
+    MetricDef("mase", "min", "forecasts", _mase_needs_history, aliases=("mean_absolute_scaled_error",),
+              display="MASE"),
+    # signed (ŷ − y): "lower is better" holds only for over-forecasts; a target on bias reads
+    # the signed value, so it is reported beside the scored metrics, not swept on
+    MetricDef("bias", "min", "values", _bias, aliases=("mean_error", "forecast_bias")),
     _latency("p50"), _latency("p95"), _latency("p99"),
     MetricDef("throughput", "max", "benchmark", units=("req/s",),
               aliases=("qps", "rps", "throughput_rps", "requests_per_second")),
 )}
+
+FORECAST_METRICS = ("mape", "smape", "mase", "rmse", "mae")
 
 # Ranking metrics at a cut-off k: "precision_at_10" (spec lines write precision@10).
 AT_K: dict[str, MetricDef] = {m.name: m for m in (

@@ -85,10 +85,8 @@ def test_bad_usage_exits_2_with_argparse_message(argv: list[str], message: str,
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["inc", "Vision", "--type", "vision"], "unknown problem type 'vision'; known: classification"),
-    (["inc", "Weekly Sales", "--type", "timeseries"], "problem type 'timeseries' is not available yet"),
-    (["inc", "Weekly Sales", "--type", "time series"], "problem type 'timeseries' is not available yet"),
-    (["run", "--data", "x.csv", "--target", "y", "--type", "forecasting"],
-     "problem type 'timeseries' is not available yet"),
+    (["run", "--data", "x.csv", "--target", "y", "--type", "forecasts of the weather"],
+     "unknown problem type 'forecasts of the weather'"),
 ])
 def test_an_unknown_or_planned_type_is_refused_before_anything_is_written(
         argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

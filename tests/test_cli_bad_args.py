@@ -16,7 +16,6 @@ CASES = [
     # (argv after the command name, what stderr must say)
     (["inc"], "the following arguments are required: name"),
     (["inc", "X", "--type", "clasification"], "unknown problem type 'clasification'"),
-    (["inc", "X", "--type", "timeseries"], "not available yet"),
     (["status", "9"], "no increment '9'"),
     (["run"], "give a CONFIG file, or --data FILE --target COLUMN --type TYPE"),
     (["run", "missing.yaml"], "missing.yaml"),

@@ -212,9 +212,6 @@ def test_concurrent_creation_never_duplicates_numbers(root: Path) -> None:
 
 
 @pytest.mark.parametrize("problem_type", ["timeseries", "forecasting"])
-def test_a_planned_problem_type_is_refused_before_anything_is_written(tmp_path: Path, problem_type: str) -> None:
-    from specweave_ray.exceptions import SpecError
-
-    with pytest.raises(SpecError, match="is not available yet"):
-        Increment.create("Weekly Sales", problem_type=problem_type, root=tmp_path / "never")
-    assert not (tmp_path / "never").exists()
+def test_the_forecasting_type_that_was_planned_creates_its_increment(tmp_path: Path, problem_type: str) -> None:
+    inc = Increment.create("Weekly Sales", problem_type=problem_type, root=tmp_path / "root")
+    assert inc.spec().problem_type == "timeseries" and inc.spec().primary_metric == "mase"

@@ -43,9 +43,29 @@ def _interactions(problem: problems.ProblemType, n: int, seed: int) -> tuple[pd.
     return X, y.rename("target")
 
 
+HORIZON = 10  # of the forecasting frame: 4 series of 60 days
+
+
+def _series(problem: problems.ProblemType, n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    """4 daily series of ``n // 4`` days (level, weekly season, noise, a known promotion flag),
+    framed by the type itself, ``HORIZON`` days ahead."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2026-01-01", periods=n // 4, freq="D")
+    parts = []
+    for s in range(4):
+        promo = (rng.random(len(days)) < 0.1).astype(int)
+        value = 50 + 10 * s + 8 * np.sin(2 * np.pi * days.dayofweek / 7) + 5 * promo + rng.normal(0, 1, len(days))
+        parts.append(pd.DataFrame({"store": f"s{s}", "day": days, "promo": promo, "sales": value}))
+    X, y = problem.frame(pd.concat(parts, ignore_index=True), target="sales",
+                         columns={"time_column": "day", "series_column": "store", "horizon": HORIZON})
+    return X, y.rename("target")
+
+
 def _frame(problem: problems.ProblemType, n: int = 240, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     """A small frame whose target this type accepts: a signal in x0, a categorical, a date (for
-    a type that reads interactions: users, items, ratings and days)."""
+    a type that reads interactions: users, items, ratings and days; for forecasts: series)."""
+    if problem.output == "forecasts":
+        return _series(problem, n, seed)
     if not problem.uses_features:
         return _interactions(problem, n, seed)
     rng = np.random.default_rng(seed)
@@ -73,7 +93,7 @@ def test_declarations_name_the_one_vocabulary(problem: problems.ProblemType) -> 
     assert all(find(m).scored for m in problem.metrics), "benchmark metrics are not scored"
     assert problem.default_metric in problem.metrics
     assert problem.target_kind in ("label", "value")
-    assert problem.output in ("probabilities", "values", "rankings")
+    assert problem.output in ("probabilities", "values", "rankings", "forecasts")
     assert problems.get(problem.name) is problem
     for alias in problem.aliases:
         assert problems.resolve(alias) == problem.name
@@ -134,7 +154,12 @@ def test_folds_never_leak(problem: problems.ProblemType) -> None:
         assert len(valid) and not set(train) & set(valid)
         if problem.time_ordered:
             assert train.max() < valid.min(), "time-ordered folds train only on the past"
-        if problem.time_aware(X) and not problem.uses_features:  # per user: only the user's past
+        if problem.output == "forecasts":  # per series: only the series' past, never a random row
+            latest = X.iloc[train].groupby("unique_id")["ds"].max()
+            earliest = X.iloc[valid].groupby("unique_id")["ds"].min()
+            assert (latest.reindex(earliest.index) < earliest).all()
+            assert X.iloc[valid].groupby("unique_id").size().eq(HORIZON).all()
+        elif problem.time_aware(X) and not problem.uses_features:  # per user: only the user's past
             latest = X.iloc[train].groupby("user")["timestamp"].max()
             earliest = X.iloc[valid].groupby("user")["timestamp"].min()
             assert (latest.reindex(earliest.index) < earliest).all()
@@ -142,6 +167,14 @@ def test_folds_never_leak(problem: problems.ProblemType) -> None:
 
 def test_a_time_split_holds_out_the_latest_rows(problem: problems.ProblemType) -> None:
     X, y = _frame(problem)
+    if problem.output == "forecasts":  # per series: its last horizon, whatever the row order
+        X_tr, X_te, y_tr, y_te = problem.holdout_split(X.sample(frac=1, random_state=1),
+                                                       y.sample(frac=1, random_state=1))
+        latest = X_tr.groupby("unique_id")["ds"].max()
+        assert (latest.reindex(X_te["unique_id"]).to_numpy() < X_te["ds"].to_numpy()).all()
+        assert X_te.groupby("unique_id").size().eq(HORIZON).all() and len(X_tr) + len(X_te) == len(X)
+        assert X_tr.index.equals(y_tr.index) and X_te.index.equals(y_te.index)
+        return
     if not problem.uses_features:  # per user: each user's latest interactions
         X_tr, X_te, y_tr, y_te = problem.holdout_split(X.sample(frac=1, random_state=1),
                                                        y.sample(frac=1, random_state=1), test_size=0.25)
@@ -158,6 +191,12 @@ def test_a_time_split_holds_out_the_latest_rows(problem: problems.ProblemType) -
 
 def test_random_split_and_sample_keep_every_row_once(problem: problems.ProblemType) -> None:
     X, y = _frame(problem)
+    if problem.output == "forecasts":  # never random: every seed holds out the same last window
+        splits = [problem.holdout_split(X, y, test_size=0.2, seed=s)[1].index for s in (0, 1)]
+        assert splits[0].equals(splits[1]) and len(splits[0]) == 4 * HORIZON
+        sample = problem.sample(X.assign(target=y), target="target", n=50, seed=0)
+        assert len(sample) >= 50 and (sample.groupby("unique_id").size() == 60).all()  # whole series
+        return
     X_tr, X_te, _, _ = problem.holdout_split(X.drop(columns=["timestamp", "day"], errors="ignore"), y,
                                              test_size=0.2, seed=0)
     assert len(X_te) == (48 if problem.uses_features else 40) and not set(X_tr.index) & set(X_te.index)
@@ -181,6 +220,11 @@ def test_baselines_fit_and_predict_on_a_small_frame(problem: problems.ProblemTyp
     baselines = baseline_estimators(problem, random_state=0)
     assert baselines
     for name, est in baselines.items():
+        if problem.output == "forecasts":  # the steps after the history
+            X_tr, X_te, y_tr, _ = problem.holdout_split(X, y)
+            outputs = problem.predict(est.fit(X_tr, y_tr), X_te)
+            assert outputs.shape[0] == len(X_te) and np.isfinite(outputs).all(), name
+            continue
         outputs = problem.predict(est.fit(Xt, encoded), Xt)
         if problem.uses_features:
             assert outputs.shape[0] == len(X) and np.isfinite(outputs).all(), name
@@ -205,6 +249,10 @@ def test_default_candidates_resolve_fit_and_predict(problem: problems.ProblemTyp
         est = cls(**point)
         assert set(est.get_params()) >= set(exp.params), exp.name
         configure(est, cpus=1, gpu_ids=[])
+        if problem.output == "forecasts":
+            X_tr, X_te, y_tr, _ = problem.holdout_split(X, y)
+            assert np.isfinite(problem.predict(est.fit(X_tr, y_tr), X_te)).all(), exp.name
+            continue
         rows = len(X) if problem.uses_features else X["user"].nunique()
         assert problem.predict(est.fit(Xt, encoded), Xt).shape[0] == rows, exp.name
 
@@ -213,13 +261,16 @@ def test_scoring_returns_every_metric_the_default_criteria_name(problem: problem
     X, y = _frame(problem)
     _, encoded = problem.encode_target(y)
     Xt = _features(problem, X)
-    model = next(iter(baseline_estimators(problem).values())).fit(Xt, encoded)
-    if problem.output == "rankings":
+    model = next(iter(baseline_estimators(problem).values()))
+    if problem.output in ("rankings", "forecasts"):
         X_tr, X_te, y_tr, y_te = problem.holdout_split(X, y, test_size=0.3)
         model.fit(X_tr, y_tr)
         got = {m: problem.score_model(problem.metric(m), model, X_te, y_te) for m in problem.metrics}
-        assert all(0.0 <= v <= 1.0 for v in got.values())
+        if problem.output == "rankings":
+            assert all(0.0 <= v <= 1.0 for v in got.values())
+        assert all(np.isfinite(v) for v in got.values())
     else:
+        model.fit(Xt, encoded)
         outputs = problem.predict(model, Xt)
         got = score(encoded, problem_type=problem,
                     **({"proba": outputs} if problem.output == "probabilities" else {"pred": outputs}))
@@ -241,7 +292,14 @@ def test_report_sections_are_json_and_the_ab_plan_takes_them(problem: problems.P
     from specweave_ray.evaluate import score
 
     _, codes = problem.encode_target(y)
-    if problem.output == "rankings":  # the control's held-out ranking metrics, as T-006 records them
+    if problem.output == "forecasts":  # the control's held-out forecast metrics, as T-006 records them
+        from specweave_ray.metrics import forecast_scores
+
+        X_tr, X_te, y_tr, y_te = problem.holdout_split(X, y)
+        model = next(iter(baseline_estimators(problem).values())).fit(X_tr, y_tr)
+        control = {**forecast_scores(y_te, problem.predict(model, X_te), X_te["unique_id"], model.scales_),
+                   "n_test": len(y_te)}
+    elif problem.output == "rankings":  # the control's held-out ranking metrics, as T-006 records them
         from specweave_ray.evaluate._ranking import ranking_metrics
         from specweave_ray.problems.recommendation import relevant_sets
 
@@ -283,11 +341,11 @@ def test_unknown_types_list_the_known_ones_and_their_aliases() -> None:
 
 
 @pytest.mark.parametrize(("name", "canonical"), [("timeseries", "timeseries"),
-                                                 ("Time-series forecasting", "timeseries")])
-def test_planned_types_are_known_and_not_available_yet(name: str, canonical: str) -> None:
-    assert canonical in problems.planned()
-    with pytest.raises(ConfigError, match=f"problem type '{canonical}' is not available yet"):
-        problems.get(name)
+                                                 ("Time-series forecasting", "timeseries"),
+                                                 ("Forecasting", "timeseries")])
+def test_a_planned_type_that_lands_replaces_its_placeholder(name: str, canonical: str) -> None:
+    assert canonical not in problems.planned()
+    assert problems.get(name).name == canonical
 
 
 def test_a_type_cannot_take_another_types_name() -> None:

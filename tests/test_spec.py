@@ -321,9 +321,8 @@ def test_problem_type_spellings(line: str, expected: str) -> None:
     "**Problem type**: Time series", "**Problem type:** Time-series forecasting",
     "- **Problem type**: forecasting (weekly)",
 ])
-def test_planned_problem_types_are_refused_as_not_available_yet(line: str) -> None:
-    with pytest.raises(SpecError, match=r"^spec\.md, line 2: problem type '\w+' is not available yet"):
-        parse_spec(f"# T\n{line}\n", source="spec.md")
+def test_the_forecasting_spellings_name_the_timeseries_type(line: str) -> None:
+    assert parse_spec(f"# T\n{line}\n", source="spec.md").problem_type == "timeseries"
 
 
 @pytest.mark.parametrize(("problem_type", "primary"), [

@@ -19,11 +19,16 @@ from specweave_ray.data._load import (
     write_schema,
 )
 from specweave_ray.data._profile import profile, write_eda_report
-from specweave_ray.data._stage import record_data, record_features, record_interactions
+from specweave_ray.data._stage import (
+    record_data,
+    record_features,
+    record_interactions,
+    record_series,
+)
 from specweave_ray.data.datasets import DATASETS, generate
 
 __all__ = [
     "DATASETS", "check_target", "fingerprint", "generate", "holdout_split", "infer_schema",
-    "load_table", "profile", "read_schema", "record_data", "record_features", "record_interactions", "sample", "split_xy", "validate", "write_eda_report",
+    "load_table", "profile", "read_schema", "record_data", "record_features", "record_interactions", "record_series", "sample", "split_xy", "validate", "write_eda_report",
     "write_schema",
 ]

@@ -12,7 +12,7 @@ from specweave_ray.problems import ProblemType
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import track_experiment
 
-__all__ = ["record_data", "record_features", "record_interactions"]
+__all__ = ["record_data", "record_features", "record_interactions", "record_series"]
 
 
 def record_data(inc: Increment, df: pd.DataFrame, *, target: str, problem: ProblemType, source: str,
@@ -70,4 +70,24 @@ def record_interactions(inc: Increment, X_train: pd.DataFrame, y_train: pd.Serie
         exp.log_metrics({"n_features": int(X_train.shape[1]), "users": int(users), "items": int(items),
                          "positives": len(positives),
                          "density": float(len(positives) / max(1, users * items))})
+    return exp.id, int(X_train.shape[1])
+
+
+def record_series(inc: Increment, X_train: pd.DataFrame, y_train: pd.Series, *,
+                  fingerprint: str) -> tuple[str, int]:
+    """T-002 for forecasters: what they read from the long frame (the series, the frequency and
+    season, the exogenous columns; lags, rolling means and calendar features are computed inside
+    each model from the past only) as a ``feature-pipeline`` record; returns ``(record id,
+    number of columns)``."""
+    info = dict(X_train.attrs.get("forecast") or {})
+    exog = [str(c) for c in X_train.columns if c not in ("unique_id", "ds")]
+    with track_experiment("feature-pipeline", increment=inc, kind="features",
+                          meta={"data_fingerprint": fingerprint}) as exp:
+        exp.log_params({"features": {"unique_id": "series id", "ds": "time", **{c: "exogenous (known in advance)"
+                                                                                for c in exog}},
+                        **info, "local models": "one per series (statsforecast), season from the frequency",
+                        "global models": "lags, rolling means, calendar features, exogenous columns (mlforecast)",
+                        "fitted": "inside each backtest window, on the points before it"})
+        exp.log_metrics({"n_features": int(X_train.shape[1]), "series": int(X_train["unique_id"].nunique()),
+                         "points": int(len(X_train)), "exogenous": len(exog)})
     return exp.id, int(X_train.shape[1])

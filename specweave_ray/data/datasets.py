@@ -8,6 +8,9 @@ milliseconds) and returns a plain :class:`pandas.DataFrame` whose last column is
 * :func:`make_interactions` — user × item interactions (``user_id, item_id, rating,
   timestamp``) from latent tastes, popularity skew and drifting timestamps; no target column
   (the recommendation problem type's relevance is the interaction itself, or a rating threshold).
+* :func:`make_sales` — weekly unit sales of stores × products (``series_id, week, holiday,
+  promo, sales``): trend, yearly seasonality, holiday and promotion lifts, persistent demand
+  shocks and noise; the forecasting example.
 
 Example:
     >>> from specweave_ray.data.datasets import generate
@@ -25,7 +28,7 @@ import pandas as pd
 
 from specweave_ray.exceptions import DataError
 
-__all__ = ["DATASETS", "generate", "make_fraud", "make_interactions", "make_ltv"]
+__all__ = ["DATASETS", "generate", "make_fraud", "make_interactions", "make_ltv", "make_sales"]
 
 _MERCHANTS = np.array(
     ["grocery", "restaurants", "fuel", "online_services", "electronics", "travel", "gaming",
@@ -374,8 +377,75 @@ def _spread(rng: np.random.Generator, total: int, n_users: int, minimum: int, ca
     return counts
 
 
+def _holiday_weeks(weeks: pd.DatetimeIndex) -> np.ndarray:
+    """1 for a week (ending on its Sunday) holding Thanksgiving (the 4th Thursday of November),
+    Christmas Day, New Year's Day or July 4th; these move within the week-of-year calendar from
+    year to year, as real holidays do."""
+    out = np.zeros(len(weeks), dtype=np.int64)
+    for i, end in enumerate(weeks):
+        days = pd.date_range(end - pd.Timedelta(days=6), end, freq="D")
+        fixed = ((days.month == 12) & (days.day == 25)) | ((days.month == 1) & (days.day == 1)) | \
+            ((days.month == 7) & (days.day == 4))
+        thanksgiving = (days.month == 11) & (days.dayofweek == 3) & (days.day >= 22) & (days.day <= 28)
+        out[i] = int((fixed | thanksgiving).any())
+    return out
+
+
+def make_sales(n_stores: int = 4, n_products: int = 5, *, n_weeks: int = 208, start: str = "2022-01-02",
+               seed: int = 0, n_rows: int | None = None) -> pd.DataFrame:
+    """Weekly unit sales of every store × product, ``n_weeks`` weeks ending on Sundays.
+
+    Each series is ``level × trend × season × holiday × promo × shock × noise``: a level drawn
+    per store and product (~40–600 units a week), a yearly growth of about +5% (−5% … +15%),
+    a yearly season (a winter peak and a smaller summer one, shifted per product), a lift of
+    15–40% in weeks holding a holiday (Thanksgiving, Christmas, New Year, July 4th: they move
+    through the week-of-year calendar), promotions (about 1 week in 15, +10–30%, announced in
+    advance so the ``promo`` column is known), demand shocks that persist (AR(1) on the log
+    scale, φ 0.6) and multiplicative noise (4–9%). Sales are whole units.
+
+    Args:
+        n_rows: Accepted for the config's ``data.rows``: the number of weeks becomes
+            ``n_rows // (n_stores * n_products)``.
+
+    Raises:
+        DataError: a count is not a positive integer or the series would be under 3 weeks.
+    """
+    n_stores = _check_count("n_stores", n_stores, minimum=1)
+    n_products = _check_count("n_products", n_products, minimum=1)
+    if n_rows is not None:
+        n_weeks = _check_count("n_rows", n_rows, minimum=1) // (n_stores * n_products)
+    n_weeks = _check_count("n_weeks", n_weeks, minimum=3)
+    rng = np.random.default_rng(seed)
+    weeks = pd.date_range(start, periods=n_weeks, freq="W-SUN")
+    t = np.arange(n_weeks) / 52.0
+    holiday = _holiday_weeks(weeks)
+    phase = 2 * np.pi * weeks.dayofyear.to_numpy() / 365.25
+    frames = []
+    store_level = rng.lognormal(0.0, 0.4, size=n_stores)
+    product_level = rng.lognormal(np.log(150.0), 0.6, size=n_products)
+    product_shift = rng.uniform(-0.4, 0.4, size=n_products)
+    for s in range(n_stores):
+        for p in range(n_products):
+            level = store_level[s] * product_level[p]
+            growth = rng.normal(0.05, 0.04)
+            amp_winter, amp_summer = rng.uniform(0.10, 0.30), rng.uniform(0.03, 0.12)
+            season = amp_winter * np.cos(phase - 2 * np.pi * (350 / 365.25) + product_shift[p]) + \
+                amp_summer * np.cos(2 * phase - 2 * np.pi * (190 / 365.25) * 2)
+            promo = (rng.random(n_weeks) < 1 / 15).astype(np.int64)
+            shock = np.zeros(n_weeks)
+            eps = rng.normal(0.0, 0.03, size=n_weeks)
+            for i in range(1, n_weeks):
+                shock[i] = 0.6 * shock[i - 1] + eps[i]
+            log_sales = (np.log(level) + growth * t + season + holiday * rng.uniform(0.15, 0.40)
+                         + promo * rng.uniform(0.10, 0.30) + shock + rng.normal(0.0, rng.uniform(0.04, 0.09), n_weeks))
+            frames.append(pd.DataFrame({"series_id": f"store-{s + 1:02d}/product-{p + 1:02d}", "week": weeks,
+                                        "holiday": holiday, "promo": promo,
+                                        "sales": np.maximum(np.round(np.exp(log_sales)), 0.0)}))
+    return pd.concat(frames, ignore_index=True)
+
+
 DATASETS: dict[str, Callable[..., pd.DataFrame]] = {
-    "fraud": make_fraud, "ltv": make_ltv, "interactions": make_interactions,
+    "fraud": make_fraud, "ltv": make_ltv, "interactions": make_interactions, "sales": make_sales,
 }
 
 

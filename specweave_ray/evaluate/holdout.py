@@ -20,6 +20,7 @@ import pandas as pd
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json, read_json
 from specweave_ray.candidates.serialization import load_native
+from specweave_ray.evaluate._forecast import evaluate_forecasts
 from specweave_ray.evaluate._paired import paired_samples
 from specweave_ray.evaluate._ranking import evaluate_rankings
 from specweave_ray.evaluate._scores import (
@@ -269,6 +270,10 @@ def evaluate_holdout(
         return evaluate_rankings(inc, spec, comp, problem=problem, model=model, best=best, X_train=X_train,
                                  y_train=y_train, X_test=X_test, y_test=y_test, seed=seed,
                                  data_fingerprint=data_fingerprint, n_boot=n_boot)
+    if problem.output == "forecasts":
+        return evaluate_forecasts(inc, spec, comp, problem=problem, model=model, best=best, X_train=X_train,
+                                  y_train=y_train, X_test=X_test, y_test=y_test, seed=seed,
+                                  data_fingerprint=data_fingerprint, n_boot=n_boot)
     primary = comp["metric"]
 
     choice, threshold = None, None

@@ -71,6 +71,7 @@ class PipelineResult:
     sweep: SweepResults | None = None
     evaluation: dict[str, Any] | None = None
     gate: list[Any] = field(default_factory=list)
+    not_applicable: dict[str, str] = field(default_factory=dict)  # task → why the problem type skips it
 
 
 def ensure_increment(cfg: PipelineConfig, *, root: str | os.PathLike[str] | None = None) -> Increment:
@@ -236,7 +237,7 @@ def run_pipeline(
     df, X, y, target = framed_data(cfg, problem)
     metric = primary_metric(cfg, problem, spec=increment.spec() if increment else
                             (load_spec(cfg.spec) if cfg.spec else None))
-    problem.check_data(X, y, metric=metric)
+    problem.check_data(X, y, metric=metric, cv=cfg.sweep.cv)
     if increment is not None:
         check_parent(cfg, increment)
     elif cfg.parent is not None:  # an unknown parent is refused before the increment is created
@@ -321,7 +322,12 @@ def _run_locked(inc: Increment, cfg: PipelineConfig, df: pd.DataFrame, X: Any, y
                 result.skipped.append(task)
                 _load_outputs(run, result, task)
                 continue
-            stages[task](run, result)
+            reason = problem.skipped_tasks.get(task)
+            if reason is not None:  # the type says the task can't run for it yet: no made-up result
+                result.not_applicable[task] = reason
+                say(f"{task} not run for {problem.name}: {reason}")
+            else:
+                stages[task](run, result)
             _publish(inc)  # a URI root holds the task's outputs before the task is ticked
             inc.tick(task)
             result.ran.append(task)
@@ -353,6 +359,8 @@ def _data(run: _Run, result: PipelineResult) -> None:
 def _features(run: _Run, result: PipelineResult) -> None:
     if run.problem.uses_features:
         record, n = data_mod.record_features(run.inc, run.X_train, fingerprint=run.fp)
+    elif run.problem.output == "forecasts":
+        record, n = data_mod.record_series(run.inc, run.X_train, run.y_train, fingerprint=run.fp)
     else:
         record, n = data_mod.record_interactions(run.inc, run.X_train, run.y_train, fingerprint=run.fp)
     run.say(f"T-002 feature pipeline ({n} columns) → {record}")

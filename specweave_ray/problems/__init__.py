@@ -6,7 +6,7 @@ problem-type name. Adding a type is one module here plus its templates (``ARCHIT
 
 >>> from specweave_ray import problems
 >>> problems.names()
-('classification', 'regression', 'recommendation')
+('classification', 'regression', 'recommendation', 'timeseries')
 >>> problems.get("binary").metric("auc").name
 'roc_auc'
 """
@@ -27,9 +27,11 @@ from specweave_ray.problems._registry import (
 from specweave_ray.problems.classification import Classification
 from specweave_ray.problems.recommendation import Recommendation
 from specweave_ray.problems.regression import Regression
+from specweave_ray.problems.timeseries import TimeSeries
 
 __all__ = ["ProblemType", "get", "infer", "known_text", "lookup", "names", "planned", "register", "resolve"]
 
 register(Classification())
 register(Regression())
 register(Recommendation())
+register(TimeSeries())

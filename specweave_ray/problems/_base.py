@@ -58,8 +58,8 @@ class ProblemType(abc.ABC):
         name: Canonical name, as ``spec.md`` and configs write it.
         aliases: Other spellings (``binary``, ``forecasting``); matched case- and space-blind.
         target_kind: ``"label"`` (a class per row) or ``"value"`` (a number per row).
-        output: What held-out scoring reads from a model: ``"probabilities"``, ``"values"``, or
-            ``"rankings"`` (a top-k list per user).
+        output: What held-out scoring reads from a model: ``"probabilities"``, ``"values"``,
+            ``"rankings"`` (a top-k list per user) or ``"forecasts"`` (the next steps of each series).
         metrics: The scored metrics it reports, in report order (names from
             :data:`specweave_ray.metrics.METRICS`).
         default_metric: The primary metric when a spec names none.
@@ -69,7 +69,9 @@ class ProblemType(abc.ABC):
             (``{"name", "estimator", "params"}``; search spaces as tagged dicts).
         time_ordered: Folds and the held-out split must keep time order.
         uses_features: Models train on the encoded feature matrix (the feature pipeline of
-            T-002); False where they read the raw frame (interactions).
+            T-002); False where they read the raw frame (interactions, series).
+        skipped_tasks: Pipeline task → why it does not apply to this type yet; the pipeline
+            skips it and says so (never a made-up result).
     """
 
     name: ClassVar[str]
@@ -85,6 +87,7 @@ class ProblemType(abc.ABC):
     default_candidates: ClassVar[tuple[Mapping[str, Any], ...]]
     time_ordered: ClassVar[bool] = False
     uses_features: ClassVar[bool] = True
+    skipped_tasks: ClassVar[Mapping[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"<problem type {self.name}>"
@@ -138,9 +141,10 @@ class ProblemType(abc.ABC):
             raise ConfigError(f"{self.name} needs a target column (data.target, --target)")
         return split_target(df, target)
 
-    def check_data(self, X: Any, y: Any, *, metric: str) -> None:
-        """Checks of the framed data against the run's metric, before anything is written
-        (recommendation: a list length no larger than the catalogue). Default: none."""
+    def check_data(self, X: Any, y: Any, *, metric: str, cv: int | None = None) -> None:
+        """Checks of the framed data against the run's metric and number of folds ``cv``, before
+        anything is written (recommendation: a list length no larger than the catalogue;
+        forecasting: series long enough for the backtest). Default: none."""
         return None
 
     def time_aware(self, X: Any) -> bool:

@@ -15,8 +15,6 @@ from specweave_ray.problems._base import ProblemType
 
 _TYPES: dict[str, ProblemType] = {}
 _PLANNED: dict[str, tuple[tuple[str, ...], str]] = {
-    "timeseries": (("forecasting", "time series", "time-series forecasting", "forecast"),
-                   "time-series forecasting (backtests, statistical and GBM candidates)"),
     "recommendation": (("recommender", "recommendations", "recsys", "recommender system"),
                        "recommendation (per-user splits, ranking metrics, implicit ALS)"),
 }

@@ -279,7 +279,7 @@ class Recommendation(ProblemType):
                 "cold_items": int(sum(i not in train_items for i in pd.unique(X_test[ITEM]))),
                 "users_not_split": int(X_train[USER].nunique() - len(set(test_users) & train_users))}
 
-    def check_data(self, X: pd.DataFrame, y: Any, *, metric: str) -> None:
+    def check_data(self, X: pd.DataFrame, y: Any, *, metric: str, cv: int | None = None) -> None:
         """Refuse a list length ``k`` larger than the catalogue (every trial would fail)."""
         k = int(self.metric(metric).name.rsplit("_", 1)[1])
         n_items = X[ITEM].nunique()

@@ -46,7 +46,9 @@ class _Frozen(BaseModel):
 class DataConfig(_Frozen):
     """Where the data comes from: a CSV/Parquet ``path`` or a built-in ``generate`` name, and
     the columns' roles (``target``; for interactions also ``user_column``, ``item_column``, the
-    rating as ``target`` with its ``relevance_threshold``, and ``time_column``)."""
+    rating as ``target`` with its ``relevance_threshold``, and ``time_column``; for forecasting
+    ``time_column``, ``series_column``, the ``horizon``, the ``frequency`` (a pandas alias;
+    inferred when absent) and the ``step`` between backtest windows (default the horizon))."""
 
     path: str | None = None
     generate: str | None = None
@@ -57,13 +59,19 @@ class DataConfig(_Frozen):
     user_column: str | None = None
     item_column: str | None = None
     relevance_threshold: float | None = None
+    series_column: str | None = None
+    horizon: int | None = Field(default=None, ge=1)
+    frequency: str | None = None
+    step: int | None = Field(default=None, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def columns(self) -> dict[str, Any]:
         """The column roles a problem type's ``frame`` reads."""
         return {"user_column": self.user_column, "item_column": self.item_column,
-                "time_column": self.time_column, "relevance_threshold": self.relevance_threshold}
+                "time_column": self.time_column, "relevance_threshold": self.relevance_threshold,
+                "series_column": self.series_column, "horizon": self.horizon, "frequency": self.frequency,
+                "step": self.step}
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:

@@ -1,0 +1,117 @@
+"""Benchmark: AutoETS on 1,000 generated monthly series of 120 points, one backtest window.
+
+Measured in one run, on the same machine and the same data (the window: the last 12 months of
+the 108-month training part of every series, after holding out each series' last 12):
+
+* (a) statsforecast alone: ``StatsForecast([AutoETS(season_length=12)], freq="MS",
+  n_jobs=CPUS).forecast(h=12, df=…)`` on the window's training points, then the window's MASE;
+* (b) :func:`specweave_ray.run_experiments` with the ``ets`` candidate as one Ray Tune trial of
+  ``CPUS`` CPUs (its statsforecast ``n_jobs`` is the trial's CPUs), ``RollingOrigin(1)`` folds,
+  no baselines, no cache, no refit, the MLflow mirror off; Ray is started before the clock.
+
+Printed: each one's seconds and series per second, the ratio (b)/(a) (target: at most 1.2x),
+and the MASE of both (they fit the same models, so they agree). The numba compilation of the
+ETS kernels is warmed up in this process first (a small fit) and is inside (b)'s worker.
+
+Usage::
+
+    python benchmarks/bench_forecast.py [--series 1000] [--length 120] [--cpus 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def make_panel(n_series: int, length: int, seed: int = 0) -> pd.DataFrame:
+    """Monthly series: a level, a trend, a yearly season of random phase, AR(1) noise."""
+    rng = np.random.default_rng(seed)
+    months = pd.date_range("2010-01-01", periods=length, freq="MS")
+    t = np.arange(length)
+    level = rng.lognormal(4, 0.6, size=(n_series, 1))
+    trend = rng.normal(0.003, 0.003, size=(n_series, 1))
+    amp = rng.uniform(0.05, 0.3, size=(n_series, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=(n_series, 1))
+    noise = rng.normal(0, 0.05, size=(n_series, length))
+    for i in range(1, length):
+        noise[:, i] += 0.4 * noise[:, i - 1]
+    values = level * np.exp(trend * t + amp * np.sin(2 * np.pi * t / 12 + phase) + noise)
+    return pd.DataFrame({"series": np.repeat([f"m{i:04d}" for i in range(n_series)], length),
+                         "month": np.tile(months, n_series), "value": values.ravel()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--length", type=int, default=120)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    os.environ["SPECWEAVE_MLFLOW"] = "0"
+
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    from specweave_ray import Increment, ModelExperiment, problems, run_experiments
+    from specweave_ray.metrics import forecast_scores
+    from specweave_ray.problems.timeseries import RollingOrigin
+    from specweave_ray.search import _ray
+
+    problem = problems.get("timeseries")
+    X, y = problem.frame(make_panel(args.series, args.length), target="value",
+                         columns={"time_column": "month", "series_column": "series", "horizon": 12})
+    X_tr, _, y_tr, _ = problem.holdout_split(X, y)
+    (train, valid), = list(RollingOrigin(1).split(X_tr))
+    df = pd.DataFrame({"unique_id": X_tr["unique_id"].to_numpy(), "ds": X_tr["ds"].to_numpy(),
+                       "y": y_tr.to_numpy()})
+    fit_df, window = df.iloc[train], df.iloc[valid]
+
+    # warm numba's compiled ETS kernels in this process (statsforecast caches them on disk too)
+    StatsForecast([AutoETS(season_length=12)], freq="MS").forecast(h=12, df=fit_df[fit_df["unique_id"] == "m0000"])
+
+    t0 = time.perf_counter()
+    fc = StatsForecast([AutoETS(season_length=12)], freq="MS", n_jobs=args.cpus).forecast(h=12, df=fit_df)
+    merged = window.merge(fc, on=["unique_id", "ds"])
+    from specweave_ray.metrics import seasonal_scale
+
+    scales = {s: seasonal_scale(g.to_numpy(), 12) for s, g in fit_df.groupby("unique_id")["y"]}
+    mase_a = forecast_scores(merged["y"], merged["AutoETS"], merged["unique_id"], scales)["mase"]
+    seconds_a = time.perf_counter() - t0
+
+    _ray.ensure_ray(num_cpus=args.cpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        inc = Increment.create("Bench Forecast", problem_type="timeseries", root=tmp)
+        t0 = time.perf_counter()
+        res = run_experiments([ModelExperiment("ets", "ets", {}, resources={"cpu": args.cpus})], X_tr, y_tr,
+                              increment=inc, problem_type="timeseries", metric="mase",
+                              cv=RollingOrigin(1), baselines=False, use_cache=False, refit=False)
+        seconds_b = time.perf_counter() - t0
+    _ray.shutdown()
+    mase_b = res.best.score
+    out = {"series": args.series, "length": args.length, "cpus": args.cpus,
+           "statsforecast_s": round(seconds_a, 2), "run_experiments_s": round(seconds_b, 2),
+           "ratio": round(seconds_b / seconds_a, 3),
+           "statsforecast_series_per_s": round(args.series / seconds_a, 1),
+           "run_experiments_series_per_s": round(args.series / seconds_b, 1),
+           "mase_statsforecast": round(mase_a, 4), "mase_run_experiments": round(mase_b, 4)}
+    print(f"statsforecast AutoETS, n_jobs={args.cpus}: {seconds_a:.1f} s ({out['statsforecast_series_per_s']} series/s), "
+          f"MASE {mase_a:.4f}")
+    print(f"run_experiments (one Ray trial of {args.cpus} CPUs): {seconds_b:.1f} s "
+          f"({out['run_experiments_series_per_s']} series/s), MASE {mase_b:.4f}")
+    print(f"ratio run_experiments / statsforecast: {out['ratio']:.2f}x (target <= 1.2x: "
+          f"{'met' if out['ratio'] <= 1.2 else 'not met'})")
+    print(json.dumps(out))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

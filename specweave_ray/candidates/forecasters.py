@@ -1,0 +1,316 @@
+"""Forecasters with one contract: fit on a long frame, forecast the next steps of every series.
+
+Every forecaster is a scikit-learn estimator whose ``X`` is a long frame with a ``unique_id`` and
+a ``ds`` column (the timeseries problem type renames the user's columns to these, sorts the
+rows and puts the frequency, season length and horizon in ``X.attrs["forecast"]``), plus any
+numeric exogenous columns, and whose ``y`` is each row's value. ``fit`` keeps each series'
+history and its MASE scale (``scales_``, the in-sample seasonal-naive MAE); a family only fits
+(``_fit``) and forecasts (``_forecast``).
+
+``forecast(h, X_future=None, level=None)`` answers, per series and step, the point forecast
+(``yhat``) and, with ``level=[80, 95]``, the intervals (``yhat-lo-80`` …) where the family has
+them; ``predict(X)`` is the forecast of exactly the rows ``X`` names (the steps after each
+series' history), aligned with them, which is what backtests and held-out scoring read.
+
+| family | class | library |
+| --- | --- | --- |
+| naive, seasonal naive, drift, window mean | :class:`NaiveForecaster` … | statsforecast ``Naive``, ``SeasonalNaive``, ``RandomWalkWithDrift``, ``WindowAverage`` |
+| ETS | :class:`ETSForecaster` | statsforecast ``AutoETS`` (no seasonal model above a season of 24: see below) |
+| ARIMA | :class:`ARIMAForecaster` | statsforecast ``AutoARIMA``, its search capped (``nmodels``) |
+| Theta | :class:`ThetaForecaster` | statsforecast ``AutoTheta`` |
+| LightGBM / XGBoost | ``specweave_ray.candidates._mlforecast.GBMForecaster`` | mlforecast: one global model on lags, rolling means, calendar features |
+
+Local (statistical) models fit one model per series; a series on which a model fails gets
+statsforecast's fallback (the naive forecast), counted in ``fallbacks_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from specweave_ray.exceptions import CandidateError, DataError
+from specweave_ray.metrics import seasonal_scale
+from specweave_ray.problems.timeseries import SERIES, TIME, forecast_info, season_length_for
+
+__all__ = ["ARIMAForecaster", "DriftForecaster", "ETSForecaster", "Forecaster", "NaiveForecaster",
+           "SeasonalNaiveForecaster", "StatsForecaster", "ThetaForecaster", "WindowMeanForecaster"]
+
+# AutoETS fits no seasonal model for a season longer than 24 (statsforecast's own limit; it
+# would silently fall back): above it the model is fitted non-seasonal, and says so in notes_.
+ETS_MAX_SEASON = 24
+LEVELS = (80, 95)
+
+
+class Forecaster(BaseEstimator):
+    """Base class: the long frame → per-series histories, MASE scales, aligned forecasts.
+
+    Attributes (after ``fit``):
+        freq_, season_length_: The frequency and season length used (from the frame, or the
+            ``freq``/``season_length`` parameters where a family has them).
+        history_: ``unique_id``, ``ds``, ``y`` (and exogenous columns), sorted.
+        scales_: Series id → MASE scale of its history (seasonality ``season_length_``).
+        last_: Series id → its last timestamp.
+        notes_: What the family changed to fit (a season it cannot model, fallbacks).
+    """
+
+    requires_raw_frame = True   # the sweep hands it the long frame, never encoded features
+    supports_gpu = False
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Forecaster:
+        """Keep each series' history and fit the family.
+
+        Raises:
+            DataError: ``X`` lacks ``unique_id``/``ds`` or was not framed, or ``y`` is missing.
+        """
+        missing = [c for c in (SERIES, TIME) if c not in getattr(X, "columns", ())]
+        if missing or y is None:
+            raise DataError(f"a forecaster is fitted on a long frame with {SERIES!r} and {TIME!r} columns and "
+                            f"the values as y; missing {missing or ['y']}")
+        info = forecast_info(X)
+        self.freq_ = getattr(self, "freq", None) or info["freq"]
+        self.season_length_ = int(getattr(self, "season_length", None) or info.get("season_length")
+                                  or season_length_for(self.freq_))
+        self.horizon_ = int(info["horizon"])
+        df = pd.DataFrame({SERIES: X[SERIES].to_numpy(), TIME: pd.DatetimeIndex(X[TIME]),
+                           "y": np.asarray(y, dtype=np.float64)})
+        self.exogenous_ = [str(c) for c in X.columns if c not in (SERIES, TIME)]
+        for col in self.exogenous_:
+            df[col] = X[col].to_numpy(dtype=np.float64)
+        df = df.sort_values([SERIES, TIME], kind="stable").reset_index(drop=True)
+        self.history_ = df
+        grouped = df.groupby(SERIES, sort=False)
+        self.scales_ = {sid: seasonal_scale(g.to_numpy(), self.season_length_) for sid, g in grouped["y"]}
+        self.last_ = grouped[TIME].max().to_dict()
+        self.notes_: list[str] = []
+        self._fit(df)
+        return self
+
+    # -- what a family implements -------------------------------------------------------------
+    def _fit(self, df: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _forecast(self, h: int, X_future: pd.DataFrame | None, level: Sequence[int] | None) -> pd.DataFrame:
+        """``unique_id``, ``ds``, ``yhat`` (and ``yhat-lo-L``/``yhat-hi-L`` per level it has)."""
+        raise NotImplementedError
+
+    # -- the contract ---------------------------------------------------------------------------
+    def forecast(self, h: int | None = None, X_future: pd.DataFrame | None = None,
+                 level: Sequence[int] | None = None) -> pd.DataFrame:
+        """The next ``h`` steps (default: the horizon it was fitted for) of every series.
+
+        Args:
+            X_future: The exogenous columns' future values (``unique_id``, ``ds``, columns),
+                needed by a family that reads them.
+            level: Interval levels in percent (``[80, 95]``); a family without intervals
+                returns none.
+
+        Raises:
+            CandidateError: ``h`` is not a positive integer.
+        """
+        check_is_fitted(self, "history_")
+        h = self.horizon_ if h is None else h
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
+            raise CandidateError(f"h must be a positive integer, got {h!r}")
+        return self._forecast(int(h), X_future, list(level) if level else None)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The point forecast of every row of ``X``: rows of the fitted series at steps after
+        their history (a backtest window, the test window), in ``X``'s order.
+
+        Raises:
+            DataError: a row's series was not fitted, or its time is not a step after the history.
+        """
+        check_is_fitted(self, "history_")
+        ds = pd.DatetimeIndex(X[TIME])
+        ids = X[SERIES].to_numpy()
+        unknown = sorted({str(s) for s in pd.unique(ids) if s not in self.last_})
+        if unknown:
+            raise DataError(f"series {unknown[0]!r} was not in the forecaster's history ({len(unknown)} unknown)")
+        last = pd.DatetimeIndex([self.last_[s] for s in ids])
+        offset = pd.tseries.frequencies.to_offset(self.freq_)
+        steps = _steps(last, ds, offset)
+        if (steps < 1).any():
+            bad = int(np.flatnonzero(steps < 1)[0])
+            raise DataError(f"row {bad + 1} ({ids[bad]!r} at {ds[bad]}) is not after the series' history "
+                            f"(which ends {last[bad]})")
+        future = X[[c for c in X.columns if c in self.exogenous_ or c in (SERIES, TIME)]] if self.exogenous_ else None
+        fc = self.forecast(int(steps.max()), X_future=future)
+        keyed = fc.set_index([SERIES, TIME])["yhat"]
+        out = keyed.reindex(pd.MultiIndex.from_arrays([ids, ds])).to_numpy(dtype=np.float64)
+        if np.isnan(out).any():
+            bad = int(np.flatnonzero(np.isnan(out))[0])
+            raise DataError(f"no forecast for {ids[bad]!r} at {ds[bad]} (off the series' {self.freq_} grid?)")
+        return out
+
+
+def _steps(last: pd.DatetimeIndex, ds: pd.DatetimeIndex, offset: Any) -> np.ndarray:
+    """Steps from ``last`` to ``ds`` on the ``offset`` grid, for many rows (one grid per series)."""
+    out = np.empty(len(ds), dtype=np.int64)
+    for start in pd.unique(last):
+        mask = last == start
+        grid = pd.date_range(start, ds[mask].max(), freq=offset)
+        out[mask] = grid.get_indexer(ds[mask])  # -1: off the grid, 0: not after the history
+    return out
+
+
+class StatsForecaster(Forecaster):
+    """A statsforecast model, one per series (``_model`` builds it for a season length)."""
+
+    # statsforecast's column for the model: its alias
+    _ALIAS = "model"
+
+    def _model(self, season_length: int) -> Any:
+        raise NotImplementedError
+
+    def _fit(self, df: pd.DataFrame) -> None:
+        from statsforecast import StatsForecast
+        from statsforecast.models import Naive
+
+        self.sf_ = StatsForecast(models=[self._model(self.season_length_)], freq=self.freq_,
+                                 n_jobs=max(1, int(getattr(self, "n_jobs", 1) or 1)),
+                                 fallback_model=Naive(alias=self._ALIAS))
+        # the local models read no exogenous columns: only the GBM forecaster does
+        self.sf_.fit(df[[SERIES, TIME, "y"]])
+
+    def _forecast(self, h: int, X_future: pd.DataFrame | None, level: Sequence[int] | None) -> pd.DataFrame:
+        try:
+            fc = self.sf_.predict(h=h, level=level) if level else self.sf_.predict(h=h)
+        except Exception:  # noqa: BLE001 - a model without intervals (WindowAverage): points only
+            if not level:
+                raise
+            fc = self.sf_.predict(h=h)
+        fc = fc.reset_index() if SERIES not in fc.columns else fc
+        return fc.rename(columns=lambda c: c.replace(self._ALIAS, "yhat", 1) if c.startswith(self._ALIAS) else c)
+
+
+class NaiveForecaster(StatsForecaster):
+    """The last value, repeated (statsforecast ``Naive``)."""
+
+    def __init__(self, *, n_jobs: int = 1) -> None:
+        self.n_jobs = n_jobs
+
+    def _model(self, season_length: int) -> Any:
+        from statsforecast.models import Naive
+
+        return Naive(alias=self._ALIAS)
+
+
+class SeasonalNaiveForecaster(StatsForecaster):
+    """The value one season earlier (statsforecast ``SeasonalNaive``); ``season_length``
+    defaults to the frequency's (W 52, M 12 …)."""
+
+    def __init__(self, *, season_length: int | None = None, n_jobs: int = 1) -> None:
+        self.season_length = season_length
+        self.n_jobs = n_jobs
+
+    def _model(self, season_length: int) -> Any:
+        from statsforecast.models import SeasonalNaive
+
+        return SeasonalNaive(season_length=season_length, alias=self._ALIAS)
+
+
+class DriftForecaster(StatsForecaster):
+    """The line from the first to the last value, extended (statsforecast ``RandomWalkWithDrift``)."""
+
+    def __init__(self, *, n_jobs: int = 1) -> None:
+        self.n_jobs = n_jobs
+
+    def _model(self, season_length: int) -> Any:
+        from statsforecast.models import RandomWalkWithDrift
+
+        return RandomWalkWithDrift(alias=self._ALIAS)
+
+
+class WindowMeanForecaster(StatsForecaster):
+    """The mean of the last ``window`` values (statsforecast ``WindowAverage``); default one season."""
+
+    def __init__(self, *, window: int | None = None, n_jobs: int = 1) -> None:
+        self.window = window
+        self.n_jobs = n_jobs
+
+    def _model(self, season_length: int) -> Any:
+        from statsforecast.models import WindowAverage
+
+        return WindowAverage(window_size=int(self.window or max(season_length, 2)), alias=self._ALIAS)
+
+
+class ETSForecaster(StatsForecaster):
+    """statsforecast ``AutoETS``: error/trend/season chosen by AICc (``model="ZZZ"``).
+
+    Args:
+        model: The ETS spec (``"ZZZ"`` chooses each part; ``"AAN"`` …).
+        damped: ``None`` lets AICc choose a damped trend, ``True``/``False`` forces it.
+        season_length: Default the frequency's; above 24 the model is fitted without a season
+            (AutoETS's own limit), noted in ``notes_``.
+    """
+
+    def __init__(self, *, model: str = "ZZZ", damped: bool | None = None, season_length: int | None = None,
+                 n_jobs: int = 1) -> None:
+        self.model = model
+        self.damped = damped
+        self.season_length = season_length
+        self.n_jobs = n_jobs
+
+    def _model(self, season_length: int) -> Any:
+        from statsforecast.models import AutoETS
+
+        if season_length > ETS_MAX_SEASON:
+            self.notes_.append(f"AutoETS fits no season longer than {ETS_MAX_SEASON}: fitted without the "
+                               f"season of {season_length}")
+            season_length = 1
+        return AutoETS(season_length=season_length, model=self.model, damped=self.damped, alias=self._ALIAS)
+
+
+class ARIMAForecaster(StatsForecaster):
+    """statsforecast ``AutoARIMA`` (Hyndman–Khandakar stepwise search).
+
+    Its search is capped so that one slow series can't hold the sweep: at most ``nmodels``
+    models per series (statsforecast's default is 94), the approximation of the likelihood
+    during the search, and seasonal terms only up to ``max_season`` (a weekly season of 52
+    took ~240 s on one series here; above it the seasonality is left to differencing-free
+    non-seasonal ARIMA, noted in ``notes_``).
+    """
+
+    def __init__(self, *, nmodels: int = 20, max_p: int = 3, max_q: int = 3, approximation: bool = True,
+                 max_season: int = 24, season_length: int | None = None, n_jobs: int = 1) -> None:
+        self.nmodels = nmodels
+        self.max_p = max_p
+        self.max_q = max_q
+        self.approximation = approximation
+        self.max_season = max_season
+        self.season_length = season_length
+        self.n_jobs = n_jobs
+
+    def _model(self, season_length: int) -> Any:
+        from statsforecast.models import AutoARIMA
+
+        if season_length > self.max_season:
+            self.notes_.append(f"AutoARIMA's seasonal search is capped at a season of {self.max_season}: "
+                               f"fitted without the season of {season_length}")
+            season_length = 1
+        return AutoARIMA(season_length=season_length, nmodels=self.nmodels, max_p=self.max_p, max_q=self.max_q,
+                         approximation=self.approximation, alias=self._ALIAS)
+
+
+class ThetaForecaster(StatsForecaster):
+    """statsforecast ``AutoTheta``: the Theta model chosen among its variants, on the
+    seasonally adjusted series (classical decomposition at any season length)."""
+
+    def __init__(self, *, decomposition_type: str = "multiplicative", model: str | None = None,
+                 season_length: int | None = None, n_jobs: int = 1) -> None:
+        self.decomposition_type = decomposition_type
+        self.model = model
+        self.season_length = season_length
+        self.n_jobs = n_jobs
+
+    def _model(self, season_length: int) -> Any:
+        from statsforecast.models import AutoTheta
+
+        return AutoTheta(season_length=season_length, decomposition_type=self.decomposition_type,
+                         model=self.model, alias=self._ALIAS)

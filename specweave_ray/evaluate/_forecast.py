@@ -1,0 +1,294 @@
+"""T-006 for forecasts: the last ``horizon`` points of every series, forecast once from the rest.
+
+The chosen model (the sweep's best, refitted on every training point) and every baseline
+(refitted here on the same points) forecast each series' held-out window. Reported: mape, smape
+(M4, 0–200), mase (each series' MAE over its in-sample seasonal-naive MAE; the seasonality used
+is stored as ``mase_seasonality``), rmse, mae and bias, each with a 95% CI that resamples series
+(the unit a forecast is made for; lifts over the baselines use the same resamples, paired);
+the error by horizon step (``by_step.csv``, a plot); the prediction intervals at 80% and 95%
+where the model gives them (statsforecast's own), with their measured coverage of the test
+window; per-series metrics (``per_series.csv``); and a forecast plot of a few series.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specweave_ray._fs import atomic_write_json
+from specweave_ray.evaluate.gate import check_targets, gate_json, lift_metrics, render_gate
+from specweave_ray.metrics import FORECAST_METRICS, get_metric
+from specweave_ray.problems import ProblemType
+from specweave_ray.problems.timeseries import SERIES, TIME, forecast_info
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import read_record, track_experiment
+
+__all__ = ["evaluate_forecasts", "series_table", "table_scores"]
+
+REPORTED = (*FORECAST_METRICS, "bias")
+LEVELS = (80, 95)
+PLOTTED_SERIES = 4
+
+
+def _import(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def series_table(y: np.ndarray, pred: np.ndarray, ids: np.ndarray, scales: Mapping[Any, float]) -> pd.DataFrame:
+    """Per series: the sums every pooled metric is made of, and its own MASE."""
+    err = pred - y
+    frame = pd.DataFrame({"series": ids, "n": 1.0, "abs": np.abs(err), "sq": err ** 2, "err": err,
+                          "ape": np.where(y != 0, np.abs(err) / np.where(y != 0, np.abs(y), 1.0), 0.0),
+                          "ape_n": (y != 0).astype(float),
+                          "sape": np.where(np.abs(y) + np.abs(pred) > 0,
+                                           np.abs(err) / np.maximum(np.abs(y) + np.abs(pred), 1e-300), 0.0)})
+    table = frame.groupby("series", sort=False).sum()
+    table["scale"] = [scales.get(s, np.nan) for s in table.index]
+    table["mase"] = table["abs"] / table["n"] / table["scale"]
+    return table
+
+
+def table_scores(table: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every metric from a :func:`series_table`, for each row of ``weights`` (resampled series
+    counts, ``(draws, series)``; None: each series once). Equal to ``metrics.forecast_scores``."""
+    w = np.ones((1, len(table))) if weights is None else np.asarray(weights, dtype=np.float64)
+    col = {c: table[c].to_numpy(dtype=np.float64) for c in table.columns}
+    n = w @ col["n"]
+    finite = np.isfinite(col["mase"])
+    wf = w[:, finite]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"mape": 100.0 * (w @ col["ape"]) / (w @ col["ape_n"]), "smape": 200.0 * (w @ col["sape"]) / n,
+                "rmse": np.sqrt((w @ col["sq"]) / n), "mae": (w @ col["abs"]) / n, "bias": (w @ col["err"]) / n,
+                "mase": (wf @ col["mase"][finite]) / wf.sum(axis=1)}
+
+
+def _with_ci(table: pd.DataFrame, draws: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    point = {k: float(v[0]) for k, v in table_scores(table).items()}
+    boot = table_scores(table, draws)
+    out = dict(point)
+    for name, values in boot.items():
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = (float(q) for q in np.quantile(finite, [0.025, 0.975]))
+    return out, boot
+
+
+def _steps(X: pd.DataFrame) -> np.ndarray:
+    """Each row's step within its series' window (1 … horizon)."""
+    order = np.lexsort((X[TIME].to_numpy(), pd.factorize(X[SERIES].to_numpy())[0]))
+    ranks = np.empty(len(X), dtype=np.int64)
+    ranks[order] = X.iloc[order].groupby(SERIES, sort=False).cumcount().to_numpy() + 1
+    return ranks
+
+
+def _by_step(y: np.ndarray, preds: Mapping[str, np.ndarray], steps: np.ndarray) -> pd.DataFrame:
+    rows = []
+    for step in np.unique(steps):
+        mask = steps == step
+        row: dict[str, Any] = {"step": int(step)}
+        for name, p in preds.items():
+            e = p[mask] - y[mask]
+            row[f"{name}_mae"] = float(np.mean(np.abs(e)))
+            denom = np.abs(y[mask]) + np.abs(p[mask])
+            row[f"{name}_smape"] = float(200 * np.mean(np.where(denom > 0, np.abs(e) / np.maximum(denom, 1e-300), 0)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _intervals(model: Any, X_test: pd.DataFrame, y: np.ndarray) -> tuple[dict[str, float], pd.DataFrame | None, str]:
+    """Coverage of the model's own 80/95% intervals on the test window, or why there are none."""
+    future = X_test if getattr(model, "exogenous_", None) else None
+    try:
+        fc = model.forecast(int(_steps(X_test).max()), X_future=future, level=list(LEVELS))
+    except Exception as err:  # noqa: BLE001 - intervals are extra; a model without them is a note
+        return {}, None, f"no intervals: {type(err).__name__}: {err}"
+    if not all(f"yhat-lo-{lv}" in fc.columns for lv in LEVELS):
+        return {}, fc, f"{type(model).__name__} gives no prediction intervals"
+    keyed = fc.set_index([SERIES, TIME])
+    idx = pd.MultiIndex.from_arrays([X_test[SERIES].to_numpy(), pd.DatetimeIndex(X_test[TIME])])
+    out = {}
+    for lv in LEVELS:
+        lo = keyed[f"yhat-lo-{lv}"].reindex(idx).to_numpy(dtype=np.float64)
+        hi = keyed[f"yhat-hi-{lv}"].reindex(idx).to_numpy(dtype=np.float64)
+        out[f"coverage_{lv}"] = float(np.mean((y >= lo) & (y <= hi)))
+        out[f"interval_width_{lv}"] = float(np.mean(hi - lo))
+    return out, fc, "the model's own intervals (statsforecast)"
+
+
+def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, problem: ProblemType,
+                       model: Any, best: Any, X_train: pd.DataFrame, y_train: pd.Series,
+                       X_test: pd.DataFrame, y_test: pd.Series, seed: int = 0,
+                       data_fingerprint: str | None = None, n_boot: int = 1000) -> tuple[dict[str, Any], list[Any]]:
+    """Score the chosen forecaster and the baselines on every series' held-out window.
+
+    Returns:
+        ``(summary, gate_rows)`` as :func:`~specweave_ray.evaluate.evaluate_holdout`.
+    """
+    primary = comp["metric"]
+    info = forecast_info(X_train)
+    y = np.asarray(y_test, dtype=np.float64)
+    ids = X_test[SERIES].to_numpy()
+    series = pd.unique(ids)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(series), np.full(len(series), 1 / len(series)), size=n_boot).astype(np.float64)
+    pred = model.predict(X_test)
+    table = series_table(y, pred, ids, model.scales_)
+    metrics, boot = _with_ci(table, draws)
+    metrics.update({"mase_seasonality": float(info["season_length"]), "horizon": float(info["horizon"]),
+                    "series": float(len(series)), "n_test": float(len(y))})
+    cover, fc, interval_note = _intervals(model, X_test, y)
+    if not cover and "conformal_windows" in model.get_params():
+        # the global model's intervals: conformal, from 2 backtest windows of the training part
+        # (the same booster settings, so its point forecast is the chosen model's)
+        conformal = type(model)(**{**model.get_params(), "conformal_windows": 2}).fit(X_train, y_train)
+        cover, fc, interval_note = _intervals(conformal, X_test, y)
+        interval_note = "conformal intervals from 2 backtest windows (mlforecast)" if cover else interval_note
+    metrics.update(cover)
+
+    baselines: dict[str, dict[str, float]] = {}
+    base_boot: dict[str, dict[str, np.ndarray]] = {}
+    preds = {"model": pred}
+    for row in comp["rows"]:
+        if row["kind"] != "baseline":
+            continue
+        rec = read_record(inc.experiments_dir / row["record"])
+        base = _import(rec.meta["model"])(**rec.params).fit(X_train, np.asarray(y_train, dtype=np.float64))
+        bpred = base.predict(X_test)
+        preds[row["candidate"]] = bpred
+        scores, base_boot[row["candidate"]] = _with_ci(series_table(y, bpred, ids, base.scales_), draws)
+        scores.update({"mase_seasonality": float(info["season_length"]), "n_test": float(len(y))})
+        with track_experiment(f"evaluation-baseline-{row['candidate']}", increment=inc, kind="baseline-evaluation",
+                              model=rec.meta["model"], meta={"data_fingerprint": data_fingerprint or "",
+                                                             "candidate": row["candidate"], "trial_record": rec.id}) as exp:
+            exp.log_params({**rec.params, "split": f"held-out test (each series' last {info['horizon']} points)"})
+            exp.log_metrics({n: v for n, v in scores.items() if np.isfinite(v)})
+        baselines[row["candidate"]] = scores
+
+    metric_def = get_metric(primary)
+    ci = (metrics.get(f"{primary}_ci_low"), metrics.get(f"{primary}_ci_high"))
+    lifts = lift_metrics(primary, metrics[primary], {n: m[primary] for n, m in baselines.items()},
+                         lower_is_better=metric_def.mode == "min", ci=ci if None not in ci else None,
+                         samples=(boot[primary], {n: b[primary] for n, b in base_boot.items()}) if baselines else None)
+    beside = {f"baseline_{n.replace('-', '_')}_{m}": v[m] for n, v in baselines.items() for m in REPORTED if m in v}
+    gate = check_targets(spec.targets, {**metrics, **lifts}, source=None)
+    steps = _steps(X_test)
+    by_step = _by_step(y, preds, steps)
+    with track_experiment("evaluation", increment=inc, kind="evaluation", model=best.meta.get("model"),
+                          meta={"data_fingerprint": data_fingerprint, "candidate": best.meta.get("candidate"),
+                                "trial_record": best.id, "threshold": None}) as exp:
+        exp.log_params({"candidate": best.meta.get("candidate"), "trial_record": best.id,
+                        "split": f"held-out test (each series' last {info['horizon']} points)",
+                        "freq": info["freq"], "season_length": info["season_length"], "intervals": interval_note,
+                        "notes": list(getattr(model, "notes_", [])),
+                        **{f"model.{p}": v for p, v in best.params.items()}})
+        exp.log_metrics({n: v for n, v in {**metrics, **lifts, **beside}.items() if np.isfinite(v)})
+        table.assign(mase=table["mase"]).to_csv(exp.path / "per_series.csv")
+        by_step.to_csv(exp.path / "by_step.csv", index=False)
+        plots = _plots(exp.path, by_step, X_train, y_train, X_test, y, pred, fc)
+        report = _render(metrics, baselines, lifts, primary=primary, candidate=best.meta.get("candidate"),
+                         info=info, interval_note=interval_note, notes=list(getattr(model, "notes_", [])),
+                         table=table, by_step=by_step, plots=plots)
+        gate_md = render_gate(gate)
+        exp.save_report("evaluation.md", report + "\n## Gate: spec targets\n\n" + gate_md)
+        exp.save_report("gate.md", gate_md)
+        atomic_write_json(exp.path / "gate.json", gate_json(gate))
+    summary = {"record": exp.id, "candidate": best.meta.get("candidate"), "trial_record": best.id,
+               "threshold": None, "metrics": {**metrics, **lifts}, "baselines": baselines, "previous": None,
+               "metric": primary}
+    return summary, gate
+
+
+def _plots(folder: Path, by_step: pd.DataFrame, X_train: pd.DataFrame, y_train: pd.Series, X_test: pd.DataFrame,
+           y: np.ndarray, pred: np.ndarray, fc: pd.DataFrame | None) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for col in [c for c in by_step.columns if c.endswith("_smape")]:
+        ax.plot(by_step["step"], by_step[col], marker="o", label=col[: -len("_smape")])
+    ax.set_xlabel("horizon step")
+    ax.set_ylabel("sMAPE (0–200)")
+    ax.set_title("Error by horizon step")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "error-by-step.png", dpi=100)
+    plt.close(fig)
+    names.append("error-by-step.png")
+
+    shown = list(pd.unique(X_test[SERIES]))[:PLOTTED_SERIES]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 2.2 * len(shown)), squeeze=False)
+    train_y = np.asarray(y_train, dtype=np.float64)
+    for ax, sid in zip(axes[:, 0], shown, strict=True):
+        hist = X_train[SERIES].to_numpy() == sid
+        tail = max(0, int(hist.sum()) - 104)
+        ax.plot(pd.DatetimeIndex(X_train[TIME][hist])[tail:], train_y[hist][tail:], color="black", lw=1, label="history")
+        test = X_test[SERIES].to_numpy() == sid
+        ds = pd.DatetimeIndex(X_test[TIME][test])
+        ax.plot(ds, y[test], color="black", lw=1, ls="--", label="actual")
+        ax.plot(ds, pred[test], color="tab:blue", lw=1.5, label="forecast")
+        if fc is not None and "yhat-lo-95" in fc.columns:
+            part = fc[fc[SERIES] == sid]
+            for lv, alpha in ((95, 0.15), (80, 0.3)):
+                ax.fill_between(pd.DatetimeIndex(part[TIME]), part[f"yhat-lo-{lv}"], part[f"yhat-hi-{lv}"],
+                                color="tab:blue", alpha=alpha, lw=0, label=f"{lv}% interval")
+        ax.set_title(str(sid), fontsize=8)
+    axes[0, 0].legend(fontsize=7, ncol=5)
+    fig.tight_layout()
+    fig.savefig(folder / "forecast.png", dpi=100)
+    plt.close(fig)
+    names.append("forecast.png")
+    return names
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.4g}"
+
+
+def _render(metrics: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+            lifts: Mapping[str, float], *, primary: str, candidate: Any, info: Mapping[str, Any],
+            interval_note: str, notes: Sequence[str], table: pd.DataFrame, by_step: pd.DataFrame,
+            plots: Sequence[str]) -> str:
+    lines = [f"# Evaluation (held-out test): {candidate}", "",
+             f"Each series' last {info['horizon']} points ({info['freq']}) were held out and forecast once from "
+             f"the rest; {int(metrics['series'])} series, {int(metrics['n_test'])} points. Primary metric: "
+             f"`{primary}`. 95% CIs resample series. MASE is scaled by each series' in-sample seasonal-naive "
+             f"error with seasonality {info['season_length']}; sMAPE is the M4 definition (0–200).", "",
+             "| metric | model | 95% CI | " + " | ".join(baselines) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in baselines) + " |"]
+    for m in REPORTED:
+        ci = f"[{_fmt(metrics.get(f'{m}_ci_low'))}, {_fmt(metrics.get(f'{m}_ci_high'))}]"
+        lines.append(f"| {m} | {_fmt(metrics.get(m))} | {ci} | "
+                     + " | ".join(_fmt(b.get(m)) for b in baselines.values()) + " |")
+    if "lift_best_baseline_pct" in lifts:
+        lines += ["", f"Lift of {primary} over the best baseline: {_fmt(lifts['lift_best_baseline_pct'])}% "
+                  f"(95% CI [{_fmt(lifts.get('lift_best_baseline_pct_ci_low'))}, "
+                  f"{_fmt(lifts.get('lift_best_baseline_pct_ci_high'))}], paired over series)."]
+    lines += ["", "## Prediction intervals", ""]
+    if "coverage_80" in metrics:
+        lines += [f"{interval_note}: the 80% interval covers {metrics['coverage_80']:.1%} of the test points, "
+                  f"the 95% interval {metrics['coverage_95']:.1%}."]
+    else:
+        lines += [f"Not measured: {interval_note}."]
+    lines += ["", "## Error by horizon step", "", "`by_step.csv`: MAE and sMAPE of the model and each baseline "
+              "at every step of the window.", "",
+              "| step | model sMAPE | " + " | ".join(f"{b} sMAPE" for b in baselines) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in baselines) + " |"]
+    for _, row in by_step.iterrows():
+        lines.append(f"| {int(row['step'])} | {_fmt(row['model_smape'])} | "
+                     + " | ".join(_fmt(row.get(f"{b}_smape")) for b in baselines) + " |")
+    worst = table.sort_values("mase", ascending=False).head(5)
+    lines += ["", "## Series", "", f"MASE per series (`per_series.csv`): median {_fmt(table['mase'].median())}, "
+              f"worst: " + ", ".join(f"{s} {_fmt(v)}" for s, v in worst["mase"].items()) + "."]
+    if notes:
+        lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    lines += ["", *[f"![{p}]({p})" for p in plots]]
+    return "\n".join(lines) + "\n"
