@@ -46,7 +46,12 @@ from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
 from specweave_ray.workspace._lineage import source_hash
 from specweave_ray.workspace.increment import Increment
-from specweave_ray.workspace.records import code_version, open_experiment, resolve_increment
+from specweave_ray.workspace.records import (
+    code_version,
+    mark_interrupted,
+    open_experiment,
+    resolve_increment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +204,8 @@ def run_experiments(
             budgets[e.name] = 0 if hit else e.num_samples
             reuse += [hit] if hit else []
 
+    # a driver killed earlier left records `running`: they become `interrupted` (and unreused)
+    mark_interrupted(inc)
     started_ray = _ray.ensure_ray(address=sweep_cfg.address, num_cpus=sweep_cfg.num_cpus)
     sweep_exp = None
     try:
@@ -226,6 +233,8 @@ def run_experiments(
         payload = {
             "X": X, "y": y_arr, "folds": folds, "metric": metric_def.name, "preprocessor": preprocessor,
             "problem_type": problem.name,
+            "limits": {"timeout_s": sweep_cfg.trial_timeout_s, "memory_mb": sweep_cfg.trial_memory_mb,
+                       "isolate": sweep_cfg.isolate_trials},
             "candidates": {e.name: {"cls": classes_by_name[e.name], "cpus": e.resources["cpu"],
                                     # rule baselines read named raw columns, not encoded features
                                     "raw": bool(getattr(classes_by_name[e.name], "requires_raw_frame", False)),
@@ -236,11 +245,19 @@ def run_experiments(
         # Tune's own state beside the records, on the root's filesystem (trials on other nodes
         # write there directly; DESIGN.md: no shared disk is assumed)
         tune_path, tune_fs = storage.tune_storage(inc.experiments_dir / "tune")
-        payload_ref = _ray.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
-                                     mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
-                                     pending_timeout_s=sweep_cfg.pending_timeout_s,
-                                     max_concurrent=sweep_cfg.max_concurrent, name=sweep_exp.id,
-                                     storage_path=tune_path, storage_filesystem=tune_fs)
+        try:
+            payload_ref = _ray.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
+                                         mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
+                                         pending_timeout_s=sweep_cfg.pending_timeout_s,
+                                         max_concurrent=sweep_cfg.max_concurrent, name=sweep_exp.id,
+                                         storage_path=tune_path, storage_filesystem=tune_fs)
+        except KeyboardInterrupt:
+            # Ctrl-C: the trials still running get an `interrupted` record (the next run reruns
+            # them; the finished ones are reused), and so does the sweep
+            coordinator.record_interrupted()
+            coordinator.flush()
+            sweep_exp.close(status="interrupted")
+            raise
         coordinator.flush()
         if coordinator.parent_run_id:
             sweep_exp.update_meta(mlflow_run_id=coordinator.parent_run_id)

@@ -45,7 +45,7 @@ from specweave_ray.workspace.increment import Increment, slugify
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("running", "finished", "failed")
+STATUSES = ("running", "finished", "failed", "interrupted")
 _EXP_RE = re.compile(r"^exp-(\d{3,})-")
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _RESERVED = frozenset({"meta.json", "params.json", "metrics.json", "logs"})
@@ -233,10 +233,15 @@ class Experiment:
         self._write_meta()
 
     # -- closing ---------------------------------------------------------------------------
-    def close(self, *, error: BaseException | None = None, parent_run_id: str | None = None) -> None:
+    def close(self, *, error: BaseException | None = None, parent_run_id: str | None = None,
+              status: str | None = None) -> None:
         if self._closed:
             return
         self._closed = True
+        if status is not None:
+            if status not in STATUSES:
+                raise RecordError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+            self.meta["status"] = status
         if error is not None:
             self.meta["status"] = "failed"
             self.meta["error"] = {
@@ -331,6 +336,8 @@ def open_experiment(
         "status": "running", "started": _now(), "ended": None, "duration_s": None,
         "node": env["hostname"], "resources": None, "trial_id": None, "data_fingerprint": None,
         "code_version": code_version(), "environment": env, "error": None, "mlflow_run_id": None,
+        # who writes it: a record left `running` by a process that is gone was interrupted
+        "writer": {"pid": os.getpid(), "hostname": env["hostname"]},
     }
     given = dict(meta or {})
     record_meta.update(given)
@@ -423,3 +430,35 @@ def list_records(increment: Increment | str | int | os.PathLike[str], *, root: s
             if kind is None or rec.kind == kind:
                 out.append(rec)
     return out
+
+
+def _writer_gone(meta: Mapping[str, Any]) -> bool:
+    writer = meta.get("writer") or {}
+    pid, host = writer.get("pid"), writer.get("hostname")
+    if not isinstance(pid, int) or host != socket.gethostname() or pid == os.getpid():
+        return False  # another machine's process, or this one: it may still be writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def mark_interrupted(increment: Increment) -> list[str]:
+    """Records left ``running`` by a process that is gone (a killed driver) become
+    ``interrupted``; returns their ids. A running record of a live process is left alone."""
+    done = []
+    for rec in list_records(increment):
+        if rec.status == "running" and _writer_gone(rec.meta):
+            meta = dict(rec.meta)
+            meta.update(status="interrupted", ended=meta.get("ended") or _now(),
+                        error=meta.get("error") or {"type": "Interrupted", "cause": {"kind": "interrupted"},
+                                                    "message": "its process ended before the record was closed"})
+            atomic_write_json(rec.path / "meta.json", meta)
+            done.append(rec.id)
+    if done:
+        logger.warning("%d record(s) left running by an ended process marked interrupted: %s",
+                       len(done), ", ".join(done))
+    return done

@@ -1,0 +1,155 @@
+"""Faults injected for real on a two-node ``ray.cluster_utils.Cluster`` (one Ray for the module):
+a trial's process exits or SIGKILLs itself, goes over its memory limit, hangs past its time limit,
+or dies on the second node only; Ctrl-C of a ``specweave-ray``-style driver; records left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import fault_helpers
+import pytest
+import ray
+from fault_helpers import FaultyClassifier
+from ray import cloudpickle
+from ray.cluster_utils import Cluster
+from sklearn.datasets import load_breast_cancer
+
+from specweave_ray import Increment, ModelExperiment, run_experiments
+from specweave_ray.spec import SweepConfig
+from specweave_ray.workspace.records import list_records, mark_interrupted, open_experiment
+
+pytestmark = pytest.mark.slow
+cloudpickle.register_pickle_by_value(fault_helpers)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    second = c.add_node(num_cpus=1, env_vars={fault_helpers.NODE_ENV: "second"})
+    c.wait_for_nodes()
+    ray.init(address=c.address, log_to_driver=False)
+    c.second_node_id = second.node_id
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X.iloc[:120], y.iloc[:120]
+
+
+def _trials(inc):
+    return {r.meta["candidate"]: r for r in list_records(inc) if r.kind == "trial"}
+
+
+def test_each_fault_is_recorded_failed_with_its_cause_and_node(cluster, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    inc = Increment.create("Faults", problem_type="classification", root=tmp_path)
+    exps = [ModelExperiment(m, FaultyClassifier, {"mode": m}) for m in ("exit", "sigkill", "hog", "hang", "raise")]
+    # exits on the second node only: several, so some land there (1 of the 3 CPUs)
+    exps += [ModelExperiment(f"second-{i}", FaultyClassifier, {"mode": "exit-on-second", "sleep_s": 0.3})
+             for i in range(5)]
+    exps.append(ModelExperiment("ok", FaultyClassifier, {"mode": "ok"}))
+    t0 = time.monotonic()
+    res = run_experiments(exps, *data, increment=inc, cv=2, baselines=False, refit=False,
+                          sweep=SweepConfig(trial_timeout_s=4, trial_memory_mb=300))
+    assert time.monotonic() - t0 < 90  # the hung trial was ended by its time limit
+    by = _trials(inc)
+    assert len(by) == len(exps) and by["ok"].status == "finished"
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    expect = {"exit": {"kind": "exit", "exit_code": 3}, "sigkill": {"kind": "signal", "signal": "SIGKILL"},
+              "hog": {"kind": "oom"}, "hang": {"kind": "timeout"}, "raise": {"kind": "exception"}}
+    for name, cause in expect.items():
+        meta = by[name].meta
+        assert meta["status"] == "failed", name
+        assert cause.items() <= meta["error"]["cause"].items(), (name, meta["error"])
+        # failed before any report, and still the node it ran on
+        assert meta["node"] in alive, (name, meta["node"])
+    assert "exited with code 3" in by["exit"].meta["error"]["message"]
+    assert "SIGKILL" in by["sigkill"].meta["error"]["message"]
+    assert "memory limit of 300 MB" in by["hog"].meta["error"]["message"]
+    assert "time limit of 4 s" in by["hang"].meta["error"]["message"]
+    assert by["raise"].meta["error"]["type"] == "ValueError" and "boom" in by["raise"].meta["error"]["message"]
+    seconds = [by[f"second-{i}"].meta for i in range(5)]
+    on_second = [m for m in seconds if m["node"] == cluster.second_node_id]
+    assert on_second, "no trial ran on the second node"
+    assert all(m["status"] == "failed" and m["error"]["cause"] == {"kind": "exit", "exit_code": 3} for m in on_second)
+    assert all(m["status"] == "finished" for m in seconds if m["node"] != cluster.second_node_id)
+    assert len(res.failed) == 5 + len(on_second)
+
+
+_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {here!r})
+    import fault_helpers
+    from ray import cloudpickle
+    from sklearn.datasets import load_breast_cancer
+    from specweave_ray import ModelExperiment, run_experiments
+    cloudpickle.register_pickle_by_value(fault_helpers)
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    exps = [ModelExperiment(f"c{{i}}", fault_helpers.FaultyClassifier, {{"sleep_s": {sleep}}}) for i in range(6)]
+    run_experiments(exps, X.iloc[:120], y.iloc[:120], increment={inc!r}, cv=2, baselines=False, refit=False)
+""")
+
+
+def test_ctrl_c_records_running_trials_interrupted_and_the_rerun_finishes_them(cluster, data, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    inc = Increment.create("Interrupt", problem_type="classification", root=tmp_path)
+    script = tmp_path / "driver.py"
+    # fast ones finish first, then the slow ones are running when Ctrl-C comes
+    script.write_text(_DRIVER.format(here=str(Path(__file__).parent), inc=str(inc.path), sleep="0.05 if i < 2 else 30"))
+    env = {**os.environ, "SPECWEAVE_MLFLOW": "0", "RAY_ADDRESS": cluster.address}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len([r for r in list_records(inc) if r.kind == "trial"]) < 2:
+            time.sleep(0.2)
+        time.sleep(1.5)  # the slow trials are running now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    recs = [r for r in list_records(inc) if r.kind == "trial"]
+    status = {r.meta["candidate"]: r.status for r in recs}
+    assert sorted(c for c, s in status.items() if s == "finished") == ["c0", "c1"], (status, err[-2000:])
+    interrupted = [c for c, s in status.items() if s == "interrupted"]
+    assert interrupted, status  # the running ones, not missing
+    assert all(r.meta["error"]["cause"]["kind"] == "interrupted" for r in recs if r.status == "interrupted")
+    sweep = next(r for r in list_records(inc) if r.kind == "sweep")
+    assert sweep.status == "interrupted"
+
+    # the next start reruns what was interrupted or never started; the finished ones are reused
+    exps = [ModelExperiment(f"c{i}", FaultyClassifier, {"sleep_s": 0.05 if i < 2 else 0.0}) for i in range(2)]
+    exps += [ModelExperiment(f"c{i}", FaultyClassifier, {"sleep_s": 30}) for i in range(2, 6)]
+    # (same params as the first run, so the cache identity matches: rerun with a shorter fit)
+    res = run_experiments(exps[:2], *data, increment=inc, cv=2, baselines=False, refit=False)
+    assert all(t.cached for t in res.trials)
+    finished = [r for r in list_records(inc) if r.kind == "trial" and r.status == "finished"]
+    assert sorted(r.meta["candidate"] for r in finished) == ["c0", "c1"]  # not recomputed
+
+
+def test_running_leftovers_of_a_dead_process_become_interrupted(tmp_path):
+    inc = Increment.create("Leftovers", problem_type="classification", root=tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    mine = open_experiment("mine", increment=inc, mirror=False)
+    theirs = open_experiment("theirs", increment=inc, mirror=False)
+    meta = json.loads((theirs.path / "meta.json").read_text())
+    meta["writer"]["pid"] = dead.pid  # written by a process that is gone
+    (theirs.path / "meta.json").write_text(json.dumps(meta))
+    assert mark_interrupted(inc) == [theirs.id]
+    by = {r.id: r.status for r in list_records(inc)}
+    assert by == {mine.id: "running", theirs.id: "interrupted"}
