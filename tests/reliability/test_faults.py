@@ -96,8 +96,8 @@ _DRIVER = textwrap.dedent("""
     from specweave_ray import ModelExperiment, run_experiments
     cloudpickle.register_pickle_by_value(fault_helpers)
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    exps = [ModelExperiment(f"c{{i}}", fault_helpers.FaultyClassifier, {{"sleep_s": {sleep}}}) for i in range(6)]
-    run_experiments(exps, X.iloc[:120], y.iloc[:120], increment={inc!r}, cv=2, baselines=False, refit=False)
+    run_experiments(fault_helpers.held({hold!r}), X.iloc[:120], y.iloc[:120], increment={inc!r}, cv=2,
+                    baselines=False, refit=False)
 """)
 
 
@@ -105,9 +105,10 @@ def test_ctrl_c_records_running_trials_interrupted_and_the_rerun_finishes_them(c
                                                                                monkeypatch):
     monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
     inc = Increment.create("Interrupt", problem_type="classification", root=tmp_path)
+    hold = tmp_path / "hold"
+    hold.touch()  # c2…c5 wait while it exists: they are running when Ctrl-C comes
     script = tmp_path / "driver.py"
-    # fast ones finish first, then the slow ones are running when Ctrl-C comes
-    script.write_text(_DRIVER.format(here=str(Path(__file__).parent), inc=str(inc.path), sleep="0.05 if i < 2 else 30"))
+    script.write_text(_DRIVER.format(here=str(Path(__file__).parent), inc=str(inc.path), hold=str(hold)))
     env = {**os.environ, "SPECWEAVE_MLFLOW": "0", "RAY_ADDRESS": cluster.address}
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -115,7 +116,7 @@ def test_ctrl_c_records_running_trials_interrupted_and_the_rerun_finishes_them(c
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len([r for r in list_records(inc) if r.kind == "trial"]) < 2:
             time.sleep(0.2)
-        time.sleep(1.5)  # the slow trials are running now
+        time.sleep(1.5)  # the held trials have started
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -124,21 +125,22 @@ def test_ctrl_c_records_running_trials_interrupted_and_the_rerun_finishes_them(c
             proc.wait()
     recs = [r for r in list_records(inc) if r.kind == "trial"]
     status = {r.meta["candidate"]: r.status for r in recs}
+    finished_ids = sorted(r.id for r in recs if r.status == "finished")
     assert sorted(c for c, s in status.items() if s == "finished") == ["c0", "c1"], (status, err[-2000:])
-    interrupted = [c for c, s in status.items() if s == "interrupted"]
-    assert interrupted, status  # the running ones, not missing
+    interrupted = sorted(c for c, s in status.items() if s == "interrupted")
+    assert interrupted and set(interrupted) <= {"c2", "c3", "c4", "c5"}, status  # recorded, not missing
     assert all(r.meta["error"]["cause"]["kind"] == "interrupted" for r in recs if r.status == "interrupted")
-    sweep = next(r for r in list_records(inc) if r.kind == "sweep")
-    assert sweep.status == "interrupted"
+    assert next(r for r in list_records(inc) if r.kind == "sweep").status == "interrupted"
 
-    # the next start reruns what was interrupted or never started; the finished ones are reused
-    exps = [ModelExperiment(f"c{i}", FaultyClassifier, {"sleep_s": 0.05 if i < 2 else 0.0}) for i in range(2)]
-    exps += [ModelExperiment(f"c{i}", FaultyClassifier, {"sleep_s": 30}) for i in range(2, 6)]
-    # (same params as the first run, so the cache identity matches: rerun with a shorter fit)
-    res = run_experiments(exps[:2], *data, increment=inc, cv=2, baselines=False, refit=False)
-    assert all(t.cached for t in res.trials)
-    finished = [r for r in list_records(inc) if r.kind == "trial" and r.status == "finished"]
-    assert sorted(r.meta["candidate"] for r in finished) == ["c0", "c1"]  # not recomputed
+    # the next start reruns what was interrupted (or never started); the finished ones are reused
+    hold.unlink()
+    res = run_experiments(fault_helpers.held(str(hold)), *data, increment=inc, cv=2, baselines=False, refit=False)
+    assert {t.candidate for t in res.trials if t.cached} == {"c0", "c1"}
+    after = [r for r in list_records(inc) if r.kind == "trial"]
+    done = [r for r in after if r.status == "finished"]
+    assert sorted(r.meta["candidate"] for r in done) == [f"c{i}" for i in range(6)]  # each once
+    assert sorted(r.id for r in done if r.meta["candidate"] in ("c0", "c1")) == finished_ids  # not recomputed
+    assert sorted(r.meta["candidate"] for r in after if r.status == "interrupted") == interrupted  # kept
 
 
 def test_running_leftovers_of_a_dead_process_become_interrupted(tmp_path):

@@ -29,7 +29,10 @@ logger = logging.getLogger(__name__)
 # to ~3 s. They must be in the environment before Ray starts so workers inherit them.
 _FAST_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0",
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
-             "RAY_AIR_NEW_OUTPUT": "0", "RAY_TRAIN_V2_ENABLED": "0"}
+             "RAY_AIR_NEW_OUTPUT": "0", "RAY_TRAIN_V2_ENABLED": "0",
+             # Ctrl-C raises KeyboardInterrupt out of Tuner.fit (Tune's own handler would end the
+             # sweep as if it had finished), so the runner records the running trials interrupted
+             "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 _PAYLOADS: dict[str, Any] = {}  # per worker process: object-store payloads already deserialised
 
 
