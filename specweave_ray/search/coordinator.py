@@ -236,8 +236,16 @@ class Coordinator:
         try:
             return fut.result()
         except Exception as err:  # noqa: BLE001 - records on disk stay the truth
-            logger.warning("MLflow parent run could not be created: %s", err)
+            if isinstance(err, ConnectionError) or _mlflow.is_connection_error(err):
+                _mlflow.mark_down(_mlflow.tracking_uri(self.increment.root), f"{type(err).__name__}: {err}")
+            else:
+                logger.warning("MLflow parent run could not be created: %s", err)
             return None
+
+    def mirror_later(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the mirror thread (after what is queued), waited for by :meth:`flush`."""
+        if self._mirror is not None:
+            self._pending.append(self._mirror.submit(fn))
 
     def _mirror_one(self, exp: Any) -> None:
         exp.mirror_to_mlflow(parent_run_id=self.parent_run_id)

@@ -51,6 +51,7 @@ from specweave_ray.workspace.records import (
     mark_interrupted,
     open_experiment,
     resolve_increment,
+    sync_mlflow,
 )
 
 logger = logging.getLogger(__name__)
@@ -228,6 +229,8 @@ def run_experiments(
         if _mlflow.enabled():
             coordinator.open_parent_run(lambda: _mlflow.start_run(
                 inc.root, inc.id, name=sweep_exp.id, tags={"specweave.kind": "sweep"}))
+            # records a killed driver wrote but did not mirror: mirrored now, on the mirror thread
+            coordinator.mirror_later(lambda: sync_mlflow(inc, skip=(sweep_exp.id,)))
         for rec in reuse:
             coordinator.add_cached(rec)
         payload = {

@@ -95,7 +95,11 @@ def lineage(**fields: Any) -> dict[str, Any]:
     env = environment()
     run = _RUN_LINEAGE.get() or {}
     return {"package_version": env["packages"].get("specweave-ray"), "git_commit": env["git_commit"],
-            "git_dirty": env["git_dirty"], "data_fingerprint": None, "config_hash": None, "seed": None,
+            "git_dirty": env["git_dirty"],
+            # where the run wrote to and how it was set up, credentials dropped (_lineage.safe_environ)
+            "mlflow_tracking_uri": _lineage.redact_uri(os.environ["MLFLOW_TRACKING_URI"])
+            if os.environ.get("MLFLOW_TRACKING_URI") else None,
+            "environ": _lineage.captured_environ(), "data_fingerprint": None, "config_hash": None, "seed": None,
             "estimator_source_sha256": None, "preprocessor_source_sha256": None,
             "environment_sha256": None, "environment_freeze": None, **run,
             **{k: v for k, v in fields.items() if v is not None or k not in run}}
@@ -274,14 +278,20 @@ class Experiment:
                     if k in ("status", "model", "node", "trial_id", "data_fingerprint", "code_version")
                     and v is not None}
             self.meta["mlflow_run_id"] = run_id
+            self.meta.pop("mlflow_error", None)
             self._write_meta()
             _mlflow.log_run(root, run_id, params=self.params, metrics=self.metrics, history=self._history,
                             tags=tags, artifacts_dir=self.path,
                             status="FAILED" if self.meta["status"] == "failed" else "FINISHED")
             return run_id
         except Exception as err:  # noqa: BLE001 - the record on disk stays the source of truth
-            logger.warning("MLflow mirror of %s failed: %s", self.path, err)
-            self.meta["mlflow_error"] = f"{type(err).__name__}: {err}"
+            uri = _mlflow.tracking_uri(root)
+            if isinstance(err, ConnectionError) or _mlflow.is_connection_error(err):
+                _mlflow.mark_down(uri, f"{type(err).__name__}: {err}")  # one warning a process
+                logger.debug("MLflow mirror of %s skipped: %s", self.path, err)
+            else:
+                logger.warning("MLflow mirror of %s failed: %s", self.path, err)
+            self.meta["mlflow_error"] = _lineage.redact_text(f"{type(err).__name__}: {err}")[:2000]
             self._write_meta()
             return None
 
@@ -462,3 +472,44 @@ def mark_interrupted(increment: Increment) -> list[str]:
         logger.warning("%d record(s) left running by an ended process marked interrupted: %s",
                        len(done), ", ".join(done))
     return done
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with contextlib.suppress(OSError):
+        for line in (path / "logs" / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+    return rows
+
+
+def unmirrored(increment: Increment) -> list[Record]:
+    """Closed records not (fully) in MLflow: no run id, or a mirror that failed."""
+    return [r for r in list_records(increment) if r.status != "running"
+            and (not r.meta.get("mlflow_run_id") or r.meta.get("mlflow_error"))]
+
+
+def sync_mlflow(increment: Increment, *, skip: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Mirror every closed record that MLflow lacks (``specweave-ray sync-mlflow``; a sweep also
+    calls it at its start for records a killed driver left unmirrored). Idempotent: a mirrored
+    record is skipped; so are the records in ``skip`` and the trials of a sweep in it (a running
+    sweep mirrors its own). Returns ``{"mirrored": [...], "failed": [...]}`` (record ids)."""
+    todo = [r for r in unmirrored(increment) if r.id not in skip and r.meta.get("sweep") not in skip]
+    parents: dict[str, str] = {}
+    for rec in list_records(increment, kind="sweep"):
+        if rec.meta.get("mlflow_run_id") and not rec.meta.get("mlflow_error"):
+            parents[rec.id] = rec.meta["mlflow_run_id"]
+    out: dict[str, list[str]] = {"mirrored": [], "failed": []}
+    for rec in sorted(todo, key=lambda r: r.kind != "sweep"):  # sweeps first: trials are their children
+        exp = Experiment(rec.path, increment, dict(rec.meta), mirror=True)
+        exp.params, exp.metrics = dict(rec.params), dict(rec.metrics)
+        exp._history = _read_history(rec.path)
+        exp._closed = True
+        run_id = exp.mirror_to_mlflow(parent_run_id=parents.get(rec.meta.get("sweep") or ""))
+        if run_id is None:
+            out["failed"].append(rec.id)
+        else:
+            out["mirrored"].append(rec.id)
+            if rec.kind == "sweep":
+                parents[rec.id] = run_id
+    return out
