@@ -54,6 +54,16 @@ _PACKAGES = ("specweave-ray", "numpy", "pandas", "scikit-learn", "ray", "optuna"
              "xgboost", "lightgbm", "torch", "pyarrow")
 
 
+@contextlib.contextmanager
+def _writing(what: Path) -> Iterator[None]:
+    """An OSError while writing a record (a full disk, a read-only folder) is a RecordError naming
+    the file; the record's earlier files and every earlier record stay as they were."""
+    try:
+        yield
+    except OSError as err:
+        raise RecordError(f"cannot write the record {what}: {err}") from err
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -158,7 +168,8 @@ class Experiment:
     def log_params(self, params: Mapping[str, Any]) -> None:
         self._check_open()
         self.params.update({str(k): to_jsonable(v) for k, v in params.items()})
-        atomic_write_json(self.path / "params.json", self.params)
+        with _writing(self.path):
+            atomic_write_json(self.path / "params.json", self.params)
 
     def log_metric(self, key: str, value: float, *, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -168,7 +179,8 @@ class Experiment:
         self._check_open()
         clean = _check_metrics(metrics)
         self.metrics.update(clean)
-        atomic_write_json(self.path / "metrics.json", self.metrics)
+        with _writing(self.path):
+            atomic_write_json(self.path / "metrics.json", self.metrics)
         if step is not None:
             ts = int(time.time() * 1000)
             rows = [{"name": k, "value": v, "step": int(step), "ts": ts} for k, v in clean.items()]
@@ -296,7 +308,8 @@ class Experiment:
             return None
 
     def _write_meta(self) -> None:
-        atomic_write_json(self.path / "meta.json", self.meta)
+        with _writing(self.path):
+            atomic_write_json(self.path / "meta.json", self.meta)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -336,10 +349,19 @@ def open_experiment(
     slug = slugify(re.sub(r"^exp-", "", name))
     if not slug:
         raise RecordError(f"experiment name {name!r} has no letters or digits")
-    inc.check_inside(inc.experiments_dir).mkdir(parents=True, exist_ok=True)
-    path = inc.check_inside(claim_numbered_dir(inc.experiments_dir, pattern=_EXP_RE,
-                                               make_name=lambda n: f"exp-{n:03d}-{slug}"))
-    (path / "logs").mkdir()
+    with _writing(inc.experiments_dir):
+        inc.check_inside(inc.experiments_dir).mkdir(parents=True, exist_ok=True)
+        path = inc.check_inside(claim_numbered_dir(inc.experiments_dir, pattern=_EXP_RE,
+                                                   make_name=lambda n: f"exp-{n:03d}-{slug}"))
+        (path / "logs").mkdir()
+    with _writing(path):
+        return _first_files(path, inc, name=name, kind=kind, model=model, meta=meta, mirror=mirror,
+                            params=params, metrics=metrics, notes=notes)
+
+
+def _first_files(path: Path, inc: Increment, *, name: str, kind: str, model: str | None,
+                 meta: Mapping[str, Any] | None, mirror: bool, params: Mapping[str, Any] | None,
+                 metrics: Mapping[str, float] | None, notes: str) -> Experiment:
     env = environment()
     record_meta: dict[str, Any] = {
         "id": path.name, "name": name, "increment": inc.id, "kind": kind, "model": model,
