@@ -44,7 +44,7 @@ from specweave_ray.search.coordinator import (
 from specweave_ray.spec.config import SweepConfig, sweep_config
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
-from specweave_ray.workspace._lineage import source_hash
+from specweave_ray.workspace._lineage import code_dirty_state, source_hash
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import (
     code_version,
@@ -185,11 +185,20 @@ def run_experiments(
     by_key = {r.meta["cache_key"]: r for r in finished}
     budgets, prior, reuse = {}, {}, []
     contexts = {}
+    # staged fitting (ASHA's rungs) changes what a trial scores: part of the identity
+    stages_of = {e.name: stages if (e.has_search_space and e.num_samples > 1 and stages > 1
+                                    and budget_of(classes_by_name[e.name]()) is not None) else 1
+                 for e in experiments}
+    # the code that really runs: the commit, and the uncommitted edits when the tree is dirty;
+    # the preprocessor's source when it is the user's class
+    same = {"fingerprint": train_fp, "cv": cv_repr, "version": version, "metric": metric_def.name,
+            "code_dirty": code_dirty_state(), "preprocessor": preprocessor}
+
+    def key_of(name: str, params: Mapping[str, Any]) -> str:
+        return cache_key(candidate=name, estimator=classes_by_name[name], params=params, stages=stages_of[name], **same)
+
     for e in experiments:
-        cls = classes_by_name[e.name]
-        ctx = cache_key(candidate=e.name, fingerprint=train_fp, estimator=cls,
-                        params={k: (v.to_json() if hasattr(v, "to_json") else repr(v)) for k, v in e.params.items()},
-                        cv=cv_repr, version=version, metric=metric_def.name)
+        ctx = key_of(e.name, {k: (v.to_json() if hasattr(v, "to_json") else repr(v)) for k, v in e.params.items()})
         contexts[e.name] = ctx
         if e.has_search_space:
             # by context, not by key: a search may have tried the same params twice
@@ -199,8 +208,7 @@ def run_experiments(
                              for r in earlier if "cv_mean" in r.metrics]
             budgets[e.name] = max(0, e.num_samples - len(earlier))
         else:
-            key = cache_key(candidate=e.name, fingerprint=train_fp, estimator=cls, params=e.fixed_params, cv=cv_repr,
-                            version=version, metric=metric_def.name)
+            key = key_of(e.name, e.fixed_params)
             hit = by_key.get(key)
             budgets[e.name] = 0 if hit else e.num_samples
             reuse += [hit] if hit else []
@@ -222,9 +230,7 @@ def run_experiments(
             meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name,
                   "problem_type": problem.name, "lineage": lineage},
             parent_run_id=None, total=sum(budgets.values()) + len(reuse), on_progress=on_progress,
-            cache_key_fn=lambda name, params: cache_key(
-                candidate=name, fingerprint=train_fp, estimator=classes_by_name[name], params=params, cv=cv_repr,
-                version=version, metric=metric_def.name),
+            cache_key_fn=key_of,
             contexts=contexts)
         if _mlflow.enabled():
             coordinator.open_parent_run(lambda: _mlflow.start_run(
@@ -241,8 +247,7 @@ def run_experiments(
             "candidates": {e.name: {"cls": classes_by_name[e.name], "cpus": e.resources["cpu"],
                                     # rule baselines read named raw columns, not encoded features
                                     "raw": bool(getattr(classes_by_name[e.name], "requires_raw_frame", False)),
-                                    "stages": stages if (e.has_search_space and e.num_samples > 1 and stages > 1
-                                                         and budget_of(classes_by_name[e.name]()) is not None) else 1}
+                                    "stages": stages_of[e.name]}
                            for e in experiments},
         }
         # Tune's own state beside the records, on the root's filesystem (trials on other nodes

@@ -26,7 +26,7 @@ from typing import Any
 
 from specweave_ray._fs import atomic_write_text
 
-__all__ = ["FREEZE_DIR", "captured_environ", "code_git", "config_hash", "freeze", "git_state", "is_secret_name",
+__all__ = ["FREEZE_DIR", "captured_environ", "code_dirty_state", "code_git", "config_hash", "dirty_state", "freeze", "git_state", "is_secret_name",
            "package_version", "redact_text", "redact_uri", "safe_environ", "source_hash", "write_freeze"]
 
 # the specweave_ray package folder: git is asked about the repository of the code that ran,
@@ -55,6 +55,33 @@ def git_state(path: str | Path) -> dict[str, Any]:
 def code_git() -> dict[str, Any]:
     """:func:`git_state` of specweave_ray's own repository, read once per process (a run)."""
     return git_state(_PACKAGE_DIR)
+
+
+def dirty_state(path: str | Path) -> str | None:
+    """None in a clean tree (or outside git); in a dirty one, ``sha256:`` of the uncommitted edits
+    under ``path`` (``git diff HEAD`` and the untracked files' contents), so two runs with
+    different edits on the same commit are told apart."""
+    if not git_state(path).get("dirty"):
+        return None
+    base = Path(path)
+    h = hashlib.sha256()
+    with contextlib.suppress(Exception):
+        diff = subprocess.run(["git", "-C", str(base), "diff", "HEAD", "--binary", "--", "."],
+                              capture_output=True, timeout=10)
+        h.update(diff.stdout)
+        new = subprocess.run(["git", "-C", str(base), "ls-files", "--others", "--exclude-standard", "-z", "--", "."],
+                             capture_output=True, timeout=10)
+        for rel in filter(None, new.stdout.decode("utf-8", "replace").split("\0")):
+            h.update(rel.encode())
+            with contextlib.suppress(OSError):
+                h.update((base / rel).read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_dirty_state() -> str | None:
+    """:func:`dirty_state` of specweave_ray's own package folder, read once per process."""
+    return dirty_state(_PACKAGE_DIR)
 
 
 def package_version() -> str | None:
