@@ -21,7 +21,8 @@ from typing import Any
 from specweave_ray._fs import atomic_write_json, atomic_write_text
 from specweave_ray.metrics import MetricDef
 from specweave_ray.search._cache import estimator_path
-from specweave_ray.search.trial import INFO_PREFIX
+from specweave_ray.search._isolate import parse_tag
+from specweave_ray.search.trial import ERROR_KEY, INFO_PREFIX
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace._lineage import source_hash
@@ -109,6 +110,10 @@ class Coordinator:
         self._notify()
 
     def trial_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        if ERROR_KEY in result:  # the trial failed: keep what it reported before, add the error
+            with self._lock:
+                self._last[trial_id] = {**self._last.get(trial_id, {}), ERROR_KEY: result[ERROR_KEY]}
+            return
         with self._lock:
             hist = self._last.get(trial_id, {}).get("_history", [])
             if "stage" in result and self.metric.name in result:
@@ -118,6 +123,11 @@ class Coordinator:
 
     def trial_completed(self, trial_id: str, config: Mapping[str, Any]) -> TrialResult:
         last = self._last.get(trial_id, {})
+        if ERROR_KEY in last:  # failed in its own process (search/_isolate.py): the worker lived on
+            text = last[ERROR_KEY]
+            tag = parse_tag(text)
+            return self.trial_failed(trial_id, config, text, node=tag.get("node"),
+                                     cause=tag.get("cause") or {"kind": "exception"})
         stopped = bool(last) and int(last.get("stage", 1)) < int(last.get("n_stages", 1))
         return self._record(trial_id, config, last, error=None, stopped_early=stopped)
 

@@ -13,13 +13,14 @@ import logging
 import os
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from specweave_ray.search._isolate import parse_tag, run_isolated
 from specweave_ray.search._ray.resources import PendingWatch
 from specweave_ray.search._ray.resources import check_resources as check
-from specweave_ray.search.trial import refit, run_cv
+from specweave_ray.search.trial import ERROR_KEY, refit, run_cv
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.spec.search_space import Domain
 
@@ -51,7 +52,9 @@ def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_g
     if addr:
         ray.init(address=addr, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
+        # address="local": a new Ray of our own even when `ray start` runs on this machine (a
+        # bare ray.init() would join that cluster and then refuse num_cpus)
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     return True
 
@@ -108,12 +111,19 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
                gpu_ids=gpu_ids, report=report, node=node)
 
     limits = payload.get("limits") or {}
-    if limits.get("isolate", True):
+    if not limits.get("isolate", True):
+        body(tune.report)
+        return
+    try:
         # in a forked child: its exit code / signal, memory and time limits are seen here (_isolate)
         run_isolated(body, tune.report, node=node, timeout_s=limits.get("timeout_s"),
                      memory_mb=limits.get("memory_mb"))
-    else:
-        body(tune.report)
+    except Exception as err:  # noqa: BLE001 - a failed trial is reported, its worker lives on
+        # Reported as the trial's last result, not raised: Tune throws away the actor of a trial
+        # that raised and starts a new one (seconds each), while this worker is healthy (the trial
+        # died in its child). The searcher, the scheduler and the coordinator read ERROR_KEY.
+        tune.report({payload["metric"]: float("nan"),
+                     ERROR_KEY: "".join(traceback.format_exception(err))[-20000:]})
 
 
 def _refit_task(payload: dict[str, Any], name: str, params: dict[str, Any]) -> tuple[Any, Any, list[str], str]:
@@ -190,13 +200,14 @@ def _make_searcher(experiments: Sequence[ModelExperiment], *, metric: str, mode:
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             sub = self._subs.get(self._owner.get(trial_id, ""))
-            if sub is not None:
+            if sub is not None and ERROR_KEY not in result:
                 sub.on_trial_result(trial_id, result)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             sub = self._subs.get(self._owner.get(trial_id, ""))
             if sub is not None:
-                sub.on_trial_complete(trial_id, result=result, error=error)
+                failed = error or ERROR_KEY in (result or {})  # a failed trial is FAIL to Optuna
+                sub.on_trial_complete(trial_id, result=None if failed else result, error=failed)
 
     return CandidateSearcher()
 
@@ -225,11 +236,16 @@ def _make_scheduler(staged: Sequence[str], *, metric: str, mode: str, stages: in
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             sub = self._sub(trial)
-            return TrialScheduler.CONTINUE if sub is None else sub.on_trial_result(tune_controller, trial, result)
+            if sub is None or ERROR_KEY in result:  # a failed trial's last word: it ends anyway
+                return TrialScheduler.CONTINUE
+            return sub.on_trial_result(tune_controller, trial, result)
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
             if (sub := self._sub(trial)) is not None:
-                sub.on_trial_complete(tune_controller, trial, result)
+                if ERROR_KEY in result:  # no score for its rung: it is forgotten, as an error would be
+                    sub.on_trial_remove(tune_controller, trial)
+                else:
+                    sub.on_trial_complete(tune_controller, trial, result)
 
         def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
             if (sub := self._sub(trial)) is not None:
