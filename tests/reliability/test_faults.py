@@ -155,3 +155,27 @@ def test_running_leftovers_of_a_dead_process_become_interrupted(tmp_path):
     assert mark_interrupted(inc) == [theirs.id]
     by = {r.id: r.status for r in list_records(inc)}
     assert by == {mine.id: "running", theirs.id: "interrupted"}
+
+
+def test_records_a_dead_driver_left_unmirrored_are_mirrored_by_the_next_run(cluster, data, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPECWEAVE_MLFLOW", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    inc = Increment.create("Unmirrored", problem_type="classification", root=tmp_path)
+    # what a driver killed between writing its records and mirroring them leaves behind
+    script = ("import os, sys\nfrom specweave_ray.workspace.records import open_experiment\n"
+              "for i in range(2):\n"
+              "    e = open_experiment(f'left{i}', increment=sys.argv[1], mirror=False, metrics={'m': i})\n"
+              "    e.close()\n"
+              "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, str(inc.path)], check=True, timeout=120)
+    assert all(not r.meta["mlflow_run_id"] for r in list_records(inc))
+    run_experiments([ModelExperiment("ok", FaultyClassifier, {})], *data, increment=inc, cv=2, baselines=False,
+                    refit=False)
+    recs = list_records(inc)
+    assert all(r.meta["mlflow_run_id"] and not r.meta.get("mlflow_error") for r in recs), \
+        [(r.id, r.meta.get("mlflow_error")) for r in recs]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{inc.root / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(inc.id).experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted(r.meta["mlflow_run_id"] for r in recs)  # once each
