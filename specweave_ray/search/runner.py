@@ -140,7 +140,10 @@ def run_experiments(
             the cluster ``address`` (default ``$RAY_ADDRESS``, else an embedded local Ray),
             ``num_cpus``, ``max_concurrent``, ``autoscale`` (trials that fit on no node yet
             wait for one instead of failing fast) and ``pending_timeout_s`` (past it the sweep
-            stops, finished trials stay recorded, and :class:`SweepError` names the candidates).
+            stops, finished trials stay recorded, and :class:`SweepError` names the candidates);
+            ``trial_timeout_s`` and ``trial_memory_mb`` limit each trial (it runs in a forked
+            child of its worker; past a limit it is recorded failed with cause ``timeout`` or
+            ``oom``, as a dead one is with its exit code or signal and its node).
         preprocessor: ``"auto"`` (built from the columns), an unfitted transformer, or None.
         use_cache: Reuse trials recorded as finished with the same data, params, CV and code.
         refit: Fit each candidate's best params on all data and save the model natively.
