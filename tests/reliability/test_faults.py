@@ -55,9 +55,10 @@ def test_each_fault_is_recorded_failed_with_its_cause_and_node(cluster, data, tm
     monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
     inc = Increment.create("Faults", problem_type="classification", root=tmp_path)
     exps = [ModelExperiment(m, FaultyClassifier, {"mode": m}) for m in ("exit", "sigkill", "hog", "hang", "raise")]
-    # exits on the second node only: several, so some land there (1 of the 3 CPUs)
-    exps += [ModelExperiment(f"second-{i}", FaultyClassifier, {"mode": "exit-on-second", "sleep_s": 0.3})
-             for i in range(5)]
+    # exit on the second node only: several, so some land there (1 of the 3 CPUs)
+    # (each fits for 1 s elsewhere, so the run lasts until the second node's worker is up and busy)
+    exps += [ModelExperiment(f"second-{i}", FaultyClassifier, {"mode": "exit-on-second", "sleep_s": 1.0})
+             for i in range(6)]
     exps.append(ModelExperiment("ok", FaultyClassifier, {"mode": "ok"}))
     t0 = time.monotonic()
     res = run_experiments(exps, *data, increment=inc, cv=2, baselines=False, refit=False,
@@ -79,12 +80,13 @@ def test_each_fault_is_recorded_failed_with_its_cause_and_node(cluster, data, tm
     assert "memory limit of 300 MB" in by["hog"].meta["error"]["message"]
     assert "time limit of 4 s" in by["hang"].meta["error"]["message"]
     assert by["raise"].meta["error"]["type"] == "ValueError" and "boom" in by["raise"].meta["error"]["message"]
-    seconds = [by[f"second-{i}"].meta for i in range(5)]
+    seconds = [by[f"second-{i}"].meta for i in range(6)]
     on_second = [m for m in seconds if m["node"] == cluster.second_node_id]
     assert on_second, "no trial ran on the second node"
     assert all(m["status"] == "failed" and m["error"]["cause"] == {"kind": "exit", "exit_code": 3} for m in on_second)
     assert all(m["status"] == "finished" for m in seconds if m["node"] != cluster.second_node_id)
     assert len(res.failed) == 5 + len(on_second)
+    assert cluster.second_node_id in {r.meta["node"] for r in by.values() if r.status == "failed"}
 
 
 _DRIVER = textwrap.dedent("""
