@@ -36,7 +36,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, upload: boo
 
     ``upload=False`` skips :data:`WRITE_HOOKS` (a file just fetched from a URI root)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _unwritable(path, err) from err
     try:
         with os.fdopen(fd, "wb") as fh:
             if hasattr(os, "fchmod"):
@@ -45,14 +48,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, upload: boo
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        if isinstance(err, OSError) and err.errno is not None:
+            raise _unwritable(path, err) from err
+        raise  # the old file, if any, is left as it was
     if upload:
         for hook in WRITE_HOOKS:
             hook(path)
     return path
+
+
+def _unwritable(path: Path, err: OSError) -> OSError:
+    """The same OSError, its message naming the file and the likely cause (full disk, read-only)."""
+    hint = {28: "the disk is full", 27: "the file size limit is reached", 30: "the filesystem is read-only",
+            13: "the folder is not writable", 1: "the folder is not writable"}.get(err.errno or 0, "")
+    return type(err)(err.errno, f"cannot write {path}: {err.strerror}" + (f" ({hint})" if hint else ""))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

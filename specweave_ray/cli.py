@@ -439,6 +439,25 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_sync_mlflow(args: argparse.Namespace) -> int:
+    from specweave_ray.exceptions import RecordError, UsageError
+    from specweave_ray.workspace import _mlflow
+    from specweave_ray.workspace.records import list_records, resolve_increment, sync_mlflow
+
+    if not _mlflow.enabled():
+        raise UsageError("MLflow mirroring is off (SPECWEAVE_MLFLOW=0); unset it to sync")
+    inc = resolve_increment(args.id, args.root)
+    total = len([r for r in list_records(inc) if r.status != "running"])
+    out = sync_mlflow(inc)
+    if out["failed"]:
+        why = _mlflow.unreachable(_mlflow.tracking_uri(inc.root)) or "see each record's mlflow_error"
+        raise RecordError(f"{len(out['failed'])} of {total} records of {inc.id} could not be mirrored to "
+                          f"{_mlflow.redact_uri(_mlflow.tracking_uri(inc.root))} ({why})")
+    print(f"sync-mlflow {inc.id}: {len(out['mirrored'])} record(s) mirrored, "
+          f"{total - len(out['mirrored'])} already in MLflow")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from specweave_ray.finish.validate import (
         checks_json,
@@ -638,6 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="increment id, number or slug")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("sync-mlflow", parents=[common],
+                       help="mirror to MLflow the records it lacks (after the tracking server was unreachable)")
+    p.add_argument("id", help="increment id, number or slug")
+    p.set_defaults(func=cmd_sync_mlflow)
 
     p = sub.add_parser("done", parents=[common],
                        help="close a validated increment: COMPLETION-SUMMARY.md, then the living docs")

@@ -12,6 +12,8 @@ either::
     ├── DataError(ValueError)           data cannot be loaded or does not match its schema
     ├── CandidateError(ValueError)      a candidate/estimator is invalid or cannot be built
     ├── SweepError(RuntimeError)        the Ray Tune sweep cannot run (resources, cluster)
+    │   └── TrialFault                  one trial's process died, went over its memory limit
+    │                                   or its time limit (carries the cause and the node)
     ├── StorageError(RuntimeError)      a URI root cannot be opened, read or written
     ├── UsageError(ValueError)          a command line that cannot be run as given
     ├── BadRequest(ValueError)          an HTTP request the client must fix (carries its status)
@@ -63,6 +65,26 @@ class CandidateError(SpecweaveError, ValueError):
 
 class SweepError(SpecweaveError, RuntimeError):
     """The Ray Tune sweep cannot be started or completed."""
+
+
+class TrialFault(SweepError):
+    """One trial's process died (exit code, signal), went over its memory or time limit.
+
+    ``cause`` is ``{"kind": "exit"|"signal"|"oom"|"timeout", ...}`` (exit code, signal name,
+    limit) and ``node`` the Ray node id it ran on; both travel to the driver with the error.
+    """
+
+    def __init__(self, message: str, *, cause: dict | None = None, node: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = dict(cause or {})
+        self.node = node
+
+    def __reduce__(self) -> tuple:  # pickled by Ray from the worker to the driver
+        return (_trial_fault, (str(self), self.cause, self.node))
+
+
+def _trial_fault(message: str, cause: dict, node: str | None) -> TrialFault:
+    return TrialFault(message, cause=cause, node=node)
 
 
 class StorageError(SpecweaveError, RuntimeError):

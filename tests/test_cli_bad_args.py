@@ -33,6 +33,8 @@ CASES = [
     (["validate", "0009-x"], "no increment '0009-x'"),
     (["done", "../escape"], "points outside the increments root"),
     (["sync-docs", "9"], "no increment '9'"),
+    (["sync-mlflow"], "the following arguments are required: id"),
+    (["sync-mlflow", "9"], "no increment '9'"),
     (["issue", "1"], "the following arguments are required: title"),
     (["issue", "1", " "], "the issue title is empty"),
     (["bogus"], "invalid choice: 'bogus'"),

@@ -32,7 +32,7 @@ __all__ = ["FAIL", "PASS", "SKIP", "Check", "Evidence", "checks_json", "gather",
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 _EXP_DIR = re.compile(r"^exp-(\d+)(?:-.*)?$")
-_FINAL = ("finished", "failed")
+_FINAL = ("finished", "failed", "interrupted")  # interrupted: closed by Ctrl-C or a later run
 
 
 @dataclass(frozen=True)

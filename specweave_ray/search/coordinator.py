@@ -21,7 +21,8 @@ from typing import Any
 from specweave_ray._fs import atomic_write_json, atomic_write_text
 from specweave_ray.metrics import MetricDef
 from specweave_ray.search._cache import estimator_path
-from specweave_ray.search.trial import INFO_PREFIX
+from specweave_ray.search._isolate import parse_tag
+from specweave_ray.search.trial import ERROR_KEY, INFO_PREFIX
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace._lineage import source_hash
@@ -39,7 +40,7 @@ class TrialResult:
     kind: str                       # "candidate" | "baseline"
     trial_id: str
     record_id: str
-    status: str                     # "finished" | "failed"
+    status: str                     # "finished" | "failed" | "interrupted"
     params: Mapping[str, Any]
     metrics: Mapping[str, float]
     node: str | None = None
@@ -93,6 +94,7 @@ class Coordinator:
         self._on_progress = on_progress
         self._last: dict[str, dict[str, Any]] = {}
         self._started: dict[str, float] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._mirror = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-mirror") \
@@ -103,10 +105,15 @@ class Coordinator:
     def trial_started(self, trial_id: str, config: Mapping[str, Any]) -> None:
         with self._lock:
             self._started[trial_id] = time.time()
+            self._configs[trial_id] = dict(config)
             self.progress.started += 1
         self._notify()
 
     def trial_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        if ERROR_KEY in result:  # the trial failed: keep what it reported before, add the error
+            with self._lock:
+                self._last[trial_id] = {**self._last.get(trial_id, {}), ERROR_KEY: result[ERROR_KEY]}
+            return
         with self._lock:
             hist = self._last.get(trial_id, {}).get("_history", [])
             if "stage" in result and self.metric.name in result:
@@ -116,14 +123,27 @@ class Coordinator:
 
     def trial_completed(self, trial_id: str, config: Mapping[str, Any]) -> TrialResult:
         last = self._last.get(trial_id, {})
+        if ERROR_KEY in last:  # failed in its own process (search/_isolate.py): the worker lived on
+            text = last[ERROR_KEY]
+            tag = parse_tag(text)
+            return self.trial_failed(trial_id, config, text, node=tag.get("node"),
+                                     cause=tag.get("cause") or {"kind": "exception"})
         stopped = bool(last) and int(last.get("stage", 1)) < int(last.get("n_stages", 1))
         return self._record(trial_id, config, last, error=None, stopped_early=stopped)
 
-    def trial_failed(self, trial_id: str, config: Mapping[str, Any], error: str, *, node: str | None = None) -> TrialResult:
+    def trial_failed(self, trial_id: str, config: Mapping[str, Any], error: str, *, node: str | None = None,
+                     cause: Mapping[str, Any] | None = None) -> TrialResult:
         last = dict(self._last.get(trial_id, {}))
         if node and not last.get(f"{INFO_PREFIX}node"):
             last[f"{INFO_PREFIX}node"] = node
-        return self._record(trial_id, config, last, error=error or "trial failed (no error text)")
+        return self._record(trial_id, config, last, error=error or "trial failed (no error text)", cause=cause)
+
+    def record_interrupted(self, reason: str = "the sweep was interrupted (Ctrl-C)") -> list[TrialResult]:
+        """Record every trial that started and did not end as ``interrupted`` (a later run reruns it)."""
+        with self._lock:
+            open_trials = [(tid, cfg) for tid, cfg in self._configs.items() if tid not in self.results]
+        return [self._record(tid, cfg, dict(self._last.get(tid, {})), error=reason,
+                             cause={"kind": "interrupted"}, status="interrupted") for tid, cfg in open_trials]
 
     def add_cached(self, record: Record) -> TrialResult:
         """Count a finished record from an earlier run as this sweep's result (no new record)."""
@@ -143,7 +163,8 @@ class Coordinator:
 
     # -- writing -----------------------------------------------------------------------------
     def _record(self, trial_id: str, config: Mapping[str, Any], last: Mapping[str, Any], *,
-                error: str | None, stopped_early: bool = False) -> TrialResult:
+                error: str | None, stopped_early: bool = False, cause: Mapping[str, Any] | None = None,
+                status: str = "failed") -> TrialResult:
         name = config["candidate"]
         cand = self.candidates[name]
         params = dict(config.get("params", {}))
@@ -174,9 +195,12 @@ class Coordinator:
         if meta["device_warnings"]:
             notes.append("Device fallback: " + "; ".join(meta["device_warnings"]))
         if error is not None:
-            notes.append(f"Trial failed:\n\n```\n{error.strip()[-4000:]}\n```")
-            meta["status"] = "failed"
-            meta["error"] = {"type": _error_type(error), "message": _error_message(error), "traceback": error}
+            notes.append(f"Trial {status}:\n\n```\n{error.strip()[-4000:]}\n```")
+            meta["status"] = status
+            fault = dict(cause or {}).get("kind") in _FAULTS
+            meta["error"] = {"type": "TrialFault" if fault else _error_type(error),
+                             "message": _fault_message(error) if fault else _error_message(error),
+                             "cause": dict(cause or {"kind": "exception"}), "traceback": error}
         if started is not None:
             meta["started"] = _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="milliseconds")
             meta["duration_s"] = round(time.time() - started, 4)
@@ -199,12 +223,12 @@ class Coordinator:
             self.results[trial_id] = tr
             if error is not None:
                 self.progress.failed += 1
-                self.progress.events.append(f"{exp.id} failed: {tr.error}")
+                self.progress.events.append(f"{exp.id} {status}: {tr.error}")
             else:
                 self.progress.finished += 1
                 self._update_best(tr)
         if error is not None:
-            logger.warning("trial %s (%s) failed: %s", trial_id, name, tr.error)
+            logger.warning("trial %s (%s) %s: %s", trial_id, name, status, tr.error)
         self._notify()
         return tr
 
@@ -222,8 +246,16 @@ class Coordinator:
         try:
             return fut.result()
         except Exception as err:  # noqa: BLE001 - records on disk stay the truth
-            logger.warning("MLflow parent run could not be created: %s", err)
+            if isinstance(err, ConnectionError) or _mlflow.is_connection_error(err):
+                _mlflow.mark_down(_mlflow.tracking_uri(self.increment.root), f"{type(err).__name__}: {err}")
+            else:
+                logger.warning("MLflow parent run could not be created: %s", err)
             return None
+
+    def mirror_later(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the mirror thread (after what is queued), waited for by :meth:`flush`."""
+        if self._mirror is not None:
+            self._pending.append(self._mirror.submit(fn))
 
     def _mirror_one(self, exp: Any) -> None:
         exp.mirror_to_mlflow(parent_run_id=self.parent_run_id)
@@ -255,6 +287,20 @@ _TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timesta
               "iterations_since_restore", "timesteps_total", "episodes_total", "timesteps_since_restore",
               "done", "pid", "date", "stage", "n_stages", "n_folds", "config", "trial_id",
               "node_ip", "hostname", "checkpoint_dir_name", "should_checkpoint", "experiment_tag"}
+
+
+_FAULTS = ("exit", "signal", "oom", "timeout", "worker_died", "interrupted")
+
+
+def _fault_message(text: str) -> str:
+    """The TrialFault's own line (``…TrialFault: trial process exited with code 3 …``)."""
+    for line in reversed(text.strip().splitlines()):
+        if "TrialFault: " in line:
+            return line.split("TrialFault: ", 1)[1].strip()[:500]
+    for line in text.strip().splitlines():  # Ray's own words for a worker that died under it
+        if "actor died" in line.lower() or "worker exit detail" in line.lower():
+            return line.strip()[:500]
+    return _error_message(text)
 
 
 def _error_type(text: str) -> str:

@@ -44,9 +44,15 @@ from specweave_ray.search.coordinator import (
 from specweave_ray.spec.config import SweepConfig, sweep_config
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
-from specweave_ray.workspace._lineage import source_hash
+from specweave_ray.workspace._lineage import code_dirty_state, source_hash
 from specweave_ray.workspace.increment import Increment
-from specweave_ray.workspace.records import code_version, open_experiment, resolve_increment
+from specweave_ray.workspace.records import (
+    code_version,
+    mark_interrupted,
+    open_experiment,
+    resolve_increment,
+    sync_mlflow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +140,10 @@ def run_experiments(
             the cluster ``address`` (default ``$RAY_ADDRESS``, else an embedded local Ray),
             ``num_cpus``, ``max_concurrent``, ``autoscale`` (trials that fit on no node yet
             wait for one instead of failing fast) and ``pending_timeout_s`` (past it the sweep
-            stops, finished trials stay recorded, and :class:`SweepError` names the candidates).
+            stops, finished trials stay recorded, and :class:`SweepError` names the candidates);
+            ``trial_timeout_s`` and ``trial_memory_mb`` limit each trial (it runs in a forked
+            child of its worker; past a limit it is recorded failed with cause ``timeout`` or
+            ``oom``, as a dead one is with its exit code or signal and its node).
         preprocessor: ``"auto"`` (built from the columns), an unfitted transformer, or None.
         use_cache: Reuse trials recorded as finished with the same data, params, CV and code.
         refit: Fit each candidate's best params on all data and save the model natively.
@@ -179,11 +188,20 @@ def run_experiments(
     by_key = {r.meta["cache_key"]: r for r in finished}
     budgets, prior, reuse = {}, {}, []
     contexts = {}
+    # staged fitting (ASHA's rungs) changes what a trial scores: part of the identity
+    stages_of = {e.name: stages if (e.has_search_space and e.num_samples > 1 and stages > 1
+                                    and budget_of(classes_by_name[e.name]()) is not None) else 1
+                 for e in experiments}
+    # the code that really runs: the commit, and the uncommitted edits when the tree is dirty;
+    # the preprocessor's source when it is the user's class
+    same = {"fingerprint": train_fp, "cv": cv_repr, "version": version, "metric": metric_def.name,
+            "code_dirty": code_dirty_state(), "preprocessor": preprocessor}
+
+    def key_of(name: str, params: Mapping[str, Any]) -> str:
+        return cache_key(candidate=name, estimator=classes_by_name[name], params=params, stages=stages_of[name], **same)
+
     for e in experiments:
-        cls = classes_by_name[e.name]
-        ctx = cache_key(candidate=e.name, fingerprint=train_fp, estimator=cls,
-                        params={k: (v.to_json() if hasattr(v, "to_json") else repr(v)) for k, v in e.params.items()},
-                        cv=cv_repr, version=version, metric=metric_def.name)
+        ctx = key_of(e.name, {k: (v.to_json() if hasattr(v, "to_json") else repr(v)) for k, v in e.params.items()})
         contexts[e.name] = ctx
         if e.has_search_space:
             # by context, not by key: a search may have tried the same params twice
@@ -193,12 +211,13 @@ def run_experiments(
                              for r in earlier if "cv_mean" in r.metrics]
             budgets[e.name] = max(0, e.num_samples - len(earlier))
         else:
-            key = cache_key(candidate=e.name, fingerprint=train_fp, estimator=cls, params=e.fixed_params, cv=cv_repr,
-                            version=version, metric=metric_def.name)
+            key = key_of(e.name, e.fixed_params)
             hit = by_key.get(key)
             budgets[e.name] = 0 if hit else e.num_samples
             reuse += [hit] if hit else []
 
+    # a driver killed earlier left records `running`: they become `interrupted` (and unreused)
+    mark_interrupted(inc)
     started_ray = _ray.ensure_ray(address=sweep_cfg.address, num_cpus=sweep_cfg.num_cpus)
     sweep_exp = None
     try:
@@ -214,33 +233,42 @@ def run_experiments(
             meta={"data_fingerprint": fingerprint, "cv": cv_repr, "sweep": sweep_exp.id, "metric": metric_def.name,
                   "problem_type": problem.name, "lineage": lineage},
             parent_run_id=None, total=sum(budgets.values()) + len(reuse), on_progress=on_progress,
-            cache_key_fn=lambda name, params: cache_key(
-                candidate=name, fingerprint=train_fp, estimator=classes_by_name[name], params=params, cv=cv_repr,
-                version=version, metric=metric_def.name),
+            cache_key_fn=key_of,
             contexts=contexts)
         if _mlflow.enabled():
             coordinator.open_parent_run(lambda: _mlflow.start_run(
                 inc.root, inc.id, name=sweep_exp.id, tags={"specweave.kind": "sweep"}))
+            # records a killed driver wrote but did not mirror: mirrored now, on the mirror thread
+            coordinator.mirror_later(lambda: sync_mlflow(inc, skip=(sweep_exp.id,)))
         for rec in reuse:
             coordinator.add_cached(rec)
         payload = {
             "X": X, "y": y_arr, "folds": folds, "metric": metric_def.name, "preprocessor": preprocessor,
             "problem_type": problem.name,
+            "limits": {"timeout_s": sweep_cfg.trial_timeout_s, "memory_mb": sweep_cfg.trial_memory_mb,
+                       "isolate": sweep_cfg.isolate_trials},
             "candidates": {e.name: {"cls": classes_by_name[e.name], "cpus": e.resources["cpu"],
                                     # rule baselines read named raw columns, not encoded features
                                     "raw": bool(getattr(classes_by_name[e.name], "requires_raw_frame", False)),
-                                    "stages": stages if (e.has_search_space and e.num_samples > 1 and stages > 1
-                                                         and budget_of(classes_by_name[e.name]()) is not None) else 1}
+                                    "stages": stages_of[e.name]}
                            for e in experiments},
         }
         # Tune's own state beside the records, on the root's filesystem (trials on other nodes
         # write there directly; DESIGN.md: no shared disk is assumed)
         tune_path, tune_fs = storage.tune_storage(inc.experiments_dir / "tune")
-        payload_ref = _ray.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
-                                     mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
-                                     pending_timeout_s=sweep_cfg.pending_timeout_s,
-                                     max_concurrent=sweep_cfg.max_concurrent, name=sweep_exp.id,
-                                     storage_path=tune_path, storage_filesystem=tune_fs)
+        try:
+            payload_ref = _ray.run_tune(experiments, payload, coordinator=coordinator, metric=metric_def.name,
+                                         mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
+                                         pending_timeout_s=sweep_cfg.pending_timeout_s,
+                                         max_concurrent=sweep_cfg.max_concurrent, name=sweep_exp.id,
+                                         storage_path=tune_path, storage_filesystem=tune_fs)
+        except KeyboardInterrupt:
+            # Ctrl-C: the trials still running get an `interrupted` record (the next run reruns
+            # them; the finished ones are reused), and so does the sweep
+            coordinator.record_interrupted()
+            coordinator.flush()
+            sweep_exp.close(status="interrupted")
+            raise
         coordinator.flush()
         if coordinator.parent_run_id:
             sweep_exp.update_meta(mlflow_run_id=coordinator.parent_run_id)

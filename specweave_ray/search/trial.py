@@ -22,6 +22,7 @@ from specweave_ray.candidates.staged import budget_of, staged_fit
 from specweave_ray.metrics import get_metric, predict_for
 
 INFO_PREFIX = "info_"   # result keys that are facts about the trial, not metrics
+ERROR_KEY = "_trial_error"  # a failed trial's last result: its error text (the sweep's runner reports it)
 
 
 def _take(data: Any, idx: np.ndarray) -> Any:

@@ -12,10 +12,13 @@ import functools
 import hashlib
 import inspect
 import json
+import os
+import re
 import site
 import subprocess
 import sys
 import sysconfig
+import urllib.parse
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -23,8 +26,8 @@ from typing import Any
 
 from specweave_ray._fs import atomic_write_text
 
-__all__ = ["FREEZE_DIR", "code_git", "config_hash", "freeze", "git_state", "package_version",
-           "source_hash", "write_freeze"]
+__all__ = ["FREEZE_DIR", "captured_environ", "code_dirty_state", "code_git", "config_hash", "dirty_state", "freeze", "git_state", "is_secret_name",
+           "package_version", "redact_text", "redact_uri", "safe_environ", "source_hash", "write_freeze"]
 
 # the specweave_ray package folder: git is asked about the repository of the code that ran,
 # not about the user's working directory
@@ -52,6 +55,33 @@ def git_state(path: str | Path) -> dict[str, Any]:
 def code_git() -> dict[str, Any]:
     """:func:`git_state` of specweave_ray's own repository, read once per process (a run)."""
     return git_state(_PACKAGE_DIR)
+
+
+def dirty_state(path: str | Path) -> str | None:
+    """None in a clean tree (or outside git); in a dirty one, ``sha256:`` of the uncommitted edits
+    under ``path`` (``git diff HEAD`` and the untracked files' contents), so two runs with
+    different edits on the same commit are told apart."""
+    if not git_state(path).get("dirty"):
+        return None
+    base = Path(path)
+    h = hashlib.sha256()
+    with contextlib.suppress(Exception):
+        diff = subprocess.run(["git", "-C", str(base), "diff", "HEAD", "--binary", "--", "."],
+                              capture_output=True, timeout=10)
+        h.update(diff.stdout)
+        new = subprocess.run(["git", "-C", str(base), "ls-files", "--others", "--exclude-standard", "-z", "--", "."],
+                             capture_output=True, timeout=10)
+        for rel in filter(None, new.stdout.decode("utf-8", "replace").split("\0")):
+            h.update(rel.encode())
+            with contextlib.suppress(OSError):
+                h.update((base / rel).read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_dirty_state() -> str | None:
+    """:func:`dirty_state` of specweave_ray's own package folder, read once per process."""
+    return dirty_state(_PACKAGE_DIR)
 
 
 def package_version() -> str | None:
@@ -122,3 +152,51 @@ def write_freeze(experiments_dir: Path) -> dict[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
     return {"environment_sha256": f"sha256:{digest}", "environment_freeze": f"experiments/{rel}"}
+
+
+# -- secrets: nothing that looks like a credential reaches a record ------------------------------
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"(sig|signature|token|key|secret|password|credential|auth)", re.IGNORECASE)
+_URI_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+# what a record keeps of the environment: the variables that change how a run behaves
+_CAPTURED_PREFIXES = ("SPECWEAVE_", "RAY_", "MLFLOW_", "CUDA_", "OMP_", "TUNE_", "AWS_", "PYTHONHASHSEED")
+
+
+def is_secret_name(name: str) -> bool:
+    """A variable name that looks like a credential (``*KEY*``, ``*TOKEN*``, ``*SECRET*``,
+    ``*PASSWORD*``, case-blind; also ``*CREDENTIAL*`` and ``*AUTH*``)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact_uri(uri: str) -> str:
+    """``https://user:pass@host/x`` → ``https://***@host/x``; credential-like query parameters
+    (``?token=…``, ``X-Amz-Signature=…``) → ``***``. Anything that is not a URI is returned as is."""
+    if "://" not in uri:
+        return uri
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        query = "&".join(f"{k}=***" if _SECRET_QUERY.search(k) else (f"{k}={v}" if v or "=" in item else k)
+                         for item in query.split("&") for k, _, v in [item.partition("=")])
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def redact_text(text: str) -> str:
+    """Every URI inside ``text`` (an error message, a command line) through :func:`redact_uri`."""
+    return _URI_IN_TEXT.sub(lambda m: redact_uri(m.group(0)), text)
+
+
+def safe_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without credential-like names, and with credentials inside URI values redacted."""
+    return {k: redact_text(v) for k, v in env.items() if not is_secret_name(k)}
+
+
+def captured_environ() -> dict[str, str]:
+    """The variables a record keeps (Ray, MLflow, CUDA, Tune, specweave settings), secrets dropped."""
+    return safe_environ({k: v for k, v in sorted(os.environ.items()) if k.startswith(_CAPTURED_PREFIXES)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.parse
@@ -20,6 +21,7 @@ from typing import Any
 
 from specweave_ray._fs import file_lock
 from specweave_ray.workspace import storage
+from specweave_ray.workspace._lineage import redact_uri
 
 logger = logging.getLogger(__name__)
 _LOCK = threading.Lock()
@@ -41,6 +43,49 @@ def local_store(root: Path, increment_id: str) -> list[Path]:
     if not enabled() or os.environ.get("MLFLOW_TRACKING_URI"):
         return []
     return [Path(root) / "mlflow.db", Path(root) / "mlartifacts" / increment_id]
+
+
+_DOWN: dict[str, str] = {}   # tracking URI -> why it is unreachable (this process gave up on it)
+_PROBE_TIMEOUT_S = 2.0
+
+
+def unreachable(uri: str) -> str | None:
+    """Why the tracking server at ``uri`` can't be reached (None when it can, or is not a server).
+
+    Checked once per process and URI with one TCP connect (``_PROBE_TIMEOUT_S``): MLflow's own HTTP
+    client retries a refused connection for minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, default
+    7, with exponential backoff), once per record of a sweep. A URI found down stays down for the
+    process; ``specweave-ray sync-mlflow`` replays the records later."""
+    with _LOCK:
+        if uri in _DOWN:
+            return _DOWN[uri]
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=_PROBE_TIMEOUT_S).close()
+        return None
+    except OSError as err:
+        return mark_down(uri, f"{type(err).__name__}: {err}")
+
+
+def mark_down(uri: str, reason: str) -> str:
+    """Give up on ``uri`` for this process: ONE warning, then every mirror call fails at once."""
+    with _LOCK:
+        first = uri not in _DOWN
+        _DOWN.setdefault(uri, reason)
+    if first:
+        logger.warning("MLflow tracking server %s is unreachable (%s): records are written to the increment "
+                       "only; replay them with `specweave-ray sync-mlflow <increment>`",
+                       redact_uri(uri), reason)
+    return _DOWN[uri]
+
+
+def is_connection_error(err: BaseException) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return any(s in text for s in ("connection refused", "connectionerror", "max retries exceeded",
+                                   "failed to establish", "timed out", "name or service not known"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -67,7 +112,11 @@ def _sqlite_file(uri: str) -> Path | None:
 
 
 def client_for(root: Path) -> Any:
-    return _client(tracking_uri(root))
+    """The tracking store's client; ``ConnectionError`` at once when its server is unreachable."""
+    uri = tracking_uri(root)
+    if (why := unreachable(uri)) is not None:
+        raise ConnectionError(f"MLflow tracking server {redact_uri(uri)} unreachable: {why}")
+    return _client(uri)
 
 
 _EXPERIMENT_IDS: dict[tuple[str, str], str] = {}

@@ -45,13 +45,23 @@ from specweave_ray.workspace.increment import Increment, slugify
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("running", "finished", "failed")
+STATUSES = ("running", "finished", "failed", "interrupted")
 _EXP_RE = re.compile(r"^exp-(\d{3,})-")
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _RESERVED = frozenset({"meta.json", "params.json", "metrics.json", "logs"})
 RECORD_FILES = frozenset({"meta.json", "params.json", "metrics.json"})  # what read_record reads
 _PACKAGES = ("specweave-ray", "numpy", "pandas", "scikit-learn", "ray", "optuna", "mlflow",
              "xgboost", "lightgbm", "torch", "pyarrow")
+
+
+@contextlib.contextmanager
+def _writing(what: Path) -> Iterator[None]:
+    """An OSError while writing a record (a full disk, a read-only folder) is a RecordError naming
+    the file; the record's earlier files and every earlier record stay as they were."""
+    try:
+        yield
+    except OSError as err:
+        raise RecordError(f"cannot write the record {what}: {err}") from err
 
 
 def _now() -> str:
@@ -95,7 +105,11 @@ def lineage(**fields: Any) -> dict[str, Any]:
     env = environment()
     run = _RUN_LINEAGE.get() or {}
     return {"package_version": env["packages"].get("specweave-ray"), "git_commit": env["git_commit"],
-            "git_dirty": env["git_dirty"], "data_fingerprint": None, "config_hash": None, "seed": None,
+            "git_dirty": env["git_dirty"],
+            # where the run wrote to and how it was set up, credentials dropped (_lineage.safe_environ)
+            "mlflow_tracking_uri": _lineage.redact_uri(os.environ["MLFLOW_TRACKING_URI"])
+            if os.environ.get("MLFLOW_TRACKING_URI") else None,
+            "environ": _lineage.captured_environ(), "data_fingerprint": None, "config_hash": None, "seed": None,
             "estimator_source_sha256": None, "preprocessor_source_sha256": None,
             "environment_sha256": None, "environment_freeze": None, **run,
             **{k: v for k, v in fields.items() if v is not None or k not in run}}
@@ -154,7 +168,8 @@ class Experiment:
     def log_params(self, params: Mapping[str, Any]) -> None:
         self._check_open()
         self.params.update({str(k): to_jsonable(v) for k, v in params.items()})
-        atomic_write_json(self.path / "params.json", self.params)
+        with _writing(self.path):
+            atomic_write_json(self.path / "params.json", self.params)
 
     def log_metric(self, key: str, value: float, *, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -164,7 +179,8 @@ class Experiment:
         self._check_open()
         clean = _check_metrics(metrics)
         self.metrics.update(clean)
-        atomic_write_json(self.path / "metrics.json", self.metrics)
+        with _writing(self.path):
+            atomic_write_json(self.path / "metrics.json", self.metrics)
         if step is not None:
             ts = int(time.time() * 1000)
             rows = [{"name": k, "value": v, "step": int(step), "ts": ts} for k, v in clean.items()]
@@ -233,10 +249,15 @@ class Experiment:
         self._write_meta()
 
     # -- closing ---------------------------------------------------------------------------
-    def close(self, *, error: BaseException | None = None, parent_run_id: str | None = None) -> None:
+    def close(self, *, error: BaseException | None = None, parent_run_id: str | None = None,
+              status: str | None = None) -> None:
         if self._closed:
             return
         self._closed = True
+        if status is not None:
+            if status not in STATUSES:
+                raise RecordError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+            self.meta["status"] = status
         if error is not None:
             self.meta["status"] = "failed"
             self.meta["error"] = {
@@ -269,19 +290,26 @@ class Experiment:
                     if k in ("status", "model", "node", "trial_id", "data_fingerprint", "code_version")
                     and v is not None}
             self.meta["mlflow_run_id"] = run_id
+            self.meta.pop("mlflow_error", None)
             self._write_meta()
             _mlflow.log_run(root, run_id, params=self.params, metrics=self.metrics, history=self._history,
                             tags=tags, artifacts_dir=self.path,
                             status="FAILED" if self.meta["status"] == "failed" else "FINISHED")
             return run_id
         except Exception as err:  # noqa: BLE001 - the record on disk stays the source of truth
-            logger.warning("MLflow mirror of %s failed: %s", self.path, err)
-            self.meta["mlflow_error"] = f"{type(err).__name__}: {err}"
+            uri = _mlflow.tracking_uri(root)
+            if isinstance(err, ConnectionError) or _mlflow.is_connection_error(err):
+                _mlflow.mark_down(uri, f"{type(err).__name__}: {err}")  # one warning a process
+                logger.debug("MLflow mirror of %s skipped: %s", self.path, err)
+            else:
+                logger.warning("MLflow mirror of %s failed: %s", self.path, err)
+            self.meta["mlflow_error"] = _lineage.redact_text(f"{type(err).__name__}: {err}")[:2000]
             self._write_meta()
             return None
 
     def _write_meta(self) -> None:
-        atomic_write_json(self.path / "meta.json", self.meta)
+        with _writing(self.path):
+            atomic_write_json(self.path / "meta.json", self.meta)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -321,16 +349,27 @@ def open_experiment(
     slug = slugify(re.sub(r"^exp-", "", name))
     if not slug:
         raise RecordError(f"experiment name {name!r} has no letters or digits")
-    inc.check_inside(inc.experiments_dir).mkdir(parents=True, exist_ok=True)
-    path = inc.check_inside(claim_numbered_dir(inc.experiments_dir, pattern=_EXP_RE,
-                                               make_name=lambda n: f"exp-{n:03d}-{slug}"))
-    (path / "logs").mkdir()
+    with _writing(inc.experiments_dir):
+        inc.check_inside(inc.experiments_dir).mkdir(parents=True, exist_ok=True)
+        path = inc.check_inside(claim_numbered_dir(inc.experiments_dir, pattern=_EXP_RE,
+                                                   make_name=lambda n: f"exp-{n:03d}-{slug}"))
+        (path / "logs").mkdir()
+    with _writing(path):
+        return _first_files(path, inc, name=name, kind=kind, model=model, meta=meta, mirror=mirror,
+                            params=params, metrics=metrics, notes=notes)
+
+
+def _first_files(path: Path, inc: Increment, *, name: str, kind: str, model: str | None,
+                 meta: Mapping[str, Any] | None, mirror: bool, params: Mapping[str, Any] | None,
+                 metrics: Mapping[str, float] | None, notes: str) -> Experiment:
     env = environment()
     record_meta: dict[str, Any] = {
         "id": path.name, "name": name, "increment": inc.id, "kind": kind, "model": model,
         "status": "running", "started": _now(), "ended": None, "duration_s": None,
         "node": env["hostname"], "resources": None, "trial_id": None, "data_fingerprint": None,
         "code_version": code_version(), "environment": env, "error": None, "mlflow_run_id": None,
+        # who writes it: a record left `running` by a process that is gone was interrupted
+        "writer": {"pid": os.getpid(), "hostname": env["hostname"]},
     }
     given = dict(meta or {})
     record_meta.update(given)
@@ -422,4 +461,77 @@ def list_records(increment: Increment | str | int | os.PathLike[str], *, root: s
             rec = read_record(d)
             if kind is None or rec.kind == kind:
                 out.append(rec)
+    return out
+
+
+def _writer_gone(meta: Mapping[str, Any]) -> bool:
+    writer = meta.get("writer") or {}
+    pid, host = writer.get("pid"), writer.get("hostname")
+    if not isinstance(pid, int) or host != socket.gethostname() or pid == os.getpid():
+        return False  # another machine's process, or this one: it may still be writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def mark_interrupted(increment: Increment) -> list[str]:
+    """Records left ``running`` by a process that is gone (a killed driver) become
+    ``interrupted``; returns their ids. A running record of a live process is left alone."""
+    done = []
+    for rec in list_records(increment):
+        if rec.status == "running" and _writer_gone(rec.meta):
+            meta = dict(rec.meta)
+            meta.update(status="interrupted", ended=meta.get("ended") or _now(),
+                        error=meta.get("error") or {"type": "Interrupted", "cause": {"kind": "interrupted"},
+                                                    "message": "its process ended before the record was closed"})
+            atomic_write_json(rec.path / "meta.json", meta)
+            done.append(rec.id)
+    if done:
+        logger.warning("%d record(s) left running by an ended process marked interrupted: %s",
+                       len(done), ", ".join(done))
+    return done
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with contextlib.suppress(OSError):
+        for line in (path / "logs" / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+    return rows
+
+
+def unmirrored(increment: Increment) -> list[Record]:
+    """Closed records not (fully) in MLflow: no run id, or a mirror that failed."""
+    return [r for r in list_records(increment) if r.status != "running"
+            and (not r.meta.get("mlflow_run_id") or r.meta.get("mlflow_error"))]
+
+
+def sync_mlflow(increment: Increment, *, skip: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Mirror every closed record that MLflow lacks (``specweave-ray sync-mlflow``; a sweep also
+    calls it at its start for records a killed driver left unmirrored). Idempotent: a mirrored
+    record is skipped; so are the records in ``skip`` and the trials of a sweep in it (a running
+    sweep mirrors its own). Returns ``{"mirrored": [...], "failed": [...]}`` (record ids)."""
+    todo = [r for r in unmirrored(increment) if r.id not in skip and r.meta.get("sweep") not in skip]
+    parents: dict[str, str] = {}
+    for rec in list_records(increment, kind="sweep"):
+        if rec.meta.get("mlflow_run_id") and not rec.meta.get("mlflow_error"):
+            parents[rec.id] = rec.meta["mlflow_run_id"]
+    out: dict[str, list[str]] = {"mirrored": [], "failed": []}
+    for rec in sorted(todo, key=lambda r: r.kind != "sweep"):  # sweeps first: trials are their children
+        exp = Experiment(rec.path, increment, dict(rec.meta), mirror=True)
+        exp.params, exp.metrics = dict(rec.params), dict(rec.metrics)
+        exp._history = _read_history(rec.path)
+        exp._closed = True
+        run_id = exp.mirror_to_mlflow(parent_run_id=parents.get(rec.meta.get("sweep") or ""))
+        if run_id is None:
+            out["failed"].append(rec.id)
+        else:
+            out["mirrored"].append(rec.id)
+            if rec.kind == "sweep":
+                parents[rec.id] = run_id
     return out

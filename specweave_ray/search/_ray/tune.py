@@ -8,16 +8,19 @@ trials. Data goes to the object store once; workers cache it per process across 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from specweave_ray.search._isolate import parse_tag, run_isolated
 from specweave_ray.search._ray.resources import PendingWatch
 from specweave_ray.search._ray.resources import check_resources as check
-from specweave_ray.search.trial import refit, run_cv
+from specweave_ray.search.trial import ERROR_KEY, refit, run_cv
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.spec.search_space import Domain
 
@@ -27,7 +30,10 @@ logger = logging.getLogger(__name__)
 # to ~3 s. They must be in the environment before Ray starts so workers inherit them.
 _FAST_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0",
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
-             "RAY_AIR_NEW_OUTPUT": "0", "RAY_TRAIN_V2_ENABLED": "0"}
+             "RAY_AIR_NEW_OUTPUT": "0", "RAY_TRAIN_V2_ENABLED": "0",
+             # Ctrl-C raises KeyboardInterrupt out of Tuner.fit (Tune's own handler would end the
+             # sweep as if it had finished), so the runner records the running trials interrupted
+             "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 _PAYLOADS: dict[str, Any] = {}  # per worker process: object-store payloads already deserialised
 
 
@@ -96,12 +102,29 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
         _PAYLOADS.clear()
         payload = _PAYLOADS[key] = ray.get(payload_ref)
     cand = payload["candidates"][config["candidate"]]
-    run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
-           metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
-           problem_type=payload.get("problem_type"),
-           stages=cand["stages"],
-           cpus=cand["cpus"], gpu_ids=[str(g) for g in ray.get_gpu_ids()],
-           report=tune.report, node=ray.get_runtime_context().get_node_id())
+    node = ray.get_runtime_context().get_node_id()
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+
+    def body(report: Callable[[dict[str, Any]], None]) -> None:
+        run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
+               metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
+               problem_type=payload.get("problem_type"), stages=cand["stages"], cpus=cand["cpus"],
+               gpu_ids=gpu_ids, report=report, node=node)
+
+    limits = payload.get("limits") or {}
+    if not limits.get("isolate", True):
+        body(tune.report)
+        return
+    try:
+        # in a forked child: its exit code / signal, memory and time limits are seen here (_isolate)
+        run_isolated(body, tune.report, node=node, timeout_s=limits.get("timeout_s"),
+                     memory_mb=limits.get("memory_mb"))
+    except Exception as err:  # noqa: BLE001 - a failed trial is reported, its worker lives on
+        # Reported as the trial's last result, not raised: Tune throws away the actor of a trial
+        # that raised and starts a new one (seconds each), while this worker is healthy (the trial
+        # died in its child). The searcher, the scheduler and the coordinator read ERROR_KEY.
+        tune.report({payload["metric"]: float("nan"),
+                     ERROR_KEY: "".join(traceback.format_exception(err))[-20000:]})
 
 
 def _refit_task(payload: dict[str, Any], name: str, params: dict[str, Any]) -> tuple[Any, Any, list[str], str]:
@@ -178,13 +201,14 @@ def _make_searcher(experiments: Sequence[ModelExperiment], *, metric: str, mode:
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             sub = self._subs.get(self._owner.get(trial_id, ""))
-            if sub is not None:
+            if sub is not None and ERROR_KEY not in result:
                 sub.on_trial_result(trial_id, result)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             sub = self._subs.get(self._owner.get(trial_id, ""))
             if sub is not None:
-                sub.on_trial_complete(trial_id, result=result, error=error)
+                failed = error or ERROR_KEY in (result or {})  # a failed trial is FAIL to Optuna
+                sub.on_trial_complete(trial_id, result=None if failed else result, error=failed)
 
     return CandidateSearcher()
 
@@ -213,11 +237,16 @@ def _make_scheduler(staged: Sequence[str], *, metric: str, mode: str, stages: in
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             sub = self._sub(trial)
-            return TrialScheduler.CONTINUE if sub is None else sub.on_trial_result(tune_controller, trial, result)
+            if sub is None or ERROR_KEY in result:  # a failed trial's last word: it ends anyway
+                return TrialScheduler.CONTINUE
+            return sub.on_trial_result(tune_controller, trial, result)
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
             if (sub := self._sub(trial)) is not None:
-                sub.on_trial_complete(tune_controller, trial, result)
+                if ERROR_KEY in result:  # no score for its rung: it is forgotten, as an error would be
+                    sub.on_trial_remove(tune_controller, trial)
+                else:
+                    sub.on_trial_complete(tune_controller, trial, result)
 
         def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
             if (sub := self._sub(trial)) is not None:
@@ -230,6 +259,19 @@ def _make_scheduler(staged: Sequence[str], *, metric: str, mode: str, stages: in
     return PerCandidateASHA()
 
 
+def _actor_node(actor_hex: str | None) -> str | None:
+    """The node a (dead) actor ran on, from Ray's actor table: the node of a trial whose worker
+    died before the trial reported (Ray keeps dead actors in its table). Private API, guarded."""
+    if not actor_hex:
+        return None
+    with contextlib.suppress(Exception):
+        import ray
+
+        node = ray._private.state.actors(actor_hex).get("Address", {}).get("NodeID")
+        return node or None
+    return None
+
+
 def _trial_error_text(trial: Any) -> str:
     path = getattr(trial, "error_file", None)
     if path and os.path.exists(path):
@@ -237,6 +279,15 @@ def _trial_error_text(trial: Any) -> str:
             return fh.read()
     err = trial.get_error() if hasattr(trial, "get_error") else None
     return str(err) if err else "trial failed"
+
+
+def _dead_worker_cause(text: str) -> dict[str, Any]:
+    """The cause of a failure that did not come through ``_isolate`` (the worker itself died: its
+    node was removed, it was killed from outside), from Ray's error text."""
+    if "ActorDiedError" in text or "actor died" in text.lower() or "RayActorError" in text:
+        detail = next((ln.strip() for ln in text.splitlines() if "Worker exit detail" in ln or "exit type" in ln), "")
+        return {"kind": "worker_died", "detail": detail[:300]}
+    return {"kind": "exception"}
 
 
 def _make_callback(coordinator: Any) -> Any:
@@ -247,6 +298,7 @@ def _make_callback(coordinator: Any) -> Any:
 
         def __init__(self, coordinator: Any) -> None:
             self.coordinator = coordinator
+            self._actors: dict[str, str] = {}
 
         # The Tuner pickles its callbacks for Tuner.restore; the coordinator (threads, locks) is
         # driver state that must not travel, and a restored sweep gets a new one anyway.
@@ -257,18 +309,26 @@ def _make_callback(coordinator: Any) -> Any:
             self.coordinator = None
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+            with contextlib.suppress(Exception):
+                self._actors[trial.trial_id] = actor._actor_id.hex()
             self.coordinator.trial_started(trial.trial_id, trial.config)
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             self.coordinator.trial_result(trial.trial_id, trial.config, result)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._actors.pop(trial.trial_id, None)
             self.coordinator.trial_completed(trial.trial_id, trial.config)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            location = getattr(getattr(trial, "temporary_state", None), "location", None)
-            self.coordinator.trial_failed(trial.trial_id, trial.config, _trial_error_text(trial),
-                                          node=getattr(location, "hostname", None))
+            text = _trial_error_text(trial)
+            tag = parse_tag(text)
+            actor = self._actors.pop(trial.trial_id, None)
+            cause = tag.get("cause") or _dead_worker_cause(text)
+            # the node: the trial's own word, else where Ray placed its (dead) worker
+            node = tag.get("node") or _actor_node(actor)
+            self.coordinator.trial_failed(trial.trial_id, trial.config, text, node=node, cause=cause)
 
     return CoordinatorCallback(coordinator)
 

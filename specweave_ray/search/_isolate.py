@@ -1,0 +1,177 @@
+"""One trial's body in a forked child of its Ray worker, so that how it ended is known.
+
+A trial that kills its own process (``os._exit``, a signal, the kernel's OOM killer) takes a Ray
+worker with it, and Ray reports only "the actor died unexpectedly" (no exit code, no signal, no
+node for a trial that had not reported yet). Run in a child, the worker survives and sees the
+child's exit status; it can also end a child that hangs past its time limit (Tune's stoppers only
+run when a trial reports, so a hung trial that never reports is never stopped) and cap the
+child's address space (``RLIMIT_AS``: Ray's ``memory`` resource only schedules, it enforces
+nothing per trial). The child is a plain ``fork`` (copy-on-write: the data already deserialised
+in the worker is shared, nothing is pickled again); its reports come back through a pipe and are
+handed to ``report`` (Tune's) in the worker. Hand-written because multiprocessing's pools give
+neither the exit status of a dead worker nor a per-task kill.
+
+Every error raised here ends with one ``specweave-trial: {json}`` line (the node and the cause)
+that the coordinator reads from the error text on the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import pickle
+import resource
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from specweave_ray.exceptions import TrialFault
+
+__all__ = ["TRIAL_TAG", "parse_tag", "run_isolated"]
+
+TRIAL_TAG = "specweave-trial: "
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _tag(node: str | None, cause: dict[str, Any]) -> str:
+    return TRIAL_TAG + json.dumps({"node": node, "cause": cause}, sort_keys=True)
+
+
+def parse_tag(text: str) -> dict[str, Any]:
+    """The ``{"node", "cause"}`` of the last ``specweave-trial:`` line in an error text ({} if none)."""
+    for line in reversed((text or "").splitlines()):
+        line = line.strip()
+        if line.startswith(TRIAL_TAG):
+            with contextlib.suppress(ValueError):
+                return json.loads(line[len(TRIAL_TAG):])
+    return {}
+
+
+def _vm_bytes() -> int:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[0]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the child gets SIGKILL when its worker dies (Ray killing the worker at shutdown or
+    Ctrl-C must not leave a hung trial behind)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the worker died before prctl
+        os._exit(1)
+
+
+def _child(conn: Any, body: Callable[[Callable[[dict], None]], Any], memory_mb: float | None,
+           parent: int) -> None:
+    _die_with_parent(parent)
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    if memory_mb:
+        # on top of what the forked worker already maps (Ray's worker reserves gigabytes of address
+        # space it never touches), so the limit is what the trial itself may add
+        soft = _vm_bytes() + int(memory_mb * 2**20)
+        if old[1] != resource.RLIM_INFINITY:
+            soft = min(soft, old[1])
+        resource.setrlimit(resource.RLIMIT_AS, (soft, old[1]))
+    try:
+        body(lambda result: conn.send(("report", result)))
+    except BaseException as err:  # noqa: BLE001 - everything goes back to the worker
+        tb = traceback.format_exc()
+        resource.setrlimit(resource.RLIMIT_AS, old)  # room to pickle and send the error
+        try:
+            blob = pickle.dumps(err)
+        except Exception:  # noqa: BLE001 - an unpicklable error travels as text
+            blob = None
+        conn.send(("error", blob, type(err).__name__, str(err)[:4000], tb))
+    else:
+        conn.send(("done", None))
+    finally:
+        conn.close()
+
+
+def _signal_name(num: int) -> str:
+    with contextlib.suppress(ValueError):
+        return signal.Signals(num).name
+    return f"signal {num}"
+
+
+def run_isolated(body: Callable[[Callable[[dict], None]], Any], report: Callable[[dict], None] | None, *,
+                 node: str | None = None, timeout_s: float | None = None, memory_mb: float | None = None) -> None:
+    """Run ``body(send)`` in a forked child; each ``send(result)`` there is ``report(result)`` here.
+
+    Raises:
+        TrialFault: the child exited (code), was killed (signal), went over ``memory_mb`` or ran
+            past ``timeout_s`` (it is then killed); ``cause`` and ``node`` say which and where.
+        Exception: what ``body`` raised, re-raised here with the child's traceback as a note.
+    """
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, body, memory_mb, os.getpid()), name="specweave-trial")
+    t0 = time.monotonic()
+    proc.start()
+    send.close()
+    deadline = t0 + timeout_s if timeout_s else None
+    outcome: tuple | None = None
+    try:
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not recv.poll(wait):
+                proc.kill()
+                proc.join(5)
+                cause = {"kind": "timeout", "limit_s": timeout_s, "elapsed_s": round(time.monotonic() - t0, 3)}
+                raise TrialFault(f"trial ran past its time limit of {timeout_s:g} s and was killed\n"
+                                 + _tag(node, cause), cause=cause, node=node)
+            try:
+                msg = recv.recv()
+            except EOFError:
+                break
+            if msg[0] == "report":
+                if report is not None:
+                    report(msg[1])
+            else:
+                outcome = msg
+                break
+    finally:
+        if proc.is_alive() and outcome is None:
+            proc.kill()  # the worker's own report raised (Tune stopping the trial): end the child
+        proc.join(5 if outcome is not None else None)
+        recv.close()
+    if outcome is not None and outcome[0] == "done":
+        return
+    if outcome is not None:  # the body raised
+        _, blob, type_name, message, tb = outcome
+        if type_name == "MemoryError":
+            cause = {"kind": "oom", "limit_mb": memory_mb, "detail": "MemoryError"}
+            limit = f" of {memory_mb:g} MB" if memory_mb else ""
+            raise TrialFault(f"trial went over its memory limit{limit} (MemoryError)\n{tb}\n" + _tag(node, cause),
+                             cause=cause, node=node)
+        err = None
+        if blob is not None:
+            with contextlib.suppress(Exception):
+                err = pickle.loads(blob)
+        if not isinstance(err, BaseException):
+            err = RuntimeError(f"{type_name}: {message}")
+        cause = {"kind": "exception", "type": type_name}
+        err.add_note(f"trial traceback (in the trial's process):\n{tb}")
+        err.add_note(_tag(node, cause))
+        raise err
+    code = proc.exitcode
+    if code is not None and code < 0:
+        name = _signal_name(-code)
+        cause: dict[str, Any] = {"kind": "signal", "signal": name}
+        text = f"trial process was killed by {name}"
+        if memory_mb and -code in (signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV):
+            cause["memory_limit_mb"] = memory_mb
+            text += f" (its memory limit was {memory_mb:g} MB)"
+    else:
+        cause = {"kind": "exit", "exit_code": code}
+        text = f"trial process exited with code {code} before finishing"
+    raise TrialFault(text + "\n" + _tag(node, cause), cause=cause, node=node)

@@ -1,0 +1,183 @@
+"""Faults injected for real on a two-node ``ray.cluster_utils.Cluster`` (one Ray for the module):
+a trial's process exits or SIGKILLs itself, goes over its memory limit, hangs past its time limit,
+or dies on the second node only; Ctrl-C of a ``specweave-ray``-style driver; records left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import fault_helpers
+import pytest
+import ray
+from fault_helpers import FaultyClassifier
+from ray import cloudpickle
+from ray.cluster_utils import Cluster
+from sklearn.datasets import load_breast_cancer
+
+from specweave_ray import Increment, ModelExperiment, run_experiments
+from specweave_ray.spec import SweepConfig
+from specweave_ray.workspace.records import list_records, mark_interrupted, open_experiment
+
+pytestmark = pytest.mark.slow
+cloudpickle.register_pickle_by_value(fault_helpers)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    second = c.add_node(num_cpus=1, env_vars={fault_helpers.NODE_ENV: "second"})
+    c.wait_for_nodes()
+    ray.init(address=c.address, log_to_driver=False)
+    c.second_node_id = second.node_id
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X.iloc[:120], y.iloc[:120]
+
+
+def _trials(inc):
+    return {r.meta["candidate"]: r for r in list_records(inc) if r.kind == "trial"}
+
+
+def test_each_fault_is_recorded_failed_with_its_cause_and_node(cluster, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    inc = Increment.create("Faults", problem_type="classification", root=tmp_path)
+    exps = [ModelExperiment(m, FaultyClassifier, {"mode": m}) for m in ("exit", "sigkill", "hog", "hang", "raise")]
+    # exit on the second node only: several, so some land there (1 of the 3 CPUs)
+    # (each fits for 1 s elsewhere, so the run lasts until the second node's worker is up and busy)
+    exps += [ModelExperiment(f"second-{i}", FaultyClassifier, {"mode": "exit-on-second", "sleep_s": 1.0})
+             for i in range(6)]
+    exps.append(ModelExperiment("ok", FaultyClassifier, {"mode": "ok"}))
+    t0 = time.monotonic()
+    res = run_experiments(exps, *data, increment=inc, cv=2, baselines=False, refit=False,
+                          sweep=SweepConfig(trial_timeout_s=4, trial_memory_mb=300))
+    assert time.monotonic() - t0 < 90  # the hung trial was ended by its time limit
+    by = _trials(inc)
+    assert len(by) == len(exps) and by["ok"].status == "finished"
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    expect = {"exit": {"kind": "exit", "exit_code": 3}, "sigkill": {"kind": "signal", "signal": "SIGKILL"},
+              "hog": {"kind": "oom"}, "hang": {"kind": "timeout"}, "raise": {"kind": "exception"}}
+    for name, cause in expect.items():
+        meta = by[name].meta
+        assert meta["status"] == "failed", name
+        assert cause.items() <= meta["error"]["cause"].items(), (name, meta["error"])
+        # failed before any report, and still the node it ran on
+        assert meta["node"] in alive, (name, meta["node"])
+    assert "exited with code 3" in by["exit"].meta["error"]["message"]
+    assert "SIGKILL" in by["sigkill"].meta["error"]["message"]
+    assert "memory limit of 300 MB" in by["hog"].meta["error"]["message"]
+    assert "time limit of 4 s" in by["hang"].meta["error"]["message"]
+    assert by["raise"].meta["error"]["type"] == "ValueError" and "boom" in by["raise"].meta["error"]["message"]
+    seconds = [by[f"second-{i}"].meta for i in range(6)]
+    on_second = [m for m in seconds if m["node"] == cluster.second_node_id]
+    assert on_second, "no trial ran on the second node"
+    assert all(m["status"] == "failed" and m["error"]["cause"] == {"kind": "exit", "exit_code": 3} for m in on_second)
+    assert all(m["status"] == "finished" for m in seconds if m["node"] != cluster.second_node_id)
+    assert len(res.failed) == 5 + len(on_second)
+    assert cluster.second_node_id in {r.meta["node"] for r in by.values() if r.status == "failed"}
+
+
+_DRIVER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {here!r})
+    import fault_helpers
+    from ray import cloudpickle
+    from sklearn.datasets import load_breast_cancer
+    from specweave_ray import ModelExperiment, run_experiments
+    cloudpickle.register_pickle_by_value(fault_helpers)
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    run_experiments(fault_helpers.held({hold!r}), X.iloc[:120], y.iloc[:120], increment={inc!r}, cv=2,
+                    baselines=False, refit=False)
+""")
+
+
+def test_ctrl_c_records_running_trials_interrupted_and_the_rerun_finishes_them(cluster, data, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    inc = Increment.create("Interrupt", problem_type="classification", root=tmp_path)
+    hold = tmp_path / "hold"
+    hold.touch()  # c2…c5 wait while it exists: they are running when Ctrl-C comes
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER.format(here=str(Path(__file__).parent), inc=str(inc.path), hold=str(hold)))
+    env = {**os.environ, "SPECWEAVE_MLFLOW": "0", "RAY_ADDRESS": cluster.address}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len([r for r in list_records(inc) if r.kind == "trial"]) < 2:
+            time.sleep(0.2)
+        time.sleep(1.5)  # the held trials have started
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    recs = [r for r in list_records(inc) if r.kind == "trial"]
+    status = {r.meta["candidate"]: r.status for r in recs}
+    finished_ids = sorted(r.id for r in recs if r.status == "finished")
+    assert sorted(c for c, s in status.items() if s == "finished") == ["c0", "c1"], (status, err[-2000:])
+    interrupted = sorted(c for c, s in status.items() if s == "interrupted")
+    assert interrupted and set(interrupted) <= {"c2", "c3", "c4", "c5"}, status  # recorded, not missing
+    assert all(r.meta["error"]["cause"]["kind"] == "interrupted" for r in recs if r.status == "interrupted")
+    assert next(r for r in list_records(inc) if r.kind == "sweep").status == "interrupted"
+
+    # the next start reruns what was interrupted (or never started); the finished ones are reused
+    hold.unlink()
+    res = run_experiments(fault_helpers.held(str(hold)), *data, increment=inc, cv=2, baselines=False, refit=False)
+    assert {t.candidate for t in res.trials if t.cached} == {"c0", "c1"}
+    after = [r for r in list_records(inc) if r.kind == "trial"]
+    done = [r for r in after if r.status == "finished"]
+    assert sorted(r.meta["candidate"] for r in done) == [f"c{i}" for i in range(6)]  # each once
+    assert sorted(r.id for r in done if r.meta["candidate"] in ("c0", "c1")) == finished_ids  # not recomputed
+    assert sorted(r.meta["candidate"] for r in after if r.status == "interrupted") == interrupted  # kept
+
+
+def test_running_leftovers_of_a_dead_process_become_interrupted(tmp_path):
+    inc = Increment.create("Leftovers", problem_type="classification", root=tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    mine = open_experiment("mine", increment=inc, mirror=False)
+    theirs = open_experiment("theirs", increment=inc, mirror=False)
+    meta = json.loads((theirs.path / "meta.json").read_text())
+    meta["writer"]["pid"] = dead.pid  # written by a process that is gone
+    (theirs.path / "meta.json").write_text(json.dumps(meta))
+    assert mark_interrupted(inc) == [theirs.id]
+    by = {r.id: r.status for r in list_records(inc)}
+    assert by == {mine.id: "running", theirs.id: "interrupted"}
+
+
+def test_records_a_dead_driver_left_unmirrored_are_mirrored_by_the_next_run(cluster, data, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPECWEAVE_MLFLOW", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    inc = Increment.create("Unmirrored", problem_type="classification", root=tmp_path)
+    # what a driver killed between writing its records and mirroring them leaves behind
+    script = ("import os, sys\nfrom specweave_ray.workspace.records import open_experiment\n"
+              "for i in range(2):\n"
+              "    e = open_experiment(f'left{i}', increment=sys.argv[1], mirror=False, metrics={'m': i})\n"
+              "    e.close()\n"
+              "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, str(inc.path)], check=True, timeout=120)
+    assert all(not r.meta["mlflow_run_id"] for r in list_records(inc))
+    run_experiments([ModelExperiment("ok", FaultyClassifier, {})], *data, increment=inc, cv=2, baselines=False,
+                    refit=False)
+    recs = list_records(inc)
+    assert all(r.meta["mlflow_run_id"] and not r.meta.get("mlflow_error") for r in recs), \
+        [(r.id, r.meta.get("mlflow_error")) for r in recs]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{inc.root / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(inc.id).experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted(r.meta["mlflow_run_id"] for r in recs)  # once each
