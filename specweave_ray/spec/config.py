@@ -96,6 +96,13 @@ class SweepConfig(_Frozen):
     autoscale: bool | None = None
     # the longest a trial waits for a node able to host it before the sweep stops (SweepError)
     pending_timeout_s: float = Field(default=900.0, gt=0)
+    # the greedy ensemble and the stack over the candidates' out-of-fold outputs (classification and
+    # regression); chosen only when better than the best single candidate by more than its CV SE
+    ensemble: bool = True
+    ensemble_rounds: int = Field(default=25, ge=1, le=1000)
+    # an ensemble whose single-row p99 latency is not below this is not chosen (the pipeline sets
+    # it from the spec's latency_p99 target)
+    ensemble_latency_p99_ms: float | None = Field(default=None, gt=0)
 
 
 class ABTestConfig(_Frozen):

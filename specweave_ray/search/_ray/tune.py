@@ -95,7 +95,7 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
     cand = payload["candidates"][config["candidate"]]
     run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
            metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
-           problem_type=payload.get("problem_type"),
+           problem_type=payload.get("problem_type"), keep_oof=bool(payload.get("keep_oof")),
            stages=cand["stages"],
            cpus=cand["cpus"], gpu_ids=[str(g) for g in ray.get_gpu_ids()],
            report=tune.report, node=ray.get_runtime_context().get_node_id())
