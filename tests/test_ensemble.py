@@ -234,3 +234,14 @@ def test_decide_needs_more_than_the_standard_error_and_the_latency_target() -> N
     assert not ok and "not more than its standard error" in why
     ok, why = decide(worse, best_single=single, metric=auc, latency_p99_ms=5.0, target_p99_ms=None, other=ens)
     assert not ok and "greedy ensemble scored better" in why
+
+
+def test_one_candidate_makes_no_ensemble_and_says_why(seed: int) -> None:
+    from specweave_ray.search._ensemble import add_ensembles
+    from specweave_ray.search.coordinator import TrialResult
+
+    y = np.random.default_rng(seed).normal(size=50)
+    only = TrialResult("ridge", "candidate", "t1", "exp-001", "finished", {}, {"cv_mean": 1.0})
+    made, info = add_ensembles(None, oof={"ridge": y}, best={"ridge": only}, fitted={"ridge": (None, None)}, y=y,
+                               folds=_folds(50), metric=get_metric("rmse"), output="values", X=None, meta={})
+    assert made == [] and not info["built"] and "needs two" in info["reason"]
