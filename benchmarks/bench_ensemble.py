@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", nargs="*", help="data set names to run (default: all four)")
     args = parser.parse_args()
     os.environ["SPECWEAVE_MLFLOW"] = "0"
     t0 = time.perf_counter()
@@ -155,6 +156,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name, kind, metric_name, X, y in datasets(args.rows, args.seed):
+                if args.only and name not in args.only:
+                    continue
                 rows.append(one(name, kind, metric_name, X, y, root=Path(tmp), seed=args.seed))
                 r = rows[-1]
                 print(f"{r['data']:>13} {r['metric']:>7}  single {r['single']:.4f} ({r['single_name']}, "
