@@ -5,6 +5,7 @@
 | XGBoost (scikit-learn API) | ``name.ubj`` (``save_model``) + ``name.json`` | ``xgboost-ubj`` |
 | LightGBM (scikit-learn API) | ``name.txt`` (``booster_.save_model``) + ``name.json`` | ``lightgbm-txt`` |
 | torch MLP | ``name.pt`` (tensors only) + ``name.json`` | ``torch-state-dict`` |
+| an ensemble (``candidates/_ensemble.py``) | ``name.ensemble.json`` + each member's own files as ``name.mI.*`` (a stack's meta-learner ``name.stack.pkl``) | ``ensemble`` |
 | anything else | ``name.pkl`` | ``pickle`` |
 
 ``save_native`` returns ``{"format", "estimator", "files": {file name: sha256}}``; keep it (the
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from specweave_ray.candidates._common import family_of, json_safe, qualified_name
+from specweave_ray.candidates._ensemble import EnsembleModel
 from specweave_ray.candidates._lightgbm_native import load_lightgbm
 from specweave_ray.exceptions import CandidateError
 
@@ -37,6 +39,7 @@ FORMATS: dict[str, str] = {
     "lightgbm-txt": ".txt",
     "torch-state-dict": ".pt",
     "pickle": ".pkl",
+    "ensemble": ".ensemble.json",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -67,6 +70,8 @@ def save_native(estimator: Any, directory: Path, *, name: str = "model") -> dict
     _check_fitted(estimator)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(estimator, EnsembleModel):
+        return _save_ensemble(estimator, directory, name)
     family = family_of(estimator)
     files: list[str]
     if family == "xgboost":
@@ -134,6 +139,8 @@ def load_native(directory: Path, info: dict[str, Any]) -> Any:
                 f"hash mismatch for {file}: recorded {recorded}, found {found}; refusing to load"
             )
     model_file = directory / _one(files, FORMATS[fmt], fmt)
+    if fmt == "ensemble":
+        return _load_ensemble(directory, model_file, files)
     if fmt == "pickle":
         with model_file.open("rb") as handle:
             return pickle.load(handle)  # hash verified above: this is the file we wrote
@@ -235,3 +242,43 @@ def _write(path: Path, writer: Callable[[str], Any]) -> None:
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False)
     _write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+
+
+def _save_ensemble(model: EnsembleModel, directory: Path, name: str) -> dict[str, Any]:
+    """Each member in its own native format (``name.mI.*``), then an index naming them by the
+    suffix after ``name``: a package renames ``name`` and the index still finds its members."""
+    members, files = [], {}
+    for i, member in enumerate(model.members_):
+        info = save_native(member, directory, name=f"{name}.m{i}")
+        members.append({"format": info["format"], "estimator": info["estimator"],
+                        "suffixes": [f[len(name):] for f in info["files"]]})
+        files.update(info["files"])
+    stacker = None
+    if model.stacker is not None:
+        info = save_native(model.stacker, directory, name=f"{name}.stack")
+        stacker = {"format": info["format"], "estimator": info["estimator"],
+                   "suffixes": [f[len(name):] for f in info["files"]]}
+        files.update(info["files"])
+    index = {"members": members, "names": list(model.names or []), "weights": model.weights_.tolist(),
+             "output": model.output, "stacker": stacker}
+    _write_json(directory / f"{name}.ensemble.json", index)
+    files[f"{name}.ensemble.json"] = sha256_of(directory / f"{name}.ensemble.json")
+    return {"format": "ensemble", "estimator": qualified_name(model), "files": files}
+
+
+def _load_ensemble(directory: Path, index_file: Path, files: dict[str, str]) -> EnsembleModel:
+    """Every file's hash was checked by the caller; each member loads through its own format."""
+    stem = index_file.name[: -len(FORMATS["ensemble"])]
+    index = json.loads(index_file.read_text(encoding="utf-8"))
+
+    def part(entry: dict[str, Any]) -> Any:
+        own = {stem + suffix: files.get(stem + suffix) for suffix in entry["suffixes"]}
+        if None in own.values():
+            raise CandidateError(f"ensemble {index_file.name} names member files the model info does not list: "
+                                 f"{sorted(k for k, v in own.items() if v is None)}")
+        return load_native(directory, {"format": entry["format"], "estimator": entry["estimator"], "files": own})
+
+    members = [part(entry) for entry in index["members"]]
+    stacker = part(index["stacker"]) if index.get("stacker") else None
+    return EnsembleModel.from_fitted(members, weights=index["weights"], names=index.get("names") or None,
+                                     output=index["output"], stacker=stacker)

@@ -51,7 +51,7 @@ from specweave_ray.metrics import MetricDef, get_metric
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import track_experiment
 
-_MAX_ROWS = {"tree-shap": 500}
+_MAX_ROWS = {"tree-shap": 500, "ensemble-tree-shap": 500}
 # Permutation importance scores every column n_repeats times on this many test rows at most.
 PERMUTATION_ROWS = 5000
 DEPENDENCE_PLOTS = 3  # the top columns by mean |SHAP| that get a dependence plot

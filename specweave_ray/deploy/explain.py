@@ -70,7 +70,7 @@ def explain_matrix(predictor: Any, frame: pd.DataFrame) -> ShapMatrix:
     Raises:
         DataError: No rows, or more than the explainer takes per call.
     """
-    tree = predictor.explainer_kind == "tree-shap"
+    tree = predictor.explainer_kind in ("tree-shap", "ensemble-tree-shap")
     limit = MAX_TREE_ROWS if tree else MAX_KERNEL_ROWS
     if len(frame) > limit:
         raise DataError(f"explain takes at most {limit} rows per call for this model, got {len(frame)}")
@@ -84,7 +84,8 @@ def explain_matrix(predictor: Any, frame: pd.DataFrame) -> ShapMatrix:
     explained = None if classes is None else (
         np.ones(len(X), dtype=np.intp) if len(classes) == 2 else np.argmax(proba, axis=1))
     if tree:
-        base, phi, output = _tree(predictor, X, explained)
+        base, phi, output = (_ensemble_tree(predictor.model, X) if predictor.explainer_kind == "ensemble-tree-shap"
+                             else _tree(predictor, X, explained))
         onehot = np.stack([groups == u for u in units], axis=1).astype(np.float64)
         contrib = phi @ onehot
     else:
@@ -190,6 +191,24 @@ def _tree(predictor: Any, X: np.ndarray, explained: np.ndarray | None) -> tuple[
     pick = explained if explained is not None else np.zeros(n, dtype=np.intp)
     output = "log_odds" if phi.shape[2] == 2 else "margin"
     return bias[rows, pick], phi[rows, :, pick], output
+
+
+def _ensemble_tree(model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """A weighted regression ensemble of tree models (``EnsembleModel.tree_additive``): its output
+    is ``Σ wᵢ fᵢ(x)``, so its exact SHAP values are ``Σ wᵢ φᵢ`` and its base ``Σ wᵢ bᵢ``."""
+    base, phi = np.zeros(len(X)), np.zeros(X.shape)
+    for weight, member in zip(model.weights_, model.members_, strict=True):
+        if hasattr(member, "get_booster"):
+            rounds = (0, 0)
+            with contextlib.suppress(AttributeError):  # no early stopping: every tree
+                rounds = (0, int(member.best_iteration) + 1)
+            p, b = tree_contributions(member.get_booster(), X, family="xgboost", iteration_range=rounds,
+                                      missing=np.nan if member.missing is None else member.missing)
+        else:
+            p, b = tree_contributions(member.booster_, X, family="lightgbm")
+        phi += weight * p
+        base += weight * b
+    return base, phi, "value"
 
 
 def _kernel(predictor: Any, X: np.ndarray, explained: np.ndarray | None, groups: np.ndarray,

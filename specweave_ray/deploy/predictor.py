@@ -254,7 +254,10 @@ class Predictor:
 
     @property
     def explainer_kind(self) -> str:
-        return "tree-shap" if self.family in ("xgboost", "lightgbm") else "kernel-shap"
+        if self.family in ("xgboost", "lightgbm"):
+            return "tree-shap"
+        # a weighted ensemble of tree regressors: the weighted sum of its members' tree SHAP
+        return "ensemble-tree-shap" if getattr(self.model, "tree_additive", False) else "kernel-shap"
 
     def check_fast_path(self, frame: pd.DataFrame) -> str | None:
         """Compare the fast encoder with the ColumnTransformer on validated rows; turn the fast

@@ -36,6 +36,7 @@ from specweave_ray.exceptions import DataError, RecordError
 from specweave_ray.features import build_preprocessor
 from specweave_ray.metrics import get_metric
 from specweave_ray.problems import ProblemType
+from specweave_ray.search.coordinator import read_oof
 from specweave_ray.workspace import storage
 from specweave_ray.workspace.increment import Increment, list_increments
 from specweave_ray.workspace.records import list_records, read_record, track_experiment
@@ -87,6 +88,11 @@ def _oof_proba(rec: Any, X: pd.DataFrame, y: np.ndarray, *, problem: ProblemType
     from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import Pipeline
 
+    if rec.kind == "ensemble":  # its nested-CV outputs from the sweep's folds (it has no params to refit)
+        oof = np.asarray(read_oof(rec.path), dtype=np.float64)
+        if len(oof) != len(y):
+            raise RecordError(f"{rec.path}/oof.npy has {len(oof)} rows, the training split {len(y)}")
+        return oof
 
     cls = _import(rec.meta["model"])
     steps = [] if getattr(cls, "requires_raw_frame", False) else [("features", build_preprocessor(X))]
@@ -287,7 +293,8 @@ def evaluate_holdout(
         threshold = 0.5
         if len(classes) == 2:  # a binary decision: its threshold is tuned on out-of-fold rows
             oof = _oof_proba(best, X_train, y_tr, problem=problem, cv=cv, seed=seed)
-            choice = tune_threshold(y_tr, oof[:, 1], targets=spec.targets)
+            seen = np.isfinite(oof).all(axis=1)  # rows no fold validated (an ensemble's) are left out
+            choice = tune_threshold(y_tr[seen], oof[seen, 1], targets=spec.targets)
             threshold = choice.threshold
     kw = _outputs(problem, outputs, threshold)
     metrics = evaluate(y_te, problem_type=problem, n_boot=n_boot, seed=seed, **kw)

@@ -368,7 +368,12 @@ def _features(run: _Run, result: PipelineResult) -> None:
 
 def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool) -> SweepResults:
     cfg = run.cfg
-    sweep = cfg.sweep.model_copy(update={"address": run.address or cfg.sweep.address})
+    update: dict[str, Any] = {"address": run.address or cfg.sweep.address}
+    if cfg.sweep.ensemble_latency_p99_ms is None:  # the spec's latency target bounds the ensemble's
+        update["ensemble_latency_p99_ms"] = next(
+            (t.value for t in run.spec.targets if t.metric == "latency_p99" and t.relative_to is None
+             and t.op in ("<", "<=")), None)
+    sweep = cfg.sweep.model_copy(update=update)
     return run_experiments(
         experiments, run.X_train, run.y_train, increment=run.inc, problem_type=run.problem.name,
         metric=run.metric, seed=cfg.seed,
@@ -404,7 +409,10 @@ def _best_or_cause(sweep: SweepResults, task: str) -> Any:
 
 
 def _tuning(run: _Run, result: PipelineResult) -> None:
-    best = read_json(run.inc.experiments_dir / "comparison.json", {}).get("best_candidate")
+    comp = read_json(run.inc.experiments_dir / "comparison.json", {})
+    # an ensemble is not searched: a rerun deepens the best single candidate's search
+    best = ((comp.get("ensemble") or {}).get("best_single") or {}).get("candidate") \
+        if (comp.get("ensemble") or {}).get("chosen") else comp.get("best_candidate")
     budget = run.cfg.sweep.tuning_samples
     run.sweep = result.sweep = _sweep(run, deepen(run.candidates(), best, budget), refit=True)
     b = _best_or_cause(result.sweep, "T-005")

@@ -10,6 +10,8 @@ slow tracking store does not hold the sweep back.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import io
 import logging
 import threading
 import time
@@ -18,11 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from specweave_ray._fs import atomic_write_json, atomic_write_text
+import numpy as np
+
+from specweave_ray._fs import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from specweave_ray.metrics import MetricDef
 from specweave_ray.search._cache import estimator_path
 from specweave_ray.search._isolate import parse_tag
-from specweave_ray.search.trial import ERROR_KEY, INFO_PREFIX
+from specweave_ray.search.trial import ERROR_KEY, INFO_PREFIX, OOF_KEY
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace._lineage import source_hash
@@ -100,6 +104,8 @@ class Coordinator:
         self._mirror = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-mirror") \
             if _mlflow.enabled() else None
         self._pending: list[Future[Any]] = []
+        self._oof_in: dict[str, np.ndarray] = {}                    # trial id → its final OOF outputs
+        self._oof: dict[str, tuple[TrialResult, np.ndarray]] = {}   # candidate → its best trial's
 
     # -- events (called by the Tune callback on the driver) ------------------------------
     def trial_started(self, trial_id: str, config: Mapping[str, Any]) -> None:
@@ -110,11 +116,16 @@ class Coordinator:
         self._notify()
 
     def trial_result(self, trial_id: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        # the out-of-fold outputs are taken out of the result in place (Tune lets a callback
+        # modify it), so Tune's own trial state and experiment checkpoints never carry the array
+        oof = result.pop(OOF_KEY, None) if isinstance(result, dict) else None
         if ERROR_KEY in result:  # the trial failed: keep what it reported before, add the error
             with self._lock:
                 self._last[trial_id] = {**self._last.get(trial_id, {}), ERROR_KEY: result[ERROR_KEY]}
             return
         with self._lock:
+            if oof is not None:
+                self._oof_in[trial_id] = np.asarray(oof)
             hist = self._last.get(trial_id, {}).get("_history", [])
             if "stage" in result and self.metric.name in result:
                 hist.append({"name": self.metric.name, "value": float(result[self.metric.name]),
@@ -221,6 +232,7 @@ class Coordinator:
                          stopped_early=stopped_early)
         with self._lock:
             self.results[trial_id] = tr
+            self._keep_oof(tr, self._oof_in.pop(trial_id, None))
             if error is not None:
                 self.progress.failed += 1
                 self.progress.events.append(f"{exp.id} {status}: {tr.error}")
@@ -231,6 +243,38 @@ class Coordinator:
             logger.warning("trial %s (%s) %s: %s", trial_id, name, status, tr.error)
         self._notify()
         return tr
+
+    def _keep_oof(self, tr: TrialResult, oof: np.ndarray | None) -> None:
+        """Hold only each candidate's best trial's out-of-fold outputs (called under the lock)."""
+        if oof is None or tr.status != "finished" or tr.kind != "candidate":
+            return
+        cur = self._oof.get(tr.candidate)
+        if cur is None or best_per_candidate([cur[0], tr], self.metric).get(tr.candidate) is tr:
+            self._oof[tr.candidate] = (tr, oof)
+
+    def out_of_fold(self, best: Mapping[str, TrialResult]) -> dict[str, np.ndarray]:
+        """Each candidate's best trial's out-of-fold outputs, saved as ``oof.npy`` in its record
+        (meta.json ``artifacts.oof``); a best trial reused from the cache reads its own file. A
+        candidate whose best trial has none (stopped early by ASHA, an earlier version) is left out."""
+        out = {}
+        for name, tr in best.items():
+            if tr.kind != "candidate":
+                continue
+            path = self.increment.experiments_dir / tr.record_id
+            kept = self._oof.get(name)
+            if kept is not None and kept[0].trial_id == tr.trial_id:
+                buf = io.BytesIO()
+                np.save(buf, kept[1], allow_pickle=False)
+                data = buf.getvalue()
+                atomic_write_bytes(path / "oof.npy", data)
+                meta = read_json(path / "meta.json", {})
+                meta.setdefault("artifacts", {})["oof"] = {
+                    "file": "oof.npy", "sha256": hashlib.sha256(data).hexdigest(), "shape": list(kept[1].shape)}
+                atomic_write_json(path / "meta.json", meta)
+                out[name] = kept[1]
+            elif (path / "oof.npy").is_file():
+                out[name] = read_oof(path)
+        return out
 
     def open_parent_run(self, factory: Callable[[], str | None]) -> None:
         """Create the sweep's MLflow run on the mirror thread: the first use of a sqlite store
@@ -342,15 +386,22 @@ def lift(score: float, baseline: float, metric: MetricDef) -> float | None:
     return 100.0 * gain / abs(baseline)
 
 
-def write_comparison(increment: Increment, results: list[TrialResult], metric: MetricDef) -> dict[str, Any]:
+def write_comparison(increment: Increment, results: list[TrialResult], metric: MetricDef, *,
+                     ensemble: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``experiments/comparison.md`` + ``comparison.json``: each candidate's best trial and each
-    baseline, sorted by the primary metric, lift over the best baseline, best marked."""
+    baseline, sorted by the primary metric, lift over the best baseline, best marked.
+
+    ``ensemble`` is :func:`specweave_ray.search._ensemble.add_ensembles`' block: the ensembles
+    (kind ``ensemble`` among ``results``) are rows too, and the chosen one is the best."""
     best = best_per_candidate(results, metric)
     rows = sorted(best.values(), key=lambda t: t.score, reverse=metric.mode == "max")
     baselines = [t for t in rows if t.kind == "baseline"]
     best_base = baselines[0] if baselines else None
     cands = [t for t in rows if t.kind == "candidate"]
-    winner = cands[0] if cands else None
+    chosen = (ensemble or {}).get("chosen")
+    picked = [t for t in rows if t.kind == "ensemble" and t.record_id == chosen]
+    winner = picked[0] if picked else (cands[0] if cands else None)
+    results = [t for t in results if t.kind != "ensemble"]  # trials counts: the sweep's own
     failed = [t for t in results if t.status == "failed"]
     out_rows = []
     for t in rows:
@@ -368,6 +419,8 @@ def write_comparison(increment: Increment, results: list[TrialResult], metric: M
         "failures": [{"record": t.record_id, "candidate": t.candidate, "error": t.error} for t in failed],
         "rows": out_rows,
     }
+    if ensemble is not None:
+        summary["ensemble"] = dict(ensemble)
     atomic_write_json(increment.experiments_dir / "comparison.json", summary)
     atomic_write_text(increment.experiments_dir / "comparison.md", render_comparison(summary))
     return summary
@@ -387,10 +440,36 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
         fit = f"{r['fit_time_s']:.2f}" if r["fit_time_s"] is not None else "—"
         lines.append(f"| {'**best**' if r['best'] else ''} | {r['candidate']} | {r['kind']} | "
                      f"{r['cv_mean']:.4f}{std} | {lift_s} | {fit} | `{r['record']}` |")
+    ens = summary.get("ensemble")
+    if ens:
+        lines += ["", "## Ensemble", ""]
+        if not ens.get("built"):
+            lines.append(f"{ens.get('reason', 'no ensemble')}.")
+        else:
+            single = ens["best_single"]
+            target = ens.get("target_latency_p99_ms")
+            lines.append(f"Best single candidate: {single['candidate']} ({m} {single['cv_mean']:.4f}, single-row "
+                         f"p99 {single['single_latency_p99_ms']:.1f} ms); latency target: "
+                         f"{f'latency_p99 < {target:g} ms' if target is not None else 'none in the spec'}.")
+            lines.append("An ensemble is chosen only when it beats the best single candidate by more than its "
+                         "standard error (nested CV on the sweep's folds) within the latency target.")
+            lines.append("")
+            for e in ens["ensembles"]:
+                members = ", ".join(f"{n} {w:.2f}" for n, w in zip(e["members"], e["weights"], strict=True)) \
+                    if e["weights"] else ", ".join(e["members"])
+                lines.append(f"- `{e['record']}` {e['candidate']} ({members}): "
+                             f"{'**chosen**' if e['chosen'] else 'not chosen'} — {e['reason']}.")
+        if ens.get("left_out"):
+            lines.append(f"\nLeft out (no out-of-fold outputs or no refit model): {', '.join(ens['left_out'])}.")
     if summary["failures"]:
         lines += ["", "## Failed trials", ""]
         lines += [f"- `{f['record']}` ({f['candidate']}): {f['error']}" for f in summary["failures"]]
     return "\n".join(lines) + "\n"
+
+
+def read_oof(record_path: Any) -> np.ndarray:
+    """A record's ``oof.npy`` (no pickles: ``allow_pickle=False``)."""
+    return np.load(record_path / "oof.npy", allow_pickle=False)
 
 
 def cached_records(increment: Increment) -> list[Record]:

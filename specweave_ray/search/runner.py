@@ -24,6 +24,7 @@ import pandas as pd
 
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json, read_json
+from specweave_ray.candidates._ensemble import OUTPUTS
 from specweave_ray.candidates.baselines import baseline_estimators
 from specweave_ray.candidates.registry import resolve_estimator
 from specweave_ray.candidates.serialization import save_native
@@ -32,6 +33,7 @@ from specweave_ray.exceptions import CandidateError, SweepError
 from specweave_ray.problems import ProblemType
 from specweave_ray.search import _ray
 from specweave_ray.search._cache import cache_key
+from specweave_ray.search._ensemble import add_ensembles
 from specweave_ray.search._inputs import trial_inputs
 from specweave_ray.search.coordinator import (
     Coordinator,
@@ -244,7 +246,7 @@ def run_experiments(
             coordinator.add_cached(rec)
         payload = {
             "X": X, "y": y_arr, "folds": folds, "metric": metric_def.name, "preprocessor": preprocessor,
-            "problem_type": problem.name,
+            "problem_type": problem.name, "keep_oof": sweep_cfg.ensemble,
             "limits": {"timeout_s": sweep_cfg.trial_timeout_s, "memory_mb": sweep_cfg.trial_memory_mb,
                        "isolate": sweep_cfg.isolate_trials},
             "candidates": {e.name: {"cls": classes_by_name[e.name], "cpus": e.resources["cpu"],
@@ -283,6 +285,22 @@ def run_experiments(
                 if isinstance(out, Exception):
                     continue
                 models[name] = _save_model(inc, best[name], out, classes=classes)
+        oof = coordinator.out_of_fold(best) if sweep_cfg.ensemble else {}
+        if refit and oof and problem.output in OUTPUTS:
+            try:
+                ensembles, ens_info = add_ensembles(
+                    inc, oof=oof, best=best, y=y_arr, folds=folds, metric=metric_def, output=problem.output, X=X,
+                    fitted={n: out[:2] for n, out in fitted.items()
+                            if not isinstance(out, Exception) and not payload["candidates"][n]["raw"]},
+                    meta=coordinator.meta, classes=classes, rounds=sweep_cfg.ensemble_rounds,
+                    target_p99_ms=sweep_cfg.ensemble_latency_p99_ms, seed=seed)
+            except Exception as err:  # noqa: BLE001 - the single candidates stand; the comparison says why
+                logger.warning("the ensemble was not built: %s: %s", type(err).__name__, err)
+                ensembles, ens_info = [], {"built": False, "chosen": None,
+                                           "reason": f"the ensemble failed: {type(err).__name__}: {err}"}
+            summary = write_comparison(inc, trials + ensembles, metric_def, ensemble=ens_info)
+            best = best_per_candidate(trials + ensembles, metric_def)
+            models.update({t.candidate: inc.experiments_dir / t.record_id for t in ensembles})
         sweep_exp.log_metrics({"trials": len(trials), "failed": sum(t.status == "failed" for t in trials),
                                "cached": len(reuse),
                                **({f"best_{metric_def.name}": best[summary["best_candidate"]].score}

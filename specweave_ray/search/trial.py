@@ -17,12 +17,16 @@ from typing import Any
 import numpy as np
 
 from specweave_ray import problems
+from specweave_ray.candidates._ensemble import OUTPUTS
 from specweave_ray.candidates.device import configure
 from specweave_ray.candidates.staged import budget_of, staged_fit
 from specweave_ray.metrics import get_metric, predict_for
 
 INFO_PREFIX = "info_"   # result keys that are facts about the trial, not metrics
 ERROR_KEY = "_trial_error"  # a failed trial's last result: its error text (the sweep's runner reports it)
+# the final result's out-of-fold outputs (an array, not a metric): the coordinator takes it out of
+# Tune's result before Tune stores it, and keeps it beside the candidate's best record
+OOF_KEY = "_oof"
 
 
 def _take(data: Any, idx: np.ndarray) -> Any:
@@ -44,6 +48,7 @@ def run_cv(
     report: Callable[[dict[str, Any]], None] | None = None,
     node: str | None = None,
     problem_type: str | None = None,
+    keep_oof: bool = False,
 ) -> dict[str, Any]:
     """Fit and score ``estimator_cls(**params)`` on every fold; return the last result.
 
@@ -60,6 +65,9 @@ def run_cv(
         node: Node id to record (the sweep passes Ray's node id).
         problem_type: The problem type that scores a fold (ranking metrics read each user's
             relevant items); default: the metric scores the model's predictions.
+        keep_oof: Add the validation rows' outputs (the problem type's probabilities or values,
+            float32, NaN for rows no fold validates) to the final result under :data:`OOF_KEY`,
+            for the ensemble; only for a ``problem_type`` whose outputs are probabilities or values.
     """
     from sklearn.base import clone
 
@@ -114,9 +122,24 @@ def run_cv(
             f"{INFO_PREFIX}cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
             f"{INFO_PREFIX}device_warnings": " | ".join(warnings),
         }
+        if keep_oof and problem is not None and problem.output in OUTPUTS and stage == n_stages:
+            result[OOF_KEY] = _oof(problem, fitted, prepared, folds, n_rows=len(y))
         if report is not None:
             report(result)
     return result
+
+
+def _oof(problem: Any, fitted: list[Any], prepared: list[Any], folds: Sequence[tuple[np.ndarray, np.ndarray]],
+         *, n_rows: int) -> np.ndarray:
+    """Each fold's validation outputs, at their rows (one more predict per fold, on the last stage
+    only; float32 halves what travels back and what the coordinator holds)."""
+    out: np.ndarray | None = None
+    for model, (_, X_va, _, _), (_, valid_idx) in zip(fitted, prepared, folds, strict=True):
+        part = problem.predict(model, X_va).astype(np.float32)
+        if out is None:
+            out = np.full((n_rows, *part.shape[1:]), np.nan, dtype=np.float32)
+        out[np.asarray(valid_idx)] = part
+    return out if out is not None else np.empty(0, dtype=np.float32)
 
 
 def refit(

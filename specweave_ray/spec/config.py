@@ -109,6 +109,13 @@ class SweepConfig(_Frozen):
     trial_timeout_s: float | None = Field(default=None, gt=0)
     trial_memory_mb: float | None = Field(default=None, gt=0)
     isolate_trials: bool = True
+    # the greedy ensemble and the stack over the candidates' out-of-fold outputs (classification and
+    # regression); chosen only when better than the best single candidate by more than its CV SE
+    ensemble: bool = True
+    ensemble_rounds: int = Field(default=25, ge=1, le=1000)
+    # an ensemble whose single-row p99 latency is not below this is not chosen (the pipeline sets
+    # it from the spec's latency_p99 target)
+    ensemble_latency_p99_ms: float | None = Field(default=None, gt=0)
 
 
 class ABTestConfig(_Frozen):

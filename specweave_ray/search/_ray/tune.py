@@ -108,7 +108,8 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
     def body(report: Callable[[dict[str, Any]], None]) -> None:
         run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
                metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
-               problem_type=payload.get("problem_type"), stages=cand["stages"], cpus=cand["cpus"],
+               problem_type=payload.get("problem_type"), keep_oof=bool(payload.get("keep_oof")),
+               stages=cand["stages"], cpus=cand["cpus"],
                gpu_ids=gpu_ids, report=report, node=node)
 
     limits = payload.get("limits") or {}

@@ -1,0 +1,299 @@
+"""Ensembles of the sweep's candidates, from the out-of-fold outputs their trials kept.
+
+Two ensembles over each candidate's best trial, neither fitting a model a second time:
+
+* **greedy ensemble selection with replacement** (Caruana et al. 2004, as AutoGluon's
+  ``EnsembleSelection`` and auto-sklearn do): start empty, add the member whose addition gives the
+  best out-of-fold score, ``rounds`` times; keep the best prefix of that trajectory; weights are
+  counts over its length. Ties go to a member already in the ensemble, then to the first.
+  Hand-written (about forty lines of NumPy) because AutoGluon's needs its whole ``core`` package
+  and its own metric objects; this one scores with :mod:`specweave_ray.metrics`.
+* **a one-level stack**: logistic regression (probabilities) or ridge (values) on the members'
+  out-of-fold outputs.
+
+Both are scored by nested cross-validation on the sweep's own folds: for each fold, the weights
+(or the meta-learner) are chosen on the other folds' out-of-fold rows and scored on this fold's,
+so neither sees the rows it is scored on. The final weights / meta-learner use every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from specweave_ray._fs import atomic_write_bytes
+from specweave_ray.candidates._ensemble import EnsembleModel, stack_features
+from specweave_ray.candidates.serialization import save_native
+from specweave_ray.metrics import MetricDef
+from specweave_ray.search._cache import estimator_path
+from specweave_ray.search.coordinator import TrialResult
+from specweave_ray.workspace.increment import Increment
+from specweave_ray.workspace.records import open_experiment
+
+logger = logging.getLogger(__name__)
+
+ROUNDS = 25  # AutoGluon's default ensemble_size
+
+
+def _as_scored(metric: MetricDef, out: np.ndarray) -> np.ndarray:
+    """What ``metric`` reads from outputs: probabilities as they are, labels as the arg-max."""
+    if out.ndim == 2 and metric.needs == "labels":
+        return np.argmax(out, axis=1)
+    return out
+
+
+def score(metric: MetricDef, y: np.ndarray, out: np.ndarray) -> float:
+    return float(metric(y, _as_scored(metric, out)))
+
+
+def greedy_selection(outputs: Sequence[np.ndarray], y: np.ndarray, metric: MetricDef, *,
+                     rounds: int = ROUNDS) -> np.ndarray:
+    """Weights (summing to 1) of greedy ensemble selection with replacement over ``outputs``.
+
+    Example:
+        >>> from specweave_ray.metrics import get_metric
+        >>> y = np.array([0.0, 1.0, 2.0, 3.0])
+        >>> greedy_selection([y + 1.0, y, y - 1.0], y, get_metric("rmse")).tolist()
+        [0.0, 1.0, 0.0]
+    """
+    sign = 1.0 if metric.mode == "max" else -1.0
+    counts = np.zeros(len(outputs))
+    total = np.zeros_like(np.asarray(outputs[0], dtype=np.float64))
+    trajectory: list[tuple[float, np.ndarray]] = []
+    for s in range(rounds):
+        gains = np.array([sign * score(metric, y, (total + o) / (s + 1)) for o in outputs])
+        best = np.flatnonzero(np.isclose(gains, np.nanmax(gains), rtol=1e-12, atol=0.0))
+        used = [j for j in best if counts[j] > 0]
+        j = int(used[0] if used else best[0])
+        counts[j] += 1
+        total = total + outputs[j]
+        trajectory.append((float(gains[j]), counts.copy()))
+        if len(outputs) == 1:
+            break
+    # the first best point of the trajectory (AutoGluon's use_best): later rounds only add noise
+    top = max(g for g, _ in trajectory)
+    chosen = next(c for g, c in trajectory if g == top)
+    return chosen / chosen.sum()
+
+
+def _stacker(output: str, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    if output == "probabilities":
+        return LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    return RidgeCV(alphas=np.logspace(-3, 3, 13))
+
+
+def fit_stack(outputs: Sequence[np.ndarray], y: np.ndarray, *, output: str, seed: int = 0) -> Any:
+    """The meta-learner fitted on the members' outputs for rows ``y``."""
+    return _stacker(output, seed).fit(stack_features(outputs), y)
+
+
+def stack_predict(stacker: Any, outputs: Sequence[np.ndarray], *, output: str) -> np.ndarray:
+    Z = stack_features(outputs)
+    return np.asarray(stacker.predict_proba(Z) if output == "probabilities" else stacker.predict(Z), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class EnsembleScore:
+    """One ensemble's nested-CV fold scores and its final weights or meta-learner."""
+
+    method: str                         # "greedy" | "stack"
+    names: tuple[str, ...]              # the members (greedy: weight > 0 only)
+    weights: tuple[float, ...]          # greedy: counts / rounds; stack: empty
+    folds: tuple[float, ...]
+    stacker: Any = field(default=None, compare=False)
+    oof: np.ndarray | None = field(default=None, compare=False, repr=False)  # nested-CV outputs per row
+
+    @property
+    def cv_mean(self) -> float:
+        return float(np.mean(self.folds))
+
+    @property
+    def cv_std(self) -> float:
+        return float(np.std(self.folds))
+
+    @property
+    def cv_se(self) -> float:
+        """Standard error of the mean over folds."""
+        return self.cv_std / math.sqrt(len(self.folds))
+
+
+def build_ensembles(oof: Mapping[str, np.ndarray], y: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                    metric: MetricDef, *, output: str, rounds: int = ROUNDS, seed: int = 0) -> list[EnsembleScore]:
+    """The greedy ensemble and the stack over ``oof`` (candidate → out-of-fold outputs), each scored
+    by nested CV on ``folds``. Rows no fold validated (NaN outputs) are left out."""
+    names = sorted(oof)
+    outs = [np.asarray(oof[n], dtype=np.float64) for n in names]
+    y = np.asarray(y)
+    ok = np.ones(len(y), dtype=bool)
+    for o in outs:
+        ok &= np.isfinite(o).reshape(len(y), -1).all(axis=1)
+    greedy_folds, stack_folds = [], []
+    greedy_oof = np.full(outs[0].shape, np.nan)
+    stack_oof = np.full(outs[0].shape, np.nan)
+    for train_idx, valid_idx in folds:
+        tr = np.asarray(train_idx)[ok[np.asarray(train_idx)]]
+        va = np.asarray(valid_idx)[ok[np.asarray(valid_idx)]]
+        if len(tr) == 0 or len(va) == 0:
+            continue
+        w = greedy_selection([o[tr] for o in outs], y[tr], metric, rounds=rounds)
+        greedy_oof[va] = np.sum([wi * o[va] for wi, o in zip(w, outs, strict=True)], axis=0)
+        greedy_folds.append(score(metric, y[va], greedy_oof[va]))
+        st = fit_stack([o[tr] for o in outs], y[tr], output=output, seed=seed)
+        stack_oof[va] = stack_predict(st, [o[va] for o in outs], output=output)
+        stack_folds.append(score(metric, y[va], stack_oof[va]))
+    rows = np.flatnonzero(ok)
+    w = greedy_selection([o[rows] for o in outs], y[rows], metric, rounds=rounds)
+    keep = [i for i, wi in enumerate(w) if wi > 0]
+    stacker = fit_stack([o[rows] for o in outs], y[rows], output=output, seed=seed)
+    return [
+        EnsembleScore("greedy", tuple(names[i] for i in keep), tuple(float(w[i]) for i in keep), tuple(greedy_folds),
+                      oof=greedy_oof),
+        EnsembleScore("stack", tuple(names), (), tuple(stack_folds), stacker=stacker, oof=stack_oof),
+    ]
+
+
+def single_row_latency_ms(model: Any, features: Any, X: Any, *, output: str, n: int = 50) -> dict[str, float]:
+    """p50/p99 of scoring one input row (features + model), over ``n`` calls on the first rows of ``X``."""
+    rows = [X.iloc[[i % len(X)]] if hasattr(X, "iloc") else X[i % len(X): i % len(X) + 1] for i in range(min(n, 20))]
+    call = model.predict_proba if output == "probabilities" else model.predict
+    times = []
+    for i in range(n + 5):
+        row = rows[i % len(rows)]
+        t = time.perf_counter()
+        call(features.transform(row) if features is not None else row)
+        if i >= 5:  # warm-up calls are not timed
+            times.append((time.perf_counter() - t) * 1000.0)
+    return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
+
+
+def decide(ens: EnsembleScore, *, best_single: Any, metric: MetricDef, latency_p99_ms: float | None,
+           target_p99_ms: float | None, other: EnsembleScore | None) -> tuple[bool, str]:
+    """Whether ``ens`` replaces the best single candidate, and why (a sentence for the report)."""
+    margin = (ens.cv_mean - best_single.score) * (1 if metric.mode == "max" else -1)
+    se = ens.cv_se
+    head = (f"{ens.method} ensemble {metric.name} {ens.cv_mean:.4f} (nested CV, SE {se:.4f}) vs best single "
+            f"{best_single.candidate} {best_single.score:.4f}: ")
+    if other is not None and metric.better(other.cv_mean, ens.cv_mean):
+        return False, head + f"the {other.method} ensemble scored better ({other.cv_mean:.4f})"
+    if len(ens.names) < 2:
+        return False, head + f"greedy selection kept one member ({ens.names[0]}), no ensemble to choose"
+    if margin <= se:
+        return False, head + f"a margin of {margin:+.4f} is not more than its standard error"
+    if target_p99_ms is not None and latency_p99_ms is not None and latency_p99_ms >= target_p99_ms:
+        return False, head + (f"better by {margin:+.4f} (> SE), but its single-row p99 latency {latency_p99_ms:.1f} ms "
+                              f"breaks the spec's latency_p99 < {target_p99_ms:g} ms")
+    lat = f"; single-row p99 {latency_p99_ms:.1f} ms" if latency_p99_ms is not None else ""
+    return True, head + f"better by {margin:+.4f}, more than its standard error{lat}"
+
+
+def ensemble_model(ens: EnsembleScore, fitted: Mapping[str, Any], *, output: str) -> EnsembleModel:
+    """The deployable model: the members' refits (already fitted) and the weights / meta-learner."""
+    return EnsembleModel.from_fitted([fitted[n] for n in ens.names], weights=ens.weights or None,
+                                     names=list(ens.names), output=output, stacker=ens.stacker)
+
+
+def add_ensembles(inc: Increment, *, oof: Mapping[str, np.ndarray], best: Mapping[str, TrialResult],
+                  fitted: Mapping[str, tuple[Any, Any]], y: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                  metric: MetricDef, output: str, X: Any, meta: Mapping[str, Any], classes: Any = None,
+                  rounds: int = ROUNDS, target_p99_ms: float | None = None,
+                  seed: int = 0) -> tuple[list[TrialResult], dict[str, Any]]:
+    """Build, score, record and save the greedy ensemble and the stack over the candidates that
+    have out-of-fold outputs and a refit model.
+
+    Args:
+        oof: Candidate → its best trial's out-of-fold outputs.
+        best: Candidate → its best trial.
+        fitted: Candidate → ``(refit model, fitted feature pipeline or None)``.
+        meta: Fields every record of the sweep gets (the coordinator's).
+        target_p99_ms: The spec's ``latency_p99`` target: an ensemble slower than it is not chosen.
+
+    Returns:
+        The ensembles as :class:`TrialResult` (kind ``ensemble``), and the comparison's
+        ``ensemble`` block: what was built, what was chosen and why.
+    """
+    pool = sorted(n for n in oof if n in fitted and n in best and best[n].kind == "candidate")
+    left_out = sorted(n for n, t in best.items() if t.kind == "candidate" and n not in pool)
+    singles = sorted((best[n] for n in best if best[n].kind == "candidate"), key=lambda t: t.score,
+                     reverse=metric.mode == "max")
+    info: dict[str, Any] = {"built": False, "chosen": None, "pool": pool, "left_out": left_out}
+    if len(pool) < 2 or not singles:
+        info["reason"] = (f"no ensemble: {len(pool)} candidate(s) with out-of-fold outputs and a refit model "
+                          f"(an ensemble needs two)" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
+        return [], info
+    t0 = time.perf_counter()
+    scores = build_ensembles({n: oof[n] for n in pool}, y, folds, metric, output=output, rounds=rounds, seed=seed)
+    build_s = time.perf_counter() - t0
+    top = singles[0]
+    features = fitted[pool[0]][1]  # one feature pipeline, fitted on the same rows for every member
+    single_latency = single_row_latency_ms(fitted[top.candidate][0], fitted[top.candidate][1], X, output=output)
+    results, entries = [], []
+    for ens in scores:
+        model = ensemble_model(ens, {n: fitted[n][0] for n in ens.names}, output=output)
+        latency = single_row_latency_ms(model, features, X, output=output)
+        other = next(o for o in scores if o is not ens)
+        chosen, reason = decide(ens, best_single=top, metric=metric, latency_p99_ms=latency["latency_p99_ms"],
+                                target_p99_ms=target_p99_ms, other=other)
+        tr, entry = _record(inc, ens, model, features, best=best, metric=metric, meta=meta, classes=classes,
+                            latency=latency, chosen=chosen, reason=reason, rounds=rounds, build_s=build_s)
+        results.append(tr)
+        entries.append(entry)
+    chosen = [e for e in entries if e["chosen"]]
+    info.update(built=True, chosen=chosen[0]["record"] if chosen else None, ensembles=entries,
+                best_single={"candidate": top.candidate, "record": top.record_id, "cv_mean": top.score,
+                             **{f"single_{k}": v for k, v in single_latency.items()}},
+                target_latency_p99_ms=target_p99_ms,
+                reason=chosen[0]["reason"] if chosen else "; ".join(e["reason"] for e in entries))
+    return results, info
+
+
+def _record(inc: Increment, ens: EnsembleScore, model: EnsembleModel, features: Any, *,
+            best: Mapping[str, TrialResult], metric: MetricDef, meta: Mapping[str, Any], classes: Any,
+            latency: Mapping[str, float], chosen: bool, reason: str, rounds: int,
+            build_s: float) -> tuple[TrialResult, dict[str, Any]]:
+    name = f"ensemble-{ens.method}"
+    params: dict[str, Any] = {
+        "method": ens.method, "members": list(ens.names),
+        "member_trials": [best[n].trial_id for n in ens.names],
+        "member_records": [best[n].record_id for n in ens.names],
+    }
+    if ens.method == "greedy":
+        params.update(weights=list(ens.weights), rounds=rounds)
+    else:
+        params.update(meta_learner=estimator_path(ens.stacker))
+    metrics = {metric.name: ens.cv_mean, "cv_mean": ens.cv_mean, "cv_std": ens.cv_std, "cv_se": ens.cv_se,
+               **{f"cv_fold_{i + 1}": v for i, v in enumerate(ens.folds)}, "n_folds": len(ens.folds),
+               "fit_time_s": build_s, **latency}
+    exp = open_experiment(name, increment=inc, kind="ensemble", model=estimator_path(EnsembleModel),
+                          meta={**meta, "candidate": name, "candidate_kind": "ensemble", "chosen": chosen,
+                                "decision": reason},
+                          mirror=True, params=params, metrics=metrics,
+                          notes=f"{'Chosen' if chosen else 'Not chosen'}: {reason}.")
+    art: dict[str, Any] = {"model": save_native(model, exp.path, name="model")}
+    if features is not None:
+        art["features"] = save_native(features, exp.path, name="features")
+    if classes is not None:
+        art["classes"] = np.asarray(classes).tolist()
+    if ens.oof is not None:  # T-006 tunes a threshold on these; nothing is refitted for it
+        buf = io.BytesIO()
+        np.save(buf, ens.oof.astype(np.float32), allow_pickle=False)
+        atomic_write_bytes(exp.path / "oof.npy", buf.getvalue())
+        art["oof"] = {"file": "oof.npy", "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+                      "shape": list(ens.oof.shape)}
+    exp.update_meta(artifacts=art)
+    exp.close()
+    tr = TrialResult(candidate=name, kind="ensemble", trial_id=exp.id, record_id=exp.id, status="finished",
+                     params=params, metrics=metrics)
+    entry = {"candidate": name, "record": exp.id, "method": ens.method, "members": list(ens.names),
+             "weights": list(ens.weights) or None, "cv_mean": ens.cv_mean, "cv_se": ens.cv_se,
+             "latency_p99_ms": latency["latency_p99_ms"], "chosen": chosen, "reason": reason}
+    return tr, entry

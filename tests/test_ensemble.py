@@ -1,0 +1,247 @@
+"""Ensembles: greedy selection and the stack on out-of-fold outputs, the estimator, its native
+package format, and one sweep that ends with ensemble records in the comparison."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import KFold
+
+from specweave_ray.candidates._ensemble import EnsembleModel
+from specweave_ray.candidates.serialization import load_native, save_native
+from specweave_ray.exceptions import CandidateError
+from specweave_ray.metrics import get_metric
+from specweave_ray.search._ensemble import build_ensembles, greedy_selection, score
+
+
+def _folds(n: int, k: int = 4, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def test_a_perfect_member_gets_all_weight(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=300)
+    outs = [y + rng.normal(scale=1.0, size=300), y.copy(), y + rng.normal(scale=0.5, size=300)]
+    w = greedy_selection(outs, y, get_metric("rmse"))
+    assert w.tolist() == [0.0, 1.0, 0.0]
+
+
+def test_complementary_members_share_the_weight_and_beat_each(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=400)
+    e = rng.normal(scale=1.0, size=400)
+    outs = [y + e, y - e + rng.normal(scale=0.1, size=400), y + rng.normal(scale=3.0, size=400)]
+    rmse = get_metric("rmse")
+    w = greedy_selection(outs, y, rmse)
+    assert w[0] > 0.3 and w[1] > 0.3 and w.sum() == pytest.approx(1.0)
+    blend = sum(wi * o for wi, o in zip(w, outs, strict=True))
+    assert score(rmse, y, blend) < min(score(rmse, y, o) for o in outs[:2]) / 3
+
+
+def test_classification_selection_scores_probabilities(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=500)
+    good = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(scale=0.2, size=500), 0.01, 0.99)
+    noise = rng.uniform(size=500)
+    outs = [np.column_stack([1 - p, p]) for p in (noise, good)]
+    w = greedy_selection(outs, y, get_metric("roc_auc"))
+    assert w[1] > w[0]
+    ens = build_ensembles({"noise": outs[0], "good": outs[1]}, y, _folds(500), get_metric("roc_auc"),
+                          output="probabilities", seed=seed)
+    assert {e.method for e in ens} == {"greedy", "stack"}
+    for e in ens:
+        assert e.cv_mean > 0.9 and e.cv_se == pytest.approx(e.cv_std / 2)  # 4 folds
+
+
+@pytest.mark.parametrize("method", ["greedy", "stack"])
+def test_nested_scores_never_read_the_rows_they_score(method: str, seed: int) -> None:
+    """Changing the labels of one fold's rows changes no prediction on those rows: the weights
+    and the meta-learner that predict them were chosen on the other folds only."""
+    rng = np.random.default_rng(seed)
+    n = 240
+    y = rng.normal(size=n)
+    oof = {f"m{i}": y + rng.normal(scale=0.5 + i, size=n) for i in range(4)}
+    folds = _folds(n)
+    rmse = get_metric("rmse")
+    before = next(e for e in build_ensembles(oof, y, folds, rmse, output="values") if e.method == method)
+    y2 = y.copy()
+    va = folds[0][1]
+    y2[va] = rng.normal(scale=10.0, size=len(va))
+    after = next(e for e in build_ensembles(oof, y2, folds, rmse, output="values") if e.method == method)
+    np.testing.assert_allclose(after.oof[va], before.oof[va])
+    assert not np.allclose(after.oof[folds[1][1]], before.oof[folds[1][1]]) or method == "greedy"
+
+
+def _members(seed: int) -> tuple[pd.DataFrame, np.ndarray, list]:
+    import lightgbm
+    import xgboost
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(200, 4)), columns=list("abcd"))
+    y = (X["a"] + 0.5 * X["b"] + rng.normal(scale=0.5, size=200) > 0).astype(int).to_numpy()
+    members = [LogisticRegression().fit(X, y),
+               xgboost.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1).fit(X, y),
+               lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1).fit(X, y)]
+    return X, y, members
+
+
+def test_estimator_predicts_the_weighted_sum(seed: int) -> None:
+    X, y, members = _members(seed)
+    w = [0.5, 0.3, 0.2]
+    model = EnsembleModel.from_fitted(members, weights=w, names=["lr", "xgb", "lgb"])
+    expected = sum(wi * m.predict_proba(X) for wi, m in zip(w, members, strict=True))
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-6)
+    assert (model.predict(X) == np.argmax(expected, axis=1)).all()
+    refit = EnsembleModel(members=members, weights=w).fit(X, y)  # the scikit-learn contract: fit → self
+    np.testing.assert_allclose(refit.predict_proba(X), expected, rtol=1e-5)
+    Xr = X.to_numpy()
+    reg = EnsembleModel.from_fitted([LinearRegression().fit(Xr, Xr[:, 0]), LinearRegression().fit(Xr, Xr[:, 1])],
+                                    weights=[3, 1], output="values")
+    np.testing.assert_allclose(reg.predict(Xr), 0.75 * Xr[:, 0] + 0.25 * Xr[:, 1], atol=1e-9)
+    with pytest.raises(ValueError, match="non-negative"):
+        EnsembleModel.from_fitted(members, weights=[1, -1, 0])
+
+
+def test_native_save_load_keeps_each_member_format_and_checks_hashes(tmp_path, seed: int) -> None:
+    X, y, members = _members(seed)
+    model = EnsembleModel.from_fitted(members, weights=[0.2, 0.4, 0.4], names=["lr", "xgb", "lgb"])
+    info = save_native(model, tmp_path, name="model")
+    assert info["format"] == "ensemble"
+    assert {"model.m0.pkl", "model.m1.ubj", "model.m2.txt", "model.ensemble.json"} <= set(info["files"])
+    index = json.loads((tmp_path / "model.ensemble.json").read_text())
+    assert [m["format"] for m in index["members"]] == ["pickle", "xgboost-ubj", "lightgbm-txt"]
+    back = load_native(tmp_path, info)
+    np.testing.assert_allclose(back.predict_proba(X), model.predict_proba(X), rtol=1e-6)
+    # a package renames the files (model.* → model-v1.*): the index still finds its members
+    renamed = tmp_path / "pkg"
+    renamed.mkdir()
+    files = {}
+    for name, digest in info["files"].items():
+        new = "model-v1" + name[name.index("."):]
+        (renamed / new).write_bytes((tmp_path / name).read_bytes())
+        files[new] = digest
+    again = load_native(renamed, {**info, "files": files})
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), rtol=1e-6)
+    (renamed / "model-v1.m0.pkl").write_bytes(b"tampered")
+    with pytest.raises(CandidateError, match="hash mismatch"):
+        load_native(renamed, {**info, "files": files})
+
+
+@pytest.mark.slow
+def test_sweep_records_ensembles_and_the_package_serves_one(tmp_path, seed: int) -> None:
+    """A small regression sweep (three candidates, 3 folds): every candidate's best trial keeps
+    oof.npy, two ensemble records enter the comparison with the reason they were (not) chosen;
+    then the greedy ensemble goes through the package, Predictor and the tree-SHAP explainer."""
+    from sklearn.datasets import make_regression
+
+    from specweave_ray import ModelExperiment, problems, run_experiments
+    from specweave_ray.deploy.explain import explain_rows
+    from specweave_ray.deploy.package import build_package
+    from specweave_ray.deploy.predictor import Predictor
+    from specweave_ray.evaluate.holdout import evaluate_holdout
+    from specweave_ray.search._inputs import trial_inputs
+    from specweave_ray.workspace.increment import Increment
+    from specweave_ray.workspace.records import read_record
+
+    X, y = make_regression(n_samples=300, n_features=6, noise=10.0, random_state=seed)
+    X = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    inc = Increment.create("Ensemble Sweep", problem_type="regression", root=tmp_path / "incs")
+    import ray
+
+    # address="local": a Ray someone else started with `ray start` on this machine is not ours
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPECWEAVE_MLFLOW", "0")
+        try:
+            res = run_experiments(
+                [ModelExperiment("ridge", "sklearn.linear_model.Ridge", {"alpha": 1.0}),
+                 ModelExperiment("xgboost", "xgboost", {"n_estimators": 20, "max_depth": 3, "n_jobs": 1}),
+                 ModelExperiment("lightgbm", "lightgbm", {"n_estimators": 20, "verbose": -1, "n_jobs": 1})],
+                X, y, increment=inc, cv=3, metric="rmse", seed=seed, sweep={"num_cpus": 2, "stages": 1})
+        finally:
+            ray.shutdown()
+    comp = json.loads((inc.experiments_dir / "comparison.json").read_text())
+    ens = comp["ensemble"]
+    assert ens["built"] and {e["candidate"] for e in ens["ensembles"]} == {"ensemble-greedy", "ensemble-stack"}
+    assert all(e["reason"] for e in ens["ensembles"]) and "## Ensemble" in (inc.experiments_dir / "comparison.md").read_text()
+    kinds = {r["candidate"]: r["kind"] for r in comp["rows"]}
+    assert kinds["ensemble-greedy"] == kinds["ensemble-stack"] == "ensemble"
+    folds = trial_inputs(problems.get("regression"), X, y, cv=3, seed=seed).folds  # the sweep's own
+    for name in ("ridge", "xgboost", "lightgbm"):  # the trials' own out-of-fold outputs, kept
+        rec = read_record(inc.experiments_dir / res.best_per_candidate[name].record_id)
+        oof = np.load(rec.path / "oof.npy")
+        assert oof.shape == (len(y),) and np.isfinite(oof).all()
+        assert rec.meta["artifacts"]["oof"]["shape"] == [len(y)]
+        for i, (_, va) in enumerate(folds):  # each fold's rows score what the trial recorded
+            fold_rmse = float(np.sqrt(np.mean((oof[va] - y[va]) ** 2)))
+            assert fold_rmse == pytest.approx(rec.metrics[f"cv_fold_{i + 1}"], rel=1e-5)
+    greedy = next(e for e in ens["ensembles"] if e["method"] == "greedy")
+    rec = read_record(inc.experiments_dir / greedy["record"])
+    assert rec.kind == "ensemble" and rec.params["members"] == greedy["members"]
+    assert rec.params["member_trials"] == [res.best_per_candidate[n].trial_id for n in greedy["members"]]
+    assert sum(rec.params["weights"]) == pytest.approx(1.0)
+    model = load_native(rec.path, rec.meta["artifacts"]["model"])
+    features = load_native(rec.path, rec.meta["artifacts"]["features"])
+    if ens["chosen"]:
+        assert comp["best"] == ens["chosen"]
+    else:
+        assert comp["best"] == comp["ensemble"]["best_single"]["record"]
+    members = [load_native(rec.path, {"format": m["format"], "estimator": m["estimator"],
+                                      "files": {f"model{s}": rec.meta["artifacts"]["model"]["files"][f"model{s}"]
+                                                for s in m["suffixes"]}})
+               for m in json.loads((rec.path / "model.ensemble.json").read_text())["members"]]
+    Xt = features.transform(X.head(20))
+    np.testing.assert_allclose(model.predict(Xt), sum(w * m.predict(Xt) for w, m in
+                                                       zip(rec.params["weights"], members, strict=True)), rtol=1e-6)
+    # T-006 → T-008 take it like any model: point the comparison at the greedy ensemble (whether
+    # the rule chose it is test_decide's), evaluate, package (signed), load verified, predict, explain
+    comp["best"], comp["best_candidate"] = greedy["record"], "ensemble-greedy"
+    (inc.experiments_dir / "comparison.json").write_text(json.dumps(comp))
+    X_test, y_test = X.tail(60), pd.Series(y[-60:])
+    summary, _ = evaluate_holdout(inc, inc.spec(), X_train=X, y_train=pd.Series(y), X_test=X_test, y_test=y_test,
+                                  cv=3, seed=seed, n_boot=50)
+    assert summary["candidate"] == "ensemble-greedy"
+    build_package(inc, register=False, reference_data=X_test)
+    meta = json.loads((inc.models_dir / "model-v1.metadata.json").read_text())
+    assert meta["model"]["format"] == "ensemble" and "model-v1.ensemble.json" in meta["files"]
+    predictor = Predictor.load(inc)
+    np.testing.assert_allclose(predictor.predict(X_test), model.predict(features.transform(X_test)), rtol=1e-6)
+    if all(n != "ridge" for n in greedy["members"]):  # tree members only: exact weighted tree SHAP
+        assert predictor.explainer_kind == "ensemble-tree-shap"
+    rows = explain_rows(predictor, X_test.head(3))
+    for row, pred in zip(rows, predictor.predict(X_test.head(3)), strict=True):
+        assert row["output_value"] == pytest.approx(float(pred), rel=1e-3, abs=1e-3)
+
+
+def test_decide_needs_more_than_the_standard_error_and_the_latency_target() -> None:
+    from specweave_ray.search._ensemble import EnsembleScore, decide
+    from specweave_ray.search.coordinator import TrialResult
+
+    auc = get_metric("roc_auc")
+    single = TrialResult("xgb", "candidate", "t1", "exp-001", "finished", {}, {"cv_mean": 0.90})
+    ens = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.93, 0.95, 0.94, 0.94))  # SE 0.0035
+    worse = EnsembleScore("stack", ("a", "b"), (), (0.90, 0.91, 0.90, 0.91))
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=5.0, target_p99_ms=100.0, other=worse)
+    assert ok and "more than its standard error" in why
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=150.0, target_p99_ms=100.0, other=worse)
+    assert not ok and "latency_p99 < 100 ms" in why
+    noisy = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.80, 1.0, 0.85, 0.99))  # mean 0.91, SE ≈ 0.04
+    ok, why = decide(noisy, best_single=single, metric=auc, latency_p99_ms=5.0, target_p99_ms=None, other=worse)
+    assert not ok and "not more than its standard error" in why
+    ok, why = decide(worse, best_single=single, metric=auc, latency_p99_ms=5.0, target_p99_ms=None, other=ens)
+    assert not ok and "greedy ensemble scored better" in why
+
+
+def test_one_candidate_makes_no_ensemble_and_says_why(seed: int) -> None:
+    from specweave_ray.search._ensemble import add_ensembles
+    from specweave_ray.search.coordinator import TrialResult
+
+    y = np.random.default_rng(seed).normal(size=50)
+    only = TrialResult("ridge", "candidate", "t1", "exp-001", "finished", {}, {"cv_mean": 1.0})
+    made, info = add_ensembles(None, oof={"ridge": y}, best={"ridge": only}, fitted={"ridge": (None, None)}, y=y,
+                               folds=_folds(50), metric=get_metric("rmse"), output="values", X=None, meta={})
+    assert made == [] and not info["built"] and "needs two" in info["reason"]
