@@ -112,7 +112,7 @@ class RowValidator:
                     problems.append(f"{where}field {c!r} is null; the model's schema says it is never missing")
             for c, lo, hi in bounds:
                 v = row.get(c)
-                if v is None or is_missing(v):
+                if type(v) not in _NUMBER_TYPES or v != v:  # None, NaN; a wrong type is the type check's
                     continue
                 if not lo <= v <= hi:
                     side = f"below the smallest value the model was trained on ({lo:g})" if v < lo else (

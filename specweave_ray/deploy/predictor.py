@@ -52,6 +52,7 @@ Rows = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_ONE_THREAD_ROWS = 64  # XGBoost scores up to this many rows on one thread
 _SMALL_FRAME = 32  # DataFrames up to this many rows are scored through the dict-row path
 
 
@@ -349,8 +350,14 @@ def _scorer(model: Any, family: str, classes: np.ndarray | None) -> tuple[Any, C
             rounds = (0, 0)
         missing = model.missing
 
+        # A few rows on one thread: XGBoost's OpenMP team costs more than the trees on a
+        # single row (and spins against the HTTP server and its clients on a small machine).
+        one = booster.copy()
+        one.set_param({"nthread": 1})
+
         def xgb(X: Any) -> np.ndarray:
-            return booster.inplace_predict(X, iteration_range=rounds, missing=missing, validate_features=False)
+            return (one if X.shape[0] <= _ONE_THREAD_ROWS else booster).inplace_predict(
+                X, iteration_range=rounds, missing=missing, validate_features=False)
 
         return booster, (xgb if k is None else (lambda X: as_proba(xgb(X))))
     if family == "lightgbm" and hasattr(model, "booster_"):

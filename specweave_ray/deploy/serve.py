@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -62,6 +63,9 @@ except ImportError:  # pragma: no cover - depends on the environment
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
 
 _SCALARS = (str, int, float, bool, type(None))
+MAX_JSON_DEPTH = 8  # {"rows": [{...}]} is 3 deep; deeper bodies are refused before parsing
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
 _INT_LIMIT = 2**63 - 1  # bigger integers overflow NumPy's int64 and float conversions
 _JSON = "application/json"
 
@@ -71,12 +75,36 @@ def _json_body(body: bytes, *, expected: str, nested: str) -> Any:
     """The decoded JSON of a request body, or a 422 saying what to send."""
     if not body:
         raise BadRequest(422, f"empty body; send {expected}")
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise BadRequest(422, f"body is nested too deeply ({depth} levels); at most {MAX_JSON_DEPTH} are "
+                              f"accepted (send {expected})")
     try:
         return _loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(422, f"body is not valid JSON: {err}") from None
     except RecursionError:
         raise BadRequest(422, f"body is nested too deeply to be {nested}") from None
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply a JSON text's arrays and objects nest (brackets inside strings ignored),
+    counted with two regular expressions and a loop over the brackets only: bounded work for
+    any body, before the parser recurses."""
+    brackets = _NOT_BRACKETS.sub(b"", _STRINGS.sub(b'""', body) if b'"' in body else body)
+    if len(brackets) <= 2 * MAX_JSON_DEPTH:
+        return (len(brackets) + 1) // 2
+    depth = deepest = 0
+    for c in brackets:
+        if c in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        else:
+            depth -= 1
+    return deepest
 
 
 def parse_rows(body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
@@ -245,6 +273,8 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
     async def predict(request: Any) -> Response:
         async def work() -> Response:
             rows = parse_rows(await read_body(request), max_rows=max_rows)
+            if check_limits is not None:
+                check_limits(rows)
             out = await batch(rows[0]) if batch is not None and len(rows) == 1 else (
                 score_rows(predictor, rows))
             out["version"] = version
@@ -255,6 +285,8 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
         async def work() -> Response:
             top = _top(request.query_params.get("top", "5"))
             rows = parse_rows(await read_body(request), max_rows=max_explain_rows)
+            if check_limits is not None:
+                check_limits(rows)
             # SHAP takes milliseconds to seconds: off the event loop, so /predict keeps flowing
             explanations = await run_in_threadpool(predictor.explain, rows, top=top)
             return answer({"explanations": _jsonable(explanations), "version": version})
@@ -286,8 +318,22 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
     async def get_metadata(request: Any) -> Response:
         return Response(metadata, media_type=_JSON)
 
+    check_limits = getattr(predictor, "check_limits", None)
+
+    async def not_found(request: Any, exc: Any) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            return refuse(405, f"{request.method} is not allowed on {request.url.path}")
+        return refuse(404, f"no route {request.url.path}; the routes are {', '.join(paths)}")
+
+    async def server_fault(request: Any, exc: Exception) -> Response:
+        # no traceback, no exception text in the body: the log has them
+        logger.error("request to %s failed", request.url.path, exc_info=exc)
+        return refuse(500, "the server failed; its log has the details")
+
     recommender = getattr(predictor, "kind", None) == "recommender"
-    app = Starlette(routes=[
+    paths = (["/recommend", "/explain"] if recommender else ["/predict", "/explain"]) + ["/health", "/metadata"]
+    app = Starlette(exception_handlers={404: not_found, 405: not_found, 500: server_fault}, routes=[
         *([Route("/recommend", recommend, methods=["POST"]), Route("/explain", explain_list, methods=["POST"])]
           if recommender else
           [Route("/predict", predict, methods=["POST"]), Route("/explain", explain, methods=["POST"])]),
