@@ -103,6 +103,8 @@ class RowValidator:
         many = len(records) > 1
         bounds, required = self._bounds, self._required
         for i, row in enumerate(records):
+            if not isinstance(row, Mapping) or row.keys() != self._keys:
+                continue  # missing or unexpected fields: the type check names them
             where = f"row {i}: " if many else ""
             if all(is_missing(v) for v in row.values()):
                 problems.append(f"{where}every field is null; send at least one value")
