@@ -75,7 +75,7 @@ def build(root: Path) -> Any:
     for inc in list_increments(root):
         if inc.slug == "fraud-serving-bench" and (inc.models_dir / "model-v1.metadata.json").is_file():
             return inc
-    cfg = parse_config(CONFIG, source="bench_inference.py")
+    cfg = parse_config(CONFIG, source="bench_serve.py")
     inc = ensure_increment(cfg, root=root)
     for task in ("T-008", "T-009"):  # this script is the benchmark
         inc.tick(task)

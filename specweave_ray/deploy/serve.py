@@ -499,7 +499,7 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
     # max_ongoing_requests is how many requests a replica holds at once; past it the proxy
     # queues them. Serve's default (5) also caps a batch at 5 rows. Measured on 2 cores, one
     # replica, the fraud XGBoost package, single-row JSON from 16 clients
-    # (benchmarks/bench_inference.py --ray-settings, two runs): 5 and no batching -> 39-48
+    # (then benchmarks/bench_inference.py --ray-settings, now bench_serve.py; two runs): 5 and no batching -> 39-48
     # req/s, p50 290-350 ms, p99 ~1 s; 16 with batches of 16 -> 148-156 req/s, p50 ~100 ms;
     # 64 with batches of 32 -> 140-152 req/s, p50 ~100 ms, p99 ~230 ms. 16 and 64 are equal
     # within noise at 16 clients; 64 is kept so more clients than 16 do not queue in the proxy
