@@ -304,3 +304,40 @@ def test_lightgbm_regression_package(packages: dict) -> None:
     e = predictor.explain(_records(frame.head(1)))[0]
     assert e["output"] == "value" and "explained_class" not in e
     assert e["output_value"] == pytest.approx(float(expected[0]), rel=1e-6)
+
+
+# -- every input form gives the same numbers (in-process predictors, no pipeline run) ----------
+def test_dataframe_and_dict_paths_give_the_same_numbers_for_every_family() -> None:
+    from predictor_helpers import odd_rows, tiny_predictors
+
+    predictors, rows = tiny_predictors()
+    frame = odd_rows(rows.head(100))  # > the small-frame cut: encoded a column at a time
+    records = _records(frame)
+    for family, p in predictors.items():
+        slow = p.raw_predict(p.features.transform(p.validate(frame)))  # the scikit-learn path
+        forms = {"frame": p.predict_proba(frame), "dicts": p.predict_proba(records),
+                 "small frame": p.predict_proba(frame.head(20)),
+                 "one-row frames": np.vstack([p.predict_proba(frame.iloc[[i]]) for i in range(0, 100, 7)]),
+                 "one dicts": np.vstack([p.predict_proba(records[i]) for i in range(0, 100, 7)])}
+        expected = {"frame": slow, "dicts": slow, "small frame": slow[:20], "one-row frames": slow[::7],
+                    "one dicts": slow[::7]}
+        for form, got in forms.items():
+            np.testing.assert_allclose(got, expected[form], rtol=0, atol=1e-6, err_msg=f"{family} {form}")
+        assert (p.predict(frame) == p.predict(records)).all()
+        typed = frame.astype({"hour": "float64", "merchant_category": "category"})  # other dtypes, same values
+        np.testing.assert_allclose(p.predict_proba(typed), slow, rtol=0, atol=1e-6, err_msg=family)
+
+
+def test_dataframe_path_names_bad_columns_and_values() -> None:
+    from predictor_helpers import tiny_predictors
+
+    predictors, rows = tiny_predictors(families=("xgboost",))
+    p = predictors["xgboost"]
+    for frame in (rows.head(50), rows.head(3)):  # the columnar and the small-frame path
+        bad = frame.drop(columns=["amount"]).assign(extra=1, hour="x")
+        with pytest.raises(DataError, match=r"missing field 'amount'.*unexpected field 'extra'.*'hour' must be a number"):
+            p.predict_proba(bad)
+        with pytest.raises(DataError, match="'foreign' must be a number, got True"):
+            p.predict_proba(frame.assign(foreign=True))
+    with pytest.raises(DataError, match="no rows"):
+        p.predict_proba(rows.head(0))

@@ -404,3 +404,54 @@ def test_a_bad_row_in_a_batch_fails_alone(predictor: Any, rows: list[dict]) -> N
     assert isinstance(out[1], DataError) and "amount" in str(out[1])
     for i, j in ((0, 0), (2, 2)):
         assert out[i]["probabilities"] == [pytest.approx(predictor.predict_proba(rows[j])[0, 1])]
+
+
+# -- the schema's recorded limits, the depth limit, unknown routes (in-process predictor) -----
+def test_schema_limits_depth_and_routes() -> None:
+    from predictor_helpers import tiny_predictors
+
+    from specweave_ray.deploy.serve import MAX_JSON_DEPTH, json_depth
+
+    predictors, rows = tiny_predictors(families=("xgboost",), nullable=False)
+    app = create_app(predictors["xgboost"])
+    row = json.loads(rows.head(1).to_json(orient="records"))[0]
+    assert _call(app, "POST", "/predict", json=row).status_code == 200
+    top = predictors["xgboost"].metadata["input_schema"]["amount"]["max"]
+    for payload, phrase in (({**row, "amount": True}, "field 'amount' must be a number, got True"),
+                            (dict.fromkeys(row), "every field is null"),
+                            ({**row, "hour": None}, "field 'hour' is null"),
+                            ({**row, "amount": 1e308}, f"above the largest value the model was trained on ({top:g})"),
+                            ({**row, "amount": -5.0}, "below the smallest value"),
+                            ([row, {**row, "amount": 1e308}], "row 1: field 'amount'")):
+        resp = _call(app, "POST", "/predict", json=payload)
+        assert resp.status_code == 422 and phrase in resp.json()["error"], (payload, resp.text)
+        assert _call(app, "POST", "/explain", json=payload).status_code == 422
+    deep = b'{"rows": [' * 3 + b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH + b"]}" * 3
+    resp = _call(app, "POST", "/predict", content=deep)
+    assert resp.status_code == 422 and "nested" in resp.json()["error"]
+    assert json_depth(b'{"rows": [{"a": "[[[[[[[[[[[[[["}]}') == 3  # brackets in strings do not count
+    missing = _call(app, "GET", "/nope")
+    assert missing.status_code == 404 and missing.json()["status"] == 404 and "/predict" in missing.json()["error"]
+    wrong = _call(app, "GET", "/predict")
+    assert wrong.status_code == 405 and wrong.json()["status"] == 405
+
+
+def test_a_fault_outside_the_handlers_is_a_bare_500() -> None:
+    from starlette.routing import Route
+
+    app = create_app(_Stub())
+
+    async def boom(request: Any) -> Any:
+        raise RuntimeError("secret internals at /srv/model.ubj")
+
+    app.router.routes.append(Route("/boom", boom))
+    import asyncio
+
+    async def send() -> httpx.Response:  # Starlette re-raises after answering: the server logs it
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get("/boom")
+
+    resp = asyncio.run(send())
+    assert resp.status_code == 500 and resp.json()["status"] == 500
+    assert "secret" not in resp.text and "Traceback" not in resp.text

@@ -65,6 +65,20 @@ class _Numeric:
             x /= self.scale
         out[:, self.out] = x
 
+    def fill_columns(self, columns: Mapping[str, Any], out: np.ndarray) -> None:
+        """From whole columns (lists of numbers/None or float arrays): the batch paths."""
+        x = np.empty((out.shape[0], len(self.columns)), dtype=np.float64)
+        for i, c in enumerate(self.columns):
+            x[:, i] = columns[c]  # None becomes NaN in a float64 assignment from a list
+        missing = np.isnan(x)
+        if missing.any():
+            x = np.where(missing, self.statistics, x)
+        if self.mean is not None:
+            x -= self.mean
+        if self.scale is not None:
+            x /= self.scale
+        out[:, self.out] = x
+
     def fill_one(self, row: Mapping[str, Any], out: list[float]) -> None:
         # Plain Python floats: IEEE subtraction and division round exactly as NumPy's do, so
         # this is bit-identical to fill() and several times faster on one row.
@@ -93,6 +107,37 @@ class _OneHot:
     def fill(self, records: Sequence[Mapping[str, Any]], out: np.ndarray) -> None:
         for i, r in enumerate(records):
             self.fill_one(r, out[i])
+
+    def fill_columns(self, columns: Mapping[str, Any], out: np.ndarray) -> None:
+        """From whole columns: each value looked up once in the recorded mapping (a list of
+        values, or the text array ``features._as_categories`` makes of a DataFrame column)."""
+        rows = np.arange(out.shape[0])
+        for col, offset, mapping, unknown in zip(self.columns, self.offsets, self.mappings, self.unknown,
+                                                  strict=True):
+            values = columns[col]
+            index = self._lookup(col, mapping, unknown, values)
+            hit = index >= 0
+            out[rows[hit], offset + index[hit]] = 1.0
+
+    @staticmethod
+    def _lookup(col: str, mapping: dict[str, int], unknown: int, values: Any) -> np.ndarray:
+        """Each value's column within the block (or _ZEROS), as fill_one finds it one by one."""
+        array = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+        types = set(map(type, array))
+        if types <= {str, type(None)}:
+            if type(None) in types:
+                array = np.where(array == None, MISSING, array)  # noqa: E711 - elementwise
+            codes = pd.Index(list(mapping)).get_indexer(array)
+            index = np.where(codes >= 0, np.fromiter(mapping.values(), dtype=np.intp, count=len(mapping))[codes],
+                             unknown) if len(mapping) else np.full(len(array), unknown, dtype=np.intp)
+        else:  # other scalars: one by one, with the same conversion as the single-row path
+            get = mapping.get
+            index = np.fromiter((get(v if type(v) is str else (MISSING if is_missing(v) else str(v)), unknown)
+                                 for v in array), dtype=np.intp, count=len(array))
+        if (index == _ERROR).any():
+            bad = array[int(np.argmax(index == _ERROR))]
+            raise ValueError(f"column {col!r}: unknown category {bad!r}")
+        return index
 
     def fill_one(self, row: Mapping[str, Any], out: Any) -> None:
         for col, offset, mapping, unknown in zip(self.columns, self.offsets, self.mappings, self.unknown,
@@ -128,6 +173,11 @@ class _Dates:
         x = np.array(rows, dtype=np.float64)
         out[:, self.out] = np.where(np.isnan(x), self.statistics, x)
 
+    def fill_columns(self, columns: Mapping[str, Any], out: np.ndarray) -> None:
+        # row by row, as fill() does: dates are rare inputs and pd.Timestamp is the parser both use
+        values = [list(columns[c]) for c in self.columns]
+        self.fill([dict(zip(self.columns, row, strict=True)) for row in zip(*values, strict=True)], out)
+
     def fill_one(self, row: Mapping[str, Any], out: list[float]) -> None:
         x = np.zeros((1, self.out.stop))
         self.fill([row], x)
@@ -157,12 +207,42 @@ class FastEncoder:
                 block.fill(records, out)
         return out
 
+    def encode_columns(self, columns: Mapping[str, Any], n_rows: int) -> np.ndarray:
+        """The same matrix from whole columns (``{column: list or array}``, values validated):
+        dict rows gathered per column, or a DataFrame's columns."""
+        out = np.zeros((n_rows, self.n_features), dtype=np.float64)
+        for block in self.blocks:
+            block.fill_columns(columns, out)
+        return out
+
+    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """The matrix of a validated DataFrame (the schema's columns), column at a time: what
+        ``ColumnTransformer.transform`` gives, without its per-call checks and copies."""
+        columns: dict[str, Any] = {}
+        for block in self.blocks:
+            for c in block.columns:
+                s = frame[c]
+                if isinstance(block, _Numeric):
+                    columns[c] = (s.to_numpy(dtype=np.float64, na_value=np.nan)
+                                  if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+                                  else pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).to_numpy(
+                                      dtype=np.float64, na_value=np.nan))
+                elif isinstance(block, _OneHot):
+                    columns[c] = _as_categories(s.to_frame()).iloc[:, 0].to_numpy()
+                else:
+                    columns[c] = s
+        return self.encode_columns(columns, len(frame))
+
     def encode_one(self, row: Mapping[str, Any]) -> np.ndarray:
         """One record's feature vector (1-D); the single-row serving path."""
+        return np.array(self.encode_list(row), dtype=np.float64)
+
+    def encode_list(self, row: Mapping[str, Any]) -> list[float]:
+        """One record's feature vector as a Python list."""
         out = [0.0] * self.n_features
         for block in self.blocks:
             block.fill_one(row, out)
-        return np.array(out, dtype=np.float64)
+        return out
 
 
 def compile_encoder(ct: Any) -> FastEncoder:

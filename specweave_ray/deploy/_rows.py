@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from specweave_ray.exceptions import DataError
 
 _NUMBER_TYPES = (int, float)
 _MAX_ERRORS = 20
+_PLAIN_NUMBERS = frozenset((int, float, type(None)))
+_PLAIN_STRINGS = frozenset((str, type(None)))
 
 
 class RowValidator:
@@ -38,6 +41,10 @@ class RowValidator:
         self._numbers = tuple(c for c, k in self.kinds.items() if k == "number")
         self._strings = tuple(c for c, k in self.kinds.items() if k == "string")
         self._others = tuple(c for c, k in self.kinds.items() if k not in ("number", "string"))
+        self._required = tuple(c for c, spec in self.schema.items() if spec.get("nullable") is False)
+        self._bounds = tuple((c, float(spec.get("min", -math.inf)), float(spec.get("max", math.inf)))
+                             for c, spec in self.schema.items()
+                             if self.kinds[c] == "number" and ("min" in spec or "max" in spec))
 
     # dict rows ----------------------------------------------------------------------------
     def check_records(self, records: Sequence[Any]) -> list[Mapping[str, Any]]:
@@ -55,6 +62,67 @@ class RowValidator:
         if errors:
             raise _data_error(errors)
         return out
+
+    def columns_of(self, records: Sequence[Any]) -> dict[str, Any] | None:
+        """The batch hot path: ``{column: values}`` when every row is clean (exact keys, plain
+        numbers and strings, no infinity), gathered a column at a time; None when any row needs
+        the field-by-field check (which then names what is wrong). A float column comes back as
+        a float64 array, so the encoder does not convert it again."""
+        if self._others:
+            return None
+        n = len(self.columns)
+        try:
+            # every row has exactly the schema's keys iff each has n keys and each column is
+            # found in each row (a row with an extra key means another lacks one: KeyError)
+            if sum(map(len, records)) != n * len(records):
+                return None
+            columns: dict[str, Any] = {c: list(map(itemgetter(c), records)) for c in self.columns}
+        except (KeyError, TypeError, IndexError):
+            return None
+        for c in self._numbers:
+            values = columns[c]
+            types = set(map(type, values))
+            if not types <= _PLAIN_NUMBERS:  # bool is not int here: true is not a number
+                return None
+            if float in types:
+                array = np.array(values, dtype=np.float64)
+                if np.isinf(array).any():
+                    return None
+                columns[c] = array
+        for c in self._strings:
+            if not set(map(type, columns[c])) <= _PLAIN_STRINGS:
+                return None
+        return columns
+
+    def limits(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """What the serving routes refuse beyond the types (checked rows in): a row with every
+        field missing, a missing value where the schema records ``nullable: false``, a number
+        below the recorded ``min`` or above the recorded ``max`` (the range the training data
+        covered). Empty when all is well; each problem names the row and field."""
+        problems: list[str] = []
+        many = len(records) > 1
+        bounds, required = self._bounds, self._required
+        for i, row in enumerate(records):
+            if not isinstance(row, Mapping) or row.keys() != self._keys:
+                continue  # missing or unexpected fields: the type check names them
+            where = f"row {i}: " if many else ""
+            if all(is_missing(v) for v in row.values()):
+                problems.append(f"{where}every field is null; send at least one value")
+                continue
+            for c in required:
+                if is_missing(row.get(c)):
+                    problems.append(f"{where}field {c!r} is null; the model's schema says it is never missing")
+            for c, lo, hi in bounds:
+                v = row.get(c)
+                if type(v) not in _NUMBER_TYPES or v != v:  # None, NaN; a wrong type is the type check's
+                    continue
+                if not lo <= v <= hi:
+                    side = f"below the smallest value the model was trained on ({lo:g})" if v < lo else (
+                        f"above the largest value the model was trained on ({hi:g})")
+                    problems.append(f"{where}field {c!r} is {float(v):g}, {side}")
+            if len(problems) >= _MAX_ERRORS:
+                break
+        return problems
 
     def _clean(self, row: Any) -> bool:
         """The hot path: exact keys, plain numbers and strings, nothing else to look at."""
@@ -99,20 +167,46 @@ class RowValidator:
         return self._coerce(pd.DataFrame(data, columns=list(self.columns)))
 
     # DataFrames ---------------------------------------------------------------------------
-    def check_frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """``df`` in the schema's column order and dtypes; DataError naming every bad column."""
-        present = [str(c) for c in df.columns]
-        errors = [f"missing field {c!r}" for c in self.columns if c not in present]
-        errors += [self._unexpected(c) for c in present if c not in self._keys]
-        if len(set(present)) != len(present):
-            raise _data_error([*errors, "duplicate column names"])
-        df = df.set_axis(present, axis=1)
+    def check_frame(self, df: pd.DataFrame, *, coerce: bool = True) -> pd.DataFrame:
+        """``df`` in the schema's column order and dtypes; DataError naming every bad column.
+        With ``coerce=False`` the checked columns keep their own dtypes (the fast encoder reads
+        them as they are)."""
+        df, errors = self._named(df)
         for c in self.columns:
             if c in df.columns:
                 errors += _check_column(c, self.kinds[c], df[c])
         if errors:
             raise _data_error(errors)
-        return self._coerce(df[list(self.columns)].reset_index(drop=True))
+        df = df[list(self.columns)].reset_index(drop=True)
+        return self._coerce(df) if coerce else df
+
+    def check_columns(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with text column names, once they are exactly the schema's (else DataError)."""
+        df, errors = self._named(df)
+        if errors:
+            raise _data_error(errors)
+        return df
+
+    def _named(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        names = df.columns
+        if len(names) == len(self.columns) and all(type(c) is str for c in names) and (
+                set(names) == self._keys):
+            return df, []
+        present = [str(c) for c in names]
+        errors = [f"missing field {c!r}" for c in self.columns if c not in present]
+        errors += [self._unexpected(c) for c in present if c not in self._keys]
+        if len(set(present)) != len(present):
+            raise _data_error([*errors, "duplicate column names"])
+        return df.set_axis(present, axis=1), errors
+
+    def frame_records(self, df: pd.DataFrame) -> list[dict[str, Any]]:
+        """A small DataFrame's rows as dicts of Python scalars (the dict path is faster than
+        any per-column pandas work below a few dozen rows)."""
+        df, errors = self._named(df)
+        if errors:
+            self.check_frame(df)  # raises, naming the bad values as well as the columns
+        names = list(df.columns)
+        return [dict(zip(names, row, strict=True)) for row in df.to_numpy(dtype=object).tolist()]
 
     def _coerce(self, df: pd.DataFrame) -> pd.DataFrame:
         out = {}
@@ -143,7 +237,7 @@ def _check_value(column: str, kind: str, value: Any) -> tuple[Any, str | None]:
         return None, None
     if kind == "number":
         if isinstance(value, (bool, np.bool_)):
-            return float(value), None
+            return None, f"field {column!r} must be a number, got {_show(value)}"
         if isinstance(value, (_NUMBER_TYPES, np.integer, np.floating)):
             if not math.isfinite(float(value)):
                 return None, f"field {column!r} must be a finite number, got {value!r}"
@@ -168,7 +262,9 @@ def _check_value(column: str, kind: str, value: Any) -> tuple[Any, str | None]:
 def _check_column(column: str, kind: str, s: pd.Series) -> list[str]:
     dtype = s.dtype
     if kind == "number":
-        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        if pd.api.types.is_bool_dtype(dtype):
+            return [_column_problem(column, "a number", s)]
+        if pd.api.types.is_numeric_dtype(dtype):
             values = s.to_numpy(dtype="float64", na_value=np.nan)
             bad = np.isinf(values)
             return [_column_problem(column, "a finite number", s[bad])] if bad.any() else []
@@ -186,6 +282,13 @@ def _check_column(column: str, kind: str, s: pd.Series) -> list[str]:
         return [] if ok.all() else [_column_problem(column, "true or false", s[~ok])]
     if pd.api.types.is_string_dtype(dtype) and dtype != np.dtype(object):
         return []
+    if dtype == np.dtype(object):
+        values = s.to_numpy()
+        types = set(map(type, values))
+        if types <= _PLAIN_STRINGS:
+            return []
+        if types <= {str, type(None), float} and all(math.isnan(v) for v in values if type(v) is float):
+            return []
     ok = s.map(lambda v: _check_value(column, kind, v)[1] is None)
     return [] if ok.all() else [_column_problem(column, "a string", s[~ok])]
 

@@ -52,6 +52,8 @@ Rows = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_ONE_THREAD_ROWS = 64  # XGBoost scores up to this many rows on one thread
+_SMALL_FRAME = 32  # DataFrames up to this many rows are scored through the dict-row path
 
 
 class Predictor:
@@ -210,27 +212,60 @@ class Predictor:
 
     def encode(self, rows: Rows) -> np.ndarray | pd.DataFrame:
         """The model's input for ``rows``: the encoded feature matrix (validated first)."""
+        encoder = self._encoder
         if isinstance(rows, pd.DataFrame):
-            frame = self._validator.check_frame(rows)
-            if frame.empty:
+            if encoder is None:
+                frame = self._validator.check_frame(rows)
+                if frame.empty:
+                    raise DataError("no rows given")
+                return frame if self.features is None else self._in_range(self.features.transform(frame))
+            if rows.empty:
                 raise DataError("no rows given")
-            return frame if self.features is None else self._in_range(self.features.transform(frame))
-        records = self._validator.check_records(_records(rows))
-        if self._encoder is not None:
-            return self._in_range(self._encoder.encode(records))
-        frame = self._validator.frame(records)
+            if len(rows) <= _SMALL_FRAME:  # a few rows: as dicts, at the dict path's speed
+                records = self._validator.frame_records(rows)
+                return self._encode_fast(records[0] if len(records) == 1 else records)
+            # the fast encoder a column at a time: ColumnTransformer's own checks and copies
+            # cost more than the booster on large frames
+            return self._in_range(encoder.encode_frame(self._validator.check_frame(rows, coerce=False)))
+        records = _records(rows)
+        if encoder is not None:
+            if len(records) > 1:
+                columns = self._validator.columns_of(records)
+                if columns is not None:
+                    return self._in_range(encoder.encode_columns(columns, len(records)))
+            return self._in_range(encoder.encode(self._validator.check_records(records)))
+        frame = self._validator.frame(self._validator.check_records(records))
         return frame if self.features is None else self._in_range(self.features.transform(frame))
+
+    def check_limits(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Refuse (DataError) dict rows that the schema's recorded limits exclude: every field
+        null, a null where ``nullable`` is false, a number outside the recorded ``min``/``max``.
+        The serving routes call it; in-process callers (batch scoring, drift checks on shifted
+        data) may score rows outside the training range."""
+        problems = self._validator.limits(rows)
+        if problems:
+            raise DataError("input is outside the model's schema: " + "; ".join(problems))
 
     def _encode_fast(self, rows: Any) -> Any:
         # the single-dict serving path first: no list, no isinstance on ABCs, one numpy row
         if type(rows) is dict and self._encoder is not None and self._validator._clean(rows):
-            return self._in_range(self._encoder.encode_one(rows)[None, :])
+            out = self._encoder.encode_list(rows)
+            # the float32 check on the Python list (nothing is NaN after imputation)
+            if max(out) > _FLOAT32_MAX or min(out) < -_FLOAT32_MAX:
+                return self._in_range(np.array([out], dtype=np.float64))
+            return np.array([out], dtype=np.float64)
         return self.encode(rows)
 
     def _in_range(self, X: Any) -> Any:
         """``X`` unless an encoded value lies outside float32 (XGBoost and LightGBM compute in
         float32, torch in float32 too): a finite input such as 1e308 that the model library would
         refuse with its own error is the client's input, so a DataError naming row and feature."""
+        arr = np.asarray(X)
+        if arr.dtype.kind == "f" and arr.size:
+            with np.errstate(invalid="ignore"):
+                top, bottom = arr.max(), arr.min()  # NaN (a missing value) makes both NaN
+            if top <= _FLOAT32_MAX and bottom >= -_FLOAT32_MAX:
+                return X
         values = np.abs(np.asarray(X, dtype=np.float64))
         with np.errstate(invalid="ignore"):
             out = values > _FLOAT32_MAX  # NaN compares False: missing values are the imputer's
@@ -303,7 +338,12 @@ def _scorer(model: Any, family: str, classes: np.ndarray | None) -> tuple[Any, C
 
     def as_proba(p: np.ndarray) -> np.ndarray:
         # what the scikit-learn wrappers do with a binary model's one column of P(class 1)
-        return p if p.ndim == 2 and p.shape[1] == k else np.vstack((1.0 - p, p)).transpose()
+        if p.ndim == 2 and p.shape[1] == k:
+            return p
+        out = np.empty((p.shape[0], 2), dtype=p.dtype)
+        out[:, 1] = p
+        np.subtract(1.0, p, out=out[:, 0])
+        return out
 
     if family == "xgboost":
         booster = model.get_booster()
@@ -313,8 +353,14 @@ def _scorer(model: Any, family: str, classes: np.ndarray | None) -> tuple[Any, C
             rounds = (0, 0)
         missing = model.missing
 
+        # A few rows on one thread: XGBoost's OpenMP team costs more than the trees on a
+        # single row (and spins against the HTTP server and its clients on a small machine).
+        one = booster.copy()
+        one.set_param({"nthread": 1})
+
         def xgb(X: Any) -> np.ndarray:
-            return booster.inplace_predict(X, iteration_range=rounds, missing=missing, validate_features=False)
+            return (one if X.shape[0] <= _ONE_THREAD_ROWS else booster).inplace_predict(
+                X, iteration_range=rounds, missing=missing, validate_features=False)
 
         return booster, (xgb if k is None else (lambda X: as_proba(xgb(X))))
     if family == "lightgbm" and hasattr(model, "booster_"):
@@ -339,7 +385,11 @@ def _torch_scorer(model: Any, k: int | None) -> tuple[Any, Callable[[Any], np.nd
             return net(torch.from_numpy(x)).numpy()
 
     if k is not None:
-        return net, lambda X: torch.softmax(torch.from_numpy(outputs(X)), dim=1).numpy().astype(np.float64)
+        def proba(X: Any) -> np.ndarray:
+            x = ((np.asarray(X, dtype=np.float32) - mean) / scale).astype(np.float32)
+            with torch.no_grad():
+                return torch.softmax(net(torch.from_numpy(x)), dim=1).numpy().astype(np.float64)
+        return net, proba
 
     def regress(X: Any) -> np.ndarray:
         out = outputs(X) * model.y_scale_ + model.y_mean_

@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -62,6 +63,9 @@ except ImportError:  # pragma: no cover - depends on the environment
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
 
 _SCALARS = (str, int, float, bool, type(None))
+MAX_JSON_DEPTH = 8  # {"rows": [{...}]} is 3 deep; deeper bodies are refused before parsing
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
 _INT_LIMIT = 2**63 - 1  # bigger integers overflow NumPy's int64 and float conversions
 _JSON = "application/json"
 
@@ -71,12 +75,36 @@ def _json_body(body: bytes, *, expected: str, nested: str) -> Any:
     """The decoded JSON of a request body, or a 422 saying what to send."""
     if not body:
         raise BadRequest(422, f"empty body; send {expected}")
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise BadRequest(422, f"body is nested too deeply ({depth} levels); at most {MAX_JSON_DEPTH} are "
+                              f"accepted (send {expected})")
     try:
         return _loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(422, f"body is not valid JSON: {err}") from None
     except RecursionError:
         raise BadRequest(422, f"body is nested too deeply to be {nested}") from None
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply a JSON text's arrays and objects nest (brackets inside strings ignored),
+    counted with two regular expressions and a loop over the brackets only: bounded work for
+    any body, before the parser recurses."""
+    brackets = _NOT_BRACKETS.sub(b"", _STRINGS.sub(b'""', body) if b'"' in body else body)
+    if len(brackets) <= 2 * MAX_JSON_DEPTH:
+        return (len(brackets) + 1) // 2
+    depth = deepest = 0
+    for c in brackets:
+        if c in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        else:
+            depth -= 1
+    return deepest
 
 
 def parse_rows(body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
@@ -245,6 +273,8 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
     async def predict(request: Any) -> Response:
         async def work() -> Response:
             rows = parse_rows(await read_body(request), max_rows=max_rows)
+            if check_limits is not None:
+                check_limits(rows)
             out = await batch(rows[0]) if batch is not None and len(rows) == 1 else (
                 score_rows(predictor, rows))
             out["version"] = version
@@ -255,6 +285,8 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
         async def work() -> Response:
             top = _top(request.query_params.get("top", "5"))
             rows = parse_rows(await read_body(request), max_rows=max_explain_rows)
+            if check_limits is not None:
+                check_limits(rows)
             # SHAP takes milliseconds to seconds: off the event loop, so /predict keeps flowing
             explanations = await run_in_threadpool(predictor.explain, rows, top=top)
             return answer({"explanations": _jsonable(explanations), "version": version})
@@ -286,8 +318,22 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
     async def get_metadata(request: Any) -> Response:
         return Response(metadata, media_type=_JSON)
 
+    check_limits = getattr(predictor, "check_limits", None)
+
+    async def not_found(request: Any, exc: Any) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            return refuse(405, f"{request.method} is not allowed on {request.url.path}")
+        return refuse(404, f"no route {request.url.path}; the routes are {', '.join(paths)}")
+
+    async def server_fault(request: Any, exc: Exception) -> Response:
+        # no traceback, no exception text in the body: the log has them
+        logger.error("request to %s failed", request.url.path, exc_info=exc)
+        return refuse(500, "the server failed; its log has the details")
+
     recommender = getattr(predictor, "kind", None) == "recommender"
-    app = Starlette(routes=[
+    paths = (["/recommend", "/explain"] if recommender else ["/predict", "/explain"]) + ["/health", "/metadata"]
+    app = Starlette(exception_handlers={404: not_found, 405: not_found, 500: server_fault}, routes=[
         *([Route("/recommend", recommend, methods=["POST"]), Route("/explain", explain_list, methods=["POST"])]
           if recommender else
           [Route("/predict", predict, methods=["POST"]), Route("/explain", explain, methods=["POST"])]),
@@ -295,7 +341,77 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
         Route("/metadata", get_metadata, methods=["GET"]),
     ])
     app.state.predictor = predictor
-    return app
+    if recommender:
+        return app
+
+    async def predict_bytes(body: bytes) -> tuple[int, bytes]:
+        # the /predict work of predict() above on the raw body, for _FastPredict
+        try:
+            rows = parse_rows(body, max_rows=max_rows)
+            if check_limits is not None:
+                check_limits(rows)
+            out = await batch(rows[0]) if batch is not None and len(rows) == 1 else (
+                score_rows(predictor, rows))
+            out["version"] = version
+            return 200, _dumps(out)
+        except Exception as err:  # noqa: BLE001 - every error gets an answer; the table decides
+            status = http_status(err)
+            if status < 500:
+                return status, _dumps({"error": str(err), "status": status})
+            logger.exception("score failed on the server's side")
+            return status, _dumps({"error": "the server failed to score these rows; its log has "
+                                            "the details", "status": status})
+
+    return _FastPredict(app, predict_bytes, max_body_bytes)
+
+
+class _FastPredict:
+    """``POST /predict`` answered straight from the ASGI messages; every other request goes to
+    the Starlette app. Hand-written because Starlette's router, Request and Response objects cost
+    more per single-row request than parsing, validating and scoring the row (bench_serve.py
+    measures both); the body limit, status table and answers are the same as the routes'."""
+
+    def __init__(self, app: Any, predict: Callable[[bytes], Awaitable[tuple[int, bytes]]],
+                 max_body_bytes: int) -> None:
+        self.app, self._predict, self._limit = app, predict, max_body_bytes
+
+    def __getattr__(self, name: str) -> Any:  # state, router, routes: the Starlette app's
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        status, body = await self._answer(scope, receive)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope: Any, receive: Any) -> tuple[int, bytes]:
+        limit = self._limit
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    return 400, _dumps({"error": f"bad Content-Length header {value.decode(errors='replace')!r}",
+                                        "status": 400})
+                if declared > limit:
+                    return 413, _dumps({"error": f"body of {declared} bytes exceeds the limit of {limit} "
+                                                 "bytes; split the request", "status": 413})
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return 400, b'{"error":"the client disconnected","status":400}'
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return 413, _dumps({"error": f"body exceeds the limit of {limit} bytes; split the request",
+                                    "status": 413})
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return await self._predict(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
 def _top(raw: str) -> int:
@@ -383,7 +499,7 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
     # max_ongoing_requests is how many requests a replica holds at once; past it the proxy
     # queues them. Serve's default (5) also caps a batch at 5 rows. Measured on 2 cores, one
     # replica, the fraud XGBoost package, single-row JSON from 16 clients
-    # (benchmarks/bench_inference.py --ray-settings, two runs): 5 and no batching -> 39-48
+    # (then benchmarks/bench_inference.py --ray-settings, now bench_serve.py; two runs): 5 and no batching -> 39-48
     # req/s, p50 290-350 ms, p99 ~1 s; 16 with batches of 16 -> 148-156 req/s, p50 ~100 ms;
     # 64 with batches of 32 -> 140-152 req/s, p50 ~100 ms, p99 ~230 ms. 16 and 64 are equal
     # within noise at 16 clients; 64 is kept so more clients than 16 do not queue in the proxy
