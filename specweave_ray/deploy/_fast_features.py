@@ -55,24 +55,20 @@ class _Numeric:
         cols = self.columns
         # np.array turns None into NaN for a float dtype; the validator already mapped pd.NA
         x = np.array([[r[c] for c in cols] for r in records], dtype=np.float64)
-        missing = np.isnan(x)
-        if missing.any():
-            x = np.where(missing, self.statistics, x)
-        # the same float64 operations, in the same order, as StandardScaler.transform
-        if self.mean is not None:
-            x -= self.mean
-        if self.scale is not None:
-            x /= self.scale
-        out[:, self.out] = x
+        self._impute_scale(x, out)
 
     def fill_columns(self, columns: Mapping[str, Any], out: np.ndarray) -> None:
         """From whole columns (lists of numbers/None or float arrays): the batch paths."""
         x = np.empty((out.shape[0], len(self.columns)), dtype=np.float64)
         for i, c in enumerate(self.columns):
             x[:, i] = columns[c]  # None becomes NaN in a float64 assignment from a list
+        self._impute_scale(x, out)
+
+    def _impute_scale(self, x: np.ndarray, out: np.ndarray) -> None:
         missing = np.isnan(x)
         if missing.any():
             x = np.where(missing, self.statistics, x)
+        # the same float64 operations, in the same order, as StandardScaler.transform
         if self.mean is not None:
             x -= self.mean
         if self.scale is not None:

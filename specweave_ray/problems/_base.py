@@ -20,7 +20,7 @@ import pandas as pd
 from specweave_ray.exceptions import CandidateError, ConfigError, DataError
 from specweave_ray.metrics import MetricDef, get_metric, predict_for
 
-__all__ = ["ProblemType", "split_target"]
+__all__ = ["ProblemType", "sample_groups", "split_target"]
 
 
 def _names(columns: Any) -> str:
@@ -33,6 +33,19 @@ def plain(value: Any) -> Any:
     """A numpy scalar as the Python value, for readable messages."""
     item = getattr(value, "item", None)
     return item() if callable(item) else value
+
+
+def sample_groups(df: pd.DataFrame, column: str, n: int, *, seed: int = 0) -> pd.DataFrame:
+    """Whole groups of ``column`` (users, series) in a seeded random order until ``n`` rows:
+    sampled rows would break the per-group histories that folds and metrics read."""
+    sizes = df.groupby(column, sort=False).size()
+    picked, total = [], 0
+    for key in np.random.default_rng(seed).permutation(sizes.index.to_numpy()):
+        if total >= n:
+            break
+        picked.append(key)
+        total += int(sizes[key])
+    return df[df[column].isin(picked)].copy()
 
 
 def split_target(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:

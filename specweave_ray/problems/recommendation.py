@@ -22,7 +22,7 @@ import pandas as pd
 
 from specweave_ray.exceptions import ConfigError, DataError
 from specweave_ray.metrics import AT_K, MetricDef, find, per_user
-from specweave_ray.problems._base import ProblemType
+from specweave_ray.problems._base import ProblemType, sample_groups
 
 __all__ = ["ITEM", "RELEVANCE", "TIMESTAMP", "USER", "PerUserSplit", "Recommendation"]
 
@@ -297,17 +297,7 @@ class Recommendation(ProblemType):
         histories every split and metric reads."""
         if n >= len(df):
             return df.copy()
-        user_col = USER if USER in df.columns else df.columns[0]
-        users = pd.unique(df[user_col])
-        rng = np.random.default_rng(seed)
-        sizes = df.groupby(user_col, sort=False).size()
-        picked, total = [], 0
-        for u in rng.permutation(users):
-            if total >= n:
-                break
-            picked.append(u)
-            total += int(sizes[u])
-        return df[df[user_col].isin(picked)].copy()
+        return sample_groups(df, USER if USER in df.columns else df.columns[0], n, seed=seed)
 
     # -- models ------------------------------------------------------------------------------
     def baselines(self, *, rule: str | None = None, seed: int = 0) -> dict[str, tuple[str, dict[str, Any]]]:

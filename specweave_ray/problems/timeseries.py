@@ -27,7 +27,7 @@ import pandas as pd
 
 from specweave_ray.exceptions import ConfigError, DataError
 from specweave_ray.metrics import MetricDef, forecast_scores
-from specweave_ray.problems._base import ProblemType
+from specweave_ray.problems._base import ProblemType, sample_groups
 
 __all__ = ["SERIES", "TIME", "RollingOrigin", "TimeSeries", "forecast_info", "season_length_for"]
 
@@ -308,14 +308,7 @@ class TimeSeries(ProblemType):
         """Whole series at random until ``n`` points: sampled points would break the histories."""
         if n >= len(df) or SERIES not in df.columns:
             return df.copy() if n >= len(df) else df.iloc[:n].copy()
-        sizes = df.groupby(SERIES, sort=False).size()
-        picked, total = [], 0
-        for sid in np.random.default_rng(seed).permutation(sizes.index.to_numpy()):
-            if total >= n:
-                break
-            picked.append(sid)
-            total += int(sizes[sid])
-        return df[df[SERIES].isin(picked)].copy()
+        return sample_groups(df, SERIES, n, seed=seed)
 
     # -- models ------------------------------------------------------------------------------
     def baselines(self, *, rule: str | None = None, seed: int = 0) -> dict[str, tuple[str, dict[str, Any]]]:
