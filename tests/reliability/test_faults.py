@@ -31,7 +31,7 @@ cloudpickle.register_pickle_by_value(fault_helpers)
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     second = c.add_node(num_cpus=1, env_vars={fault_helpers.NODE_ENV: "second"})
     c.wait_for_nodes()
     ray.init(address=c.address, log_to_driver=False)
@@ -55,7 +55,8 @@ def test_each_fault_is_recorded_failed_with_its_cause_and_node(cluster, data, tm
     monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
     inc = Increment.create("Faults", problem_type="classification", root=tmp_path)
     exps = [ModelExperiment(m, FaultyClassifier, {"mode": m}) for m in ("exit", "sigkill", "hog", "hang", "raise")]
-    # exit on the second node only: several, so some land there (1 of the 3 CPUs)
+    # exit on the second node only: several, so some land there (1 of the 2 CPUs: with one CPU
+    # per node, any two trials that run at once use both nodes; with 2+1 the head could take them all)
     # (each fits for 1 s elsewhere, so the run lasts until the second node's worker is up and busy)
     exps += [ModelExperiment(f"second-{i}", FaultyClassifier, {"mode": "exit-on-second", "sleep_s": 1.0})
              for i in range(6)]
