@@ -118,13 +118,13 @@ def test_ltv_shape_skew_and_learnability() -> None:
 
 
 def test_generate_dispatches_and_passes_arguments() -> None:
-    assert set(DATASETS) == {"fraud", "ltv", "interactions"}
+    assert set(DATASETS) == {"fraud", "ltv", "interactions", "sales"}
     pd.testing.assert_frame_equal(generate("ltv", n_rows=100, seed=1), make_ltv(100, seed=1))
     assert len(generate("fraud", n_rows=500)) == 500
 
 
 def test_generate_unknown_name_lists_known_names() -> None:
-    with pytest.raises(DataError, match=r"unknown data set 'churn'.*fraud, interactions, ltv"):
+    with pytest.raises(DataError, match=r"unknown data set 'churn'.*fraud, interactions, ltv, sales"):
         generate("churn")
 
 
