@@ -214,9 +214,9 @@ def test_killed_driver_resumes_without_duplicates(inc, cancer, tmp_path):
 
 def test_time_budget_stops_the_sweep_and_records_every_launched_trial(inc, cancer):
     X, y = cancer
-    # each slow trial sleeps 2 folds x 15 s: none can finish within a 2 s budget
+    # each slow trial sleeps 2 folds x 5 s: none can finish within a 2 s budget
     exps = [ModelExperiment("logistic", "logistic", {"max_iter": 300}),
-            *(ModelExperiment(f"slow{i}", sweep_helpers.SleepyClassifier, {"sleep_s": 15.0}) for i in range(3))]
+            *(ModelExperiment(f"slow{i}", sweep_helpers.SleepyClassifier, {"sleep_s": 5.0}) for i in range(3))]
     res = run_experiments(exps, X, y, increment=inc, cv=2, baselines=False, refit=False,
                           sweep={"ensemble": False}, time_budget_s=2)
     recs = trial_records(inc)
