@@ -227,6 +227,8 @@ def test_time_budget_stops_the_sweep_and_records_every_launched_trial(inc, cance
         assert "time budget" in r.meta["error"]["message"] and r.meta["error"]["cause"]["by"] == "time_budget"
     assert len(recs) < len(exps)  # the third slow candidate was never launched (2 CPUs)
     assert {t.record_id for t in res.trials} == {r.id for r in recs}
+    # the budget holds until one candidate trial has ended: the sweep has a result to compare
+    assert res.best is not None and res.best.candidate == "logistic"
     comp = json.loads((inc.experiments_dir / "comparison.json").read_text())
     assert comp["trials"] == len(recs) and comp["interrupted"] == sum(r.status == "interrupted" for r in recs)
     assert "interrupted (not finished)" in (inc.experiments_dir / "comparison.md").read_text()

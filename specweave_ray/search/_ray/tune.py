@@ -365,25 +365,33 @@ def _make_pending_watch(timeout_s: float) -> tuple[Any, Any, Any]:
     return watch, PendingCallback(watch), PendingStopper(watch)
 
 
-def _make_budget_watch(time_budget_s: float, first_wave: int) -> tuple[Any, Any]:
+def _make_budget_watch(time_budget_s: float, first_wave: int, wanted: set[str]) -> tuple[Any, Any]:
     """A Tune callback and Stopper for the sweep's time budget.
 
     Hand-written instead of ``TuneConfig(time_budget_s=…)`` (Ray's ``TimeoutStopper``, counted
     from the controller's first step): under load the trials' actors can take longer to start
     than a short budget, and then the sweep ends with no trial launched, nothing to compare. This
     one counts from the same moment but stops the sweep only once the first wave of trials (one
-    per slot, or all of them) has left PENDING; Tune stops it the same way (``stop_all``: no new
+    per slot, or all of them) has left PENDING and one trial of a ``wanted`` candidate (the
+    non-baselines, else any) has ended, so a sweep always has a result to compare, as FLAML
+    always fits one model; past that the budget holds. Tune stops it the same way (``stop_all``: no new
     trials, every running one stopped without a completion event, see ``run_tune``)."""
     import time
 
     from ray.tune import Callback
     from ray.tune.stopper import Stopper
 
-    state = {"start": time.monotonic(), "launched": 0, "logged": False}
+    state = {"start": time.monotonic(), "launched": 0, "ended": False, "logged": False}
 
     class BudgetCallback(Callback):
         def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
             state["launched"] = sum(t.status != "PENDING" for t in trials)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            state["ended"] = state["ended"] or (trial.config or {}).get("candidate") in wanted
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.on_trial_complete(iteration, trials, trial)
 
     class BudgetStopper(Stopper):
         def __call__(self, trial_id: str, result: dict) -> bool:
@@ -391,7 +399,7 @@ def _make_budget_watch(time_budget_s: float, first_wave: int) -> tuple[Any, Any]
 
         def stop_all(self) -> bool:
             spent = time.monotonic() - state["start"]
-            if spent < time_budget_s or state["launched"] < first_wave:
+            if spent < time_budget_s or state["launched"] < first_wave or not state["ended"]:
                 return False
             if not state["logged"]:
                 state["logged"] = True
@@ -459,7 +467,9 @@ def run_tune(
         max_concurrent = _slots(experiments)
     callbacks, stop = [_make_callback(coordinator), on_step], stopper
     if time_budget_s is not None:
-        on_budget, budget_stopper = _make_budget_watch(time_budget_s, first_wave=min(max_concurrent, total))
+        wanted = {e.name for e in experiments if e.kind != "baseline" and budgets.get(e.name, 0) > 0} or set(budgets)
+        on_budget, budget_stopper = _make_budget_watch(time_budget_s, first_wave=min(max_concurrent, total),
+                                                       wanted=wanted)
         callbacks.append(on_budget)
         stop = CombinedStopper(stopper, budget_stopper)
     own_tmp = storage_path is None
