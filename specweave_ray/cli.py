@@ -179,6 +179,8 @@ def _run_tasks(args: argparse.Namespace, cfg: Any, *, increment: Any) -> int:
     from specweave_ray.pipeline import run_pipeline
     from specweave_ray.workspace import storage
 
+    if getattr(args, "time_budget", None) is not None:
+        cfg = cfg.model_copy(update={"time_budget_s": args.time_budget})
     console = _console()
     progress = _ProgressView(console)
     try:
@@ -533,6 +535,20 @@ def _usage(msg: str) -> UsageError:
     return UsageError(msg)
 
 
+def _duration(text: str) -> float:
+    """``90`` / ``90s`` / ``2m`` / ``1h`` as seconds (argparse turns the error into one line, exit 2)."""
+    value = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--time-budget {text!r}: give seconds or a duration like 90, 60s, 2m, 1h") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"--time-budget {text!r}: the budget must be a positive duration")
+    return seconds
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (usage and all would be a screenful in a pipe)."""
 
@@ -556,6 +572,9 @@ def _task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", metavar="T-00N", help="rerun from this task even if ticked")
     p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS or an embedded local Ray)")
     p.add_argument("--no-cache", action="store_true", help="rerun trials already recorded as finished")
+    p.add_argument("--time-budget", type=_duration, metavar="DURATION",
+                   help="the whole run's wall-clock budget: 90, 60s, 2m, 1h (split across the sweeps; "
+                        "overrides the config's time_budget_s)")
 
 
 def build_parser() -> argparse.ArgumentParser:

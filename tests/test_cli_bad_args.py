@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from specweave_ray.cli import main
+from specweave_ray.cli import build_parser, main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy" / "root"
 CASES = [
@@ -21,6 +21,8 @@ CASES = [
     (["run", "missing.yaml"], "missing.yaml"),
     (["run", "--data", "missing.csv", "--target", "y", "--type", "classification"], "missing.csv"),
     (["run", "--cv", "x"], "argument --cv: invalid int value: 'x'"),
+    (["run", "--time-budget", "1x"], "--time-budget '1x': give seconds or a duration like 90, 60s, 2m, 1h"),
+    (["run", "--time-budget", "0s"], "--time-budget '0s': the budget must be a positive duration"),
     (["do", "9"], "no increment '9'"),
     (["do", "1", "--from", "T-099"], "T-099"),
     (["serve", "9"], "no increment '9'"),
@@ -63,3 +65,8 @@ def test_bad_arguments_exit_2_with_one_line(argv, says, root, capsys, monkeypatc
     assert says in err, err
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     assert "SPECWEAVE_TRUST_UNSIGNED" not in os.environ  # --trust-unsigned holds for its command only
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("60s", 60.0), ("2m", 120.0), ("1.5h", 5400.0)])
+def test_time_budget_durations(text, seconds):
+    assert build_parser().parse_args(["run", "--time-budget", text]).time_budget == seconds

@@ -210,3 +210,25 @@ def test_killed_driver_resumes_without_duplicates(inc, cancer, tmp_path):
     assert {t.candidate for t in res.trials if t.cached} >= done_before
     finished = [r for r in trial_records(inc) if r.status == "finished"]
     assert sorted(r.meta["candidate"] for r in finished) == sorted(f"sleepy-{i}" for i in range(10))
+
+
+def test_time_budget_stops_the_sweep_and_records_every_launched_trial(inc, cancer):
+    X, y = cancer
+    # each slow trial sleeps 2 folds x 5 s: none can finish within a 2 s budget
+    exps = [ModelExperiment("logistic", "logistic", {"max_iter": 300}),
+            *(ModelExperiment(f"slow{i}", sweep_helpers.SleepyClassifier, {"sleep_s": 5.0}) for i in range(3))]
+    res = run_experiments(exps, X, y, increment=inc, cv=2, baselines=False, refit=False,
+                          sweep={"ensemble": False}, time_budget_s=2)
+    recs = trial_records(inc)
+    assert recs and {r.status for r in recs} <= {"finished", "interrupted"}  # none left `running`
+    slow = [r for r in recs if r.meta["candidate"].startswith("slow")]
+    assert slow and all(r.status == "interrupted" for r in slow)  # at least one was launched
+    for r in slow:
+        assert "time budget" in r.meta["error"]["message"] and r.meta["error"]["cause"]["by"] == "time_budget"
+    assert len(recs) < len(exps)  # the third slow candidate was never launched (2 CPUs)
+    assert {t.record_id for t in res.trials} == {r.id for r in recs}
+    # the budget holds until one candidate trial has ended: the sweep has a result to compare
+    assert res.best is not None and res.best.candidate == "logistic"
+    comp = json.loads((inc.experiments_dir / "comparison.json").read_text())
+    assert comp["trials"] == len(recs) and comp["interrupted"] == sum(r.status == "interrupted" for r in recs)
+    assert "interrupted (not finished)" in (inc.experiments_dir / "comparison.md").read_text()

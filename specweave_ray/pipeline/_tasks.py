@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,7 @@ class _Run:
     metric: str | None = None
     target: str | None = None
     sweep: SweepResults | None = None
+    deadline: float | None = None  # time.monotonic() by which the whole run should end (--time-budget)
 
     def candidates(self) -> list[ModelExperiment]:
         return candidates_for(self.problem, self.cfg.candidates, self.y_train)
@@ -230,6 +232,8 @@ def run_pipeline(
         use_cache: Reuse trials recorded as finished (see ``run_experiments``).
     """
     say = on_stage or (lambda _msg: None)
+    # the whole run's budget counts from here: reading the data and starting Ray are in it
+    deadline = time.monotonic() + cfg.time_budget_s if cfg.time_budget_s is not None else None
     if start is not None and start not in TASK_ORDER:
         raise ConfigError(f"--from {start!r}: the pipeline's tasks are {', '.join(TASK_ORDER)}")
     # Read and check the data before anything is written: bad input leaves no partial increment.
@@ -257,7 +261,7 @@ def run_pipeline(
         try:
             return _run_tasks(cfg, df, X, y, problem=problem, metric=metric, target=target, root=root,
                               increment=increment, start=start, address=address, use_cache=use_cache,
-                              on_progress=on_progress, say=say, locked=known is not None)
+                              on_progress=on_progress, say=say, locked=known is not None, deadline=deadline)
         finally:
             if started_ray:
                 shutdown_ray()
@@ -280,11 +284,12 @@ def _sweeps_pending(inc: Increment | None, *, start: str | None) -> bool:
 def _run_tasks(cfg: PipelineConfig, df: pd.DataFrame, X: Any, y: Any, *, problem: ProblemType, metric: str,
                target: str, root: str | os.PathLike[str] | None, increment: Increment | None, start: str | None,
                address: str | None, use_cache: bool, on_progress: Callable[[Progress], None] | None,
-               say: Callable[[str], None], locked: bool) -> PipelineResult:
+               say: Callable[[str], None], locked: bool, deadline: float | None = None) -> PipelineResult:
     inc = increment or ensure_increment(cfg, root=root)
     with _run_lock(inc) if not locked else contextlib.nullcontext():
         return _run_locked(inc, cfg, df, X, y, problem=problem, metric=metric, target=target, start=start,
-                           address=address, use_cache=use_cache, on_progress=on_progress, say=say)
+                           address=address, use_cache=use_cache, on_progress=on_progress, say=say,
+                           deadline=deadline)
 
 
 def _run_lock(inc: Increment) -> Any:
@@ -295,7 +300,8 @@ def _run_lock(inc: Increment) -> Any:
 
 def _run_locked(inc: Increment, cfg: PipelineConfig, df: pd.DataFrame, X: Any, y: Any, *, problem: ProblemType,
                 metric: str, target: str, start: str | None, address: str | None, use_cache: bool,
-                on_progress: Callable[[Progress], None] | None, say: Callable[[str], None]) -> PipelineResult:
+                on_progress: Callable[[Progress], None] | None, say: Callable[[str], None],
+                deadline: float | None = None) -> PipelineResult:
     spec = inc.spec()
     problem = problems.get(spec.problem_type)
     schema_path = inc.data_dir / "schema.yaml"
@@ -307,7 +313,7 @@ def _run_locked(inc: Increment, cfg: PipelineConfig, df: pd.DataFrame, X: Any, y
     say(f"increment {inc.id} ({problem.name}) under {storage.display(inc.root)}")
     X_train, X_test, y_train, y_test = holdout(cfg, problem, X, y)
     run = _Run(cfg, inc, spec, problem, df, X_train, X_test, y_train, y_test, data_mod.fingerprint(df),
-               address, use_cache, on_progress, say, metric=metric, target=target)
+               address, use_cache, on_progress, say, metric=metric, target=target, deadline=deadline)
     say(f"data: {len(df)} rows ({len(X_train)} train / {len(X_test)} held out), fingerprint {run.fp}")
 
     result = PipelineResult(increment=inc, data_fingerprint=run.fp, rows_train=len(X_train), rows_test=len(X_test))
@@ -366,9 +372,31 @@ def _features(run: _Run, result: PipelineResult) -> None:
     run.say(f"T-002 feature pipeline ({n} columns) → {record}")
 
 
-def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool) -> SweepResults:
+# The run's budget (--time-budget) across its sweeps. Only the Tune part of T-003…T-005 can be cut
+# short (TuneConfig.time_budget_s); T-006…T-009 (the held-out evaluation, explanations, the deploy
+# package and its serving check, the A/B plan) and each sweep's refits and ensemble run to their
+# end, so RESERVE of the whole budget is kept for them. Each sweep gets its weight's share of what
+# is left (minus the reserve) when it starts, so time a sweep did not use goes to the next one and
+# an overrun is taken from the next one; T-005, the last, gets all of it. Baselines are cheap.
+_BUDGET_RESERVE = 0.25
+_BUDGET_WEIGHTS = {"T-003": 0.1, "T-004": 0.45, "T-005": 0.45}
+_MIN_SWEEP_BUDGET_S = 1.0  # past the deadline a sweep still runs the trials it can start in a second
+
+
+def sweep_budget(task: str, *, left_s: float, total_s: float) -> float:
+    """The Tune budget of sweep ``task`` when ``left_s`` of the run's ``total_s`` are left."""
+    later = list(_BUDGET_WEIGHTS)[list(_BUDGET_WEIGHTS).index(task):]
+    share = _BUDGET_WEIGHTS[task] / sum(_BUDGET_WEIGHTS[t] for t in later)
+    return max(_MIN_SWEEP_BUDGET_S, (left_s - _BUDGET_RESERVE * total_s) * share)
+
+
+def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool, task: str) -> SweepResults:
     cfg = run.cfg
     update: dict[str, Any] = {"address": run.address or cfg.sweep.address}
+    if run.deadline is not None and cfg.time_budget_s is not None:
+        update["time_budget_s"] = sweep_budget(task, left_s=run.deadline - time.monotonic(),
+                                               total_s=cfg.time_budget_s)
+        run.say(f"{task} time budget: {update['time_budget_s']:.0f} s")
     if cfg.sweep.ensemble_latency_p99_ms is None:  # the spec's latency target bounds the ensemble's
         update["ensemble_latency_p99_ms"] = next(
             (t.value for t in run.spec.targets if t.metric == "latency_p99" and t.relative_to is None
@@ -382,12 +410,12 @@ def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool) -> Swe
 
 
 def _baselines(run: _Run, result: PipelineResult) -> None:
-    run.sweep = result.sweep = _sweep(run, [], refit=False)
+    run.sweep = result.sweep = _sweep(run, [], refit=False, task="T-003")
     run.say(f"T-003 baselines: {', '.join(result.sweep.best_per_candidate)}")
 
 
 def _candidates(run: _Run, result: PipelineResult) -> None:
-    run.sweep = result.sweep = _sweep(run, run.candidates(), refit=False)
+    run.sweep = result.sweep = _sweep(run, run.candidates(), refit=False, task="T-004")
     best = _best_or_cause(result.sweep, "T-004")
     run.say(f"T-004 candidates: best {best.candidate} cv {result.sweep.metric}={best.score:.4f}")
 
@@ -414,7 +442,7 @@ def _tuning(run: _Run, result: PipelineResult) -> None:
     best = ((comp.get("ensemble") or {}).get("best_single") or {}).get("candidate") \
         if (comp.get("ensemble") or {}).get("chosen") else comp.get("best_candidate")
     budget = run.cfg.sweep.tuning_samples
-    run.sweep = result.sweep = _sweep(run, deepen(run.candidates(), best, budget), refit=True)
+    run.sweep = result.sweep = _sweep(run, deepen(run.candidates(), best, budget), refit=True, task="T-005")
     b = _best_or_cause(result.sweep, "T-005")
     run.say(f"T-005 tuning ({best}: {budget} trials): best {b.candidate} cv {result.sweep.metric}={b.score:.4f}")
 

@@ -149,12 +149,14 @@ class Coordinator:
             last[f"{INFO_PREFIX}node"] = node
         return self._record(trial_id, config, last, error=error or "trial failed (no error text)", cause=cause)
 
-    def record_interrupted(self, reason: str = "the sweep was interrupted (Ctrl-C)") -> list[TrialResult]:
-        """Record every trial that started and did not end as ``interrupted`` (a later run reruns it)."""
+    def record_interrupted(self, reason: str = "the sweep was interrupted (Ctrl-C)", *,
+                           by: str = "ctrl_c") -> list[TrialResult]:
+        """Record every trial that started and did not end as ``interrupted`` (a later run reruns it);
+        ``by`` (``ctrl_c``, ``time_budget``) goes in the record's cause."""
         with self._lock:
             open_trials = [(tid, cfg) for tid, cfg in self._configs.items() if tid not in self.results]
         return [self._record(tid, cfg, dict(self._last.get(tid, {})), error=reason,
-                             cause={"kind": "interrupted"}, status="interrupted") for tid, cfg in open_trials]
+                             cause={"kind": "interrupted", "by": by}, status="interrupted") for tid, cfg in open_trials]
 
     def add_cached(self, record: Record) -> TrialResult:
         """Count a finished record from an earlier run as this sweep's result (no new record)."""
@@ -403,6 +405,7 @@ def write_comparison(increment: Increment, results: list[TrialResult], metric: M
     winner = picked[0] if picked else (cands[0] if cands else None)
     results = [t for t in results if t.kind != "ensemble"]  # trials counts: the sweep's own
     failed = [t for t in results if t.status == "failed"]
+    interrupted = [t for t in results if t.status == "interrupted"]  # e.g. stopped by the time budget
     out_rows = []
     for t in rows:
         out_rows.append({
@@ -415,7 +418,7 @@ def write_comparison(increment: Increment, results: list[TrialResult], metric: M
         "increment": increment.id, "metric": metric.name, "mode": metric.mode,
         "best": winner.record_id if winner else None, "best_candidate": winner.candidate if winner else None,
         "best_baseline": best_base.candidate if best_base else None,
-        "trials": len(results), "failed": len(failed),
+        "trials": len(results), "failed": len(failed), "interrupted": len(interrupted),
         "failures": [{"record": t.record_id, "candidate": t.candidate, "error": t.error} for t in failed],
         "rows": out_rows,
     }
@@ -431,7 +434,9 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
     arrow = "higher is better" if summary["mode"] == "max" else "lower is better"
     lines = [f"# Model comparison — {summary['increment']}", "",
              f"Primary metric: **{m}** ({arrow}), cross-validated; {summary['trials']} trials, "
-             f"{summary['failed']} failed.", "",
+             f"{summary['failed']} failed"
+             + (f", {summary['interrupted']} interrupted (not finished)" if summary.get("interrupted") else "")
+             + ".", "",
              f"| | candidate | kind | {m} (cv mean ± std) | lift over best baseline | fit time (s) | record |",
              "|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:

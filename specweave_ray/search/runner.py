@@ -124,6 +124,7 @@ def run_experiments(
     refit: bool = True,
     data_fingerprint: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    time_budget_s: float | None = None,
 ) -> SweepResults:
     """Run every candidate's trials as Ray Tune trials in parallel and record them all.
 
@@ -151,6 +152,10 @@ def run_experiments(
         refit: Fit each candidate's best params on all data and save the model natively.
         data_fingerprint: The dataset's fingerprint to record (default: of ``X`` and ``y``).
         on_progress: Called with a :class:`Progress` after every trial.
+        time_budget_s: Wall-clock budget of the trials (default ``sweep.time_budget_s``): when it
+            ends, the trials still running are stopped and recorded ``interrupted`` with the
+            reason "stopped by the time budget", the ones not started are not run, and the
+            comparison, refits and ensemble are built from the finished ones (after the budget).
 
     Returns:
         :class:`SweepResults`.
@@ -161,6 +166,8 @@ def run_experiments(
             cluster within ``pending_timeout_s``).
     """
     sweep_cfg = sweep_config(sweep)
+    if time_budget_s is not None:
+        sweep_cfg = sweep_config({**sweep_cfg.model_dump(), "time_budget_s": time_budget_s})
     inc = resolve_increment(increment, root)
     experiments = list(experiments)
     if not experiments and not baselines:
@@ -263,7 +270,8 @@ def run_experiments(
                                          mode=metric_def.mode, budgets=budgets, prior=prior, seed=seed,
                                          pending_timeout_s=sweep_cfg.pending_timeout_s,
                                          max_concurrent=sweep_cfg.max_concurrent, name=sweep_exp.id,
-                                         storage_path=tune_path, storage_filesystem=tune_fs)
+                                         storage_path=tune_path, storage_filesystem=tune_fs,
+                                         time_budget_s=sweep_cfg.time_budget_s)
         except KeyboardInterrupt:
             # Ctrl-C: the trials still running get an `interrupted` record (the next run reruns
             # them; the finished ones are reused), and so does the sweep
@@ -271,6 +279,13 @@ def run_experiments(
             coordinator.flush()
             sweep_exp.close(status="interrupted")
             raise
+        if sweep_cfg.time_budget_s is not None:
+            # the budget stopped these trials without a completion event (see run_tune): each
+            # launched trial still gets its record, none is left `running`
+            stopped = coordinator.record_interrupted(
+                reason=f"stopped by the time budget ({sweep_cfg.time_budget_s:g} s)", by="time_budget")
+            if stopped:
+                logger.info("time budget: %d running trial(s) stopped and recorded interrupted", len(stopped))
         coordinator.flush()
         if coordinator.parent_run_id:
             sweep_exp.update_meta(mlflow_run_id=coordinator.parent_run_id)

@@ -116,6 +116,10 @@ class SweepConfig(_Frozen):
     # an ensemble whose single-row p99 latency is not below this is not chosen (the pipeline sets
     # it from the spec's latency_p99 target)
     ensemble_latency_p99_ms: float | None = Field(default=None, gt=0)
+    # one sweep's wall-clock budget for its trials (Ray Tune's TuneConfig.time_budget_s): when it
+    # ends the running trials are stopped and recorded ``interrupted`` (cause: the time budget);
+    # the refits, the ensemble and the comparison come after it. None: no budget
+    time_budget_s: float | None = Field(default=None, gt=0)
 
 
 class ABTestConfig(_Frozen):
@@ -153,6 +157,9 @@ class PipelineConfig(_Frozen):
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     candidates: list[Candidate] | None = None
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    # the whole run's wall-clock budget (``--time-budget``): split across the T-003…T-005 sweeps from
+    # the time left when each starts (pipeline/_tasks.py); ``sweep.time_budget_s`` is one sweep's
+    time_budget_s: float | None = Field(default=None, gt=0)
     abtest: ABTestConfig = Field(default_factory=ABTestConfig)
     notebooks: NotebookConfig = Field(default_factory=NotebookConfig)
     parent: str | None = None  # the increment this one follows (id or number under the same root)

@@ -365,6 +365,50 @@ def _make_pending_watch(timeout_s: float) -> tuple[Any, Any, Any]:
     return watch, PendingCallback(watch), PendingStopper(watch)
 
 
+def _make_budget_watch(time_budget_s: float, first_wave: int, wanted: set[str]) -> tuple[Any, Any]:
+    """A Tune callback and Stopper for the sweep's time budget.
+
+    Hand-written instead of ``TuneConfig(time_budget_s=…)`` (Ray's ``TimeoutStopper``, counted
+    from the controller's first step): under load the trials' actors can take longer to start
+    than a short budget, and then the sweep ends with no trial launched, nothing to compare. This
+    one counts from the same moment but stops the sweep only once the first wave of trials (one
+    per slot, or all of them) has left PENDING and one trial of a ``wanted`` candidate (the
+    non-baselines, else any) has ended, so a sweep always has a result to compare, as FLAML
+    always fits one model; past that the budget holds. Tune stops it the same way (``stop_all``: no new
+    trials, every running one stopped without a completion event, see ``run_tune``)."""
+    import time
+
+    from ray.tune import Callback
+    from ray.tune.stopper import Stopper
+
+    state = {"start": time.monotonic(), "launched": 0, "ended": False, "logged": False}
+
+    class BudgetCallback(Callback):
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            state["launched"] = sum(t.status != "PENDING" for t in trials)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            state["ended"] = state["ended"] or (trial.config or {}).get("candidate") in wanted
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.on_trial_complete(iteration, trials, trial)
+
+    class BudgetStopper(Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            spent = time.monotonic() - state["start"]
+            if spent < time_budget_s or state["launched"] < first_wave or not state["ended"]:
+                return False
+            if not state["logged"]:
+                state["logged"] = True
+                logger.info("time budget of %g s spent (%.1f s): stopping the running trials", time_budget_s, spent)
+            return True
+
+    return BudgetCallback(), BudgetStopper()
+
+
 def run_tune(
     experiments: Sequence[ModelExperiment],
     payload: dict[str, Any],
@@ -380,14 +424,22 @@ def run_tune(
     storage_path: str | None = None,
     storage_filesystem: Any = None,
     name: str = "sweep",
+    time_budget_s: float | None = None,
 ) -> Any:
     """Run every remaining trial in one Tuner; the coordinator records them. Returns the payload ref.
 
     ``storage_path`` (+ ``storage_filesystem`` for a URI root, see ``storage.tune_storage``) keeps
     Tune's experiment state at ``<storage_path>/<name>``; without it a temporary folder is used.
+
+    ``time_budget_s``: the trials' wall-clock budget (``_make_budget_watch``). When it ends (a
+    stopper's ``stop_all``), Ray 2.60's controller asks the searcher no more and stops
+    every running trial (``_stop_experiment_if_needed`` → ``_schedule_trial_stop``) without a
+    completion event, so those trials have no record yet: the caller records them ``interrupted``
+    (``Coordinator.record_interrupted``). Trials not yet started were never launched.
     """
     import ray
     from ray import tune
+    from ray.tune.stopper import CombinedStopper
 
     payload_ref = ray.put(payload)
     total = sum(budgets.values())
@@ -413,6 +465,13 @@ def run_tune(
         # placement group) for each pending one; capping at what the cluster can run at once keeps
         # the pending queue short and lets finished trials hand their actor to the next one.
         max_concurrent = _slots(experiments)
+    callbacks, stop = [_make_callback(coordinator), on_step], stopper
+    if time_budget_s is not None:
+        wanted = {e.name for e in experiments if e.kind != "baseline" and budgets.get(e.name, 0) > 0} or set(budgets)
+        on_budget, budget_stopper = _make_budget_watch(time_budget_s, first_wave=min(max_concurrent, total),
+                                                       wanted=wanted)
+        callbacks.append(on_budget)
+        stop = CombinedStopper(stopper, budget_stopper)
     own_tmp = storage_path is None
     storage = storage_path or tempfile.mkdtemp(prefix="specweave-tune-")
     try:
@@ -429,7 +488,7 @@ def run_tune(
                 trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage, storage_filesystem=storage_filesystem, verbose=0,
-                callbacks=[_make_callback(coordinator), on_step], stop=stopper,
+                callbacks=callbacks, stop=stop,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
         )
