@@ -116,10 +116,14 @@ def test_ctrl_c_records_running_trials_interrupted_and_the_rerun_finishes_them(c
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len([r for r in list_records(inc) if r.kind == "trial"]) < 2:
+        # Ctrl-C once c0 and c1 are recorded and a held trial is running (it touches hold.started):
+        # waited for, not slept for, so a loaded machine can't send it too early
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (
+                len([r for r in list_records(inc) if r.kind == "trial"]) >= 2
+                and Path(f"{hold}.started").exists()):
             time.sleep(0.2)
-        time.sleep(1.5)  # the held trials have started
+        time.sleep(0.5)  # let the other slot's held trial start too (not required)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
