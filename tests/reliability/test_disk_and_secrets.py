@@ -1,4 +1,4 @@
-"""A record written to a full disk or a read-only folder: a clear error naming the path, earlier
+"""A record written to a full disk or a read-only file system: a clear error naming the path, earlier
 records intact. No secrets in records: credential-like variables dropped, URIs redacted."""
 
 from __future__ import annotations
@@ -48,20 +48,65 @@ def test_a_full_disk_is_a_clear_error_and_earlier_records_stay(tmp_path):
     assert not list(inc.experiments_dir.glob("*/.*.tmp"))  # no temporaries left behind
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only (chmod) folder anyway")
-def test_a_read_only_folder_is_a_clear_error(tmp_path):
+_READ_ONLY = textwrap.dedent("""
+    import subprocess, sys
     from specweave_ray.exceptions import RecordError
+    from specweave_ray.workspace.records import open_experiment
+    inc, mount = sys.argv[1], sys.argv[2]
+    for i in range(2):
+        open_experiment(f"before{i}", increment=inc, mirror=False, metrics={"m": i}).close()
+    during = open_experiment("during", increment=inc, mirror=False, metrics={"m": 5})
+    # the file system under the increment turns read-only (EROFS, which root cannot write either)
+    subprocess.run(["mount", "-o", "remount,ro,bind", mount, mount], check=True)
+    for what, write in (("log", lambda: during.log_metrics({"m": 6})), ("close", during.close),
+                        ("open", lambda: open_experiment("after", increment=inc, mirror=False))):
+        try:
+            write()
+            print("WROTE", what)
+        except RecordError as err:
+            print("ERROR", what, err)
+""")
 
-    inc = Increment.create("RO", problem_type="classification", root=tmp_path)
-    first = open_experiment("before", increment=inc, mirror=False)
-    first.close()
-    os.chmod(inc.experiments_dir, 0o555)
-    try:
-        with pytest.raises(RecordError, match="cannot write the record .*experiments"):
-            open_experiment("after", increment=inc, mirror=False)
-    finally:
-        os.chmod(inc.experiments_dir, 0o755)
-    assert [r.status for r in list_records(inc)] == ["finished"]
+
+def _mount_namespace() -> list[str] | None:
+    """``unshare`` arguments for a private mount namespace where a bind mount is allowed (as
+    root, or as a user mapped to root in a user namespace), or None where neither is."""
+    for args in (["unshare", "-m"], ["unshare", "-rm"]):
+        try:
+            ok = subprocess.run([*args, "mount", "--bind", "/", "/mnt"], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return args
+    return None
+
+
+def test_a_read_only_file_system_is_a_clear_error_and_earlier_records_stay(tmp_path):
+    """A real read-only mount (not a chmod, which root ignores): the increment's folder is bind-
+    mounted onto itself in a private mount namespace and remounted read-only mid-run."""
+    unshare = _mount_namespace()
+    if unshare is None:
+        pytest.skip("no mount namespace here (unshare -m / -rm refused): cannot make a read-only mount")
+    inc = Increment.create("RO", problem_type="classification", root=tmp_path / "root")
+    script = tmp_path / "ro.py"
+    script.write_text(_READ_ONLY)
+    mount = str(inc.path.parent)
+    shell = f'mount --bind "$1" "$1" && exec "$2" "$3" "$4" "$1"'
+    out = subprocess.run([*unshare, "sh", "-c", shell, "sh", mount, sys.executable, str(script), str(inc.path)],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "SPECWEAVE_MLFLOW": "0"})
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("ERROR", "WROTE"))]
+    assert [ln.split()[:2] for ln in lines] == [["ERROR", "log"], ["ERROR", "close"], ["ERROR", "open"]], \
+        out.stdout + out.stderr[-2000:]
+    for line in lines:
+        assert "cannot write the record" in line and "Read-only file system" in line, line
+        assert str(inc.experiments_dir) in line, line
+    # outside the namespace nothing was remounted: what was written before is intact, the record
+    # open when the disk turned read-only still holds its last complete state, no temporaries
+    recs = {r.meta["name"]: r for r in list_records(inc)}
+    assert sorted(recs) == ["before0", "before1", "during"]
+    assert [(recs[n].status, recs[n].metrics["m"]) for n in ("before0", "before1")] == [("finished", 0), ("finished", 1)]
+    assert (recs["during"].status, recs["during"].metrics["m"]) == ("running", 5)
+    assert not list(inc.experiments_dir.glob("*/.*.tmp")) and not list(inc.experiments_dir.glob(".*.tmp"))
 
 
 def test_credential_names_and_uri_credentials_are_dropped():
