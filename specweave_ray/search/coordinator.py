@@ -335,7 +335,7 @@ _TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timesta
               "node_ip", "hostname", "checkpoint_dir_name", "should_checkpoint", "experiment_tag"}
 
 
-_FAULTS = ("exit", "signal", "oom", "timeout", "worker_died", "interrupted")
+_FAULTS = ("exit", "signal", "oom", "timeout", "worker_died", "node_died", "interrupted")
 
 
 def _fault_message(text: str) -> str:
@@ -343,7 +343,11 @@ def _fault_message(text: str) -> str:
     for line in reversed(text.strip().splitlines()):
         if "TrialFault: " in line:
             return line.split("TrialFault: ", 1)[1].strip()[:500]
-    for line in text.strip().splitlines():  # Ray's own words for a worker that died under it
+    lines = text.strip().splitlines()
+    for line in lines:  # Ray's own words for a worker whose node went away
+        if "its node has died" in line:
+            return line.strip()[:500]
+    for line in lines:  # Ray's own words for a worker that died under it
         if "actor died" in line.lower() or "worker exit detail" in line.lower():
             return line.strip()[:500]
     return _error_message(text)

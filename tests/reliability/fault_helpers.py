@@ -23,21 +23,29 @@ NODE_ENV = "SPECWEAVE_TEST_NODE"
 class FaultyClassifier(ClassifierMixin, BaseEstimator):
     """``mode``: ok, raise, exit (os._exit(3)), sigkill (SIGKILLs itself), hog (allocates
     ``hog_mb`` and touches it), hang (sleeps an hour), exit-on-<node> (exits with 3 only where
-    ``$SPECWEAVE_TEST_NODE`` is <node>). ``sleep_s`` is slept before a normal fit, and it waits
+    ``$SPECWEAVE_TEST_NODE`` is <node>), hold-on-<node> (where ``$SPECWEAVE_TEST_NODE`` is <node>:
+    touches the file ``marker`` and sleeps up to 120 s, e.g. until the test removes the node).
+    ``sleep_s`` is slept before a normal fit, and it waits
     while the file ``hold`` exists."""
 
     def __init__(self, mode: str = "ok", sleep_s: float = 0.0, hog_mb: int = 2048, seed: int = 0,
-                 hold: str = "") -> None:
+                 hold: str = "", marker: str = "") -> None:
         self.mode = mode
         self.sleep_s = sleep_s
         self.hog_mb = hog_mb
         self.seed = seed
         self.hold = hold
+        self.marker = marker
 
     def fit(self, X, y):
         mode = self.mode
         if mode.startswith("exit-on-"):
             mode = "exit" if os.environ.get(NODE_ENV) == mode[len("exit-on-"):] else "ok"
+        if mode.startswith("hold-on-"):
+            if os.environ.get(NODE_ENV) == mode[len("hold-on-"):]:
+                open(self.marker, "a").close()
+                time.sleep(120)
+            mode = "ok"
         if mode == "raise":
             raise ValueError("boom: this configuration cannot be fitted")
         if mode == "exit":

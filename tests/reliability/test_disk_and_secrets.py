@@ -91,7 +91,7 @@ def test_a_read_only_file_system_is_a_clear_error_and_earlier_records_stay(tmp_p
     script = tmp_path / "ro.py"
     script.write_text(_READ_ONLY)
     mount = str(inc.path.parent)
-    shell = f'mount --bind "$1" "$1" && exec "$2" "$3" "$4" "$1"'
+    shell = 'mount --bind "$1" "$1" && exec "$2" "$3" "$4" "$1"'
     out = subprocess.run([*unshare, "sh", "-c", shell, "sh", mount, sys.executable, str(script), str(inc.path)],
                          capture_output=True, text=True, timeout=120, env={**os.environ, "SPECWEAVE_MLFLOW": "0"})
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("ERROR", "WROTE"))]

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -186,3 +187,46 @@ def test_records_a_dead_driver_left_unmirrored_are_mirrored_by_the_next_run(clus
     client = MlflowClient(tracking_uri=f"sqlite:///{inc.root / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name(inc.id).experiment_id])
     assert sorted(r.info.run_id for r in runs) == sorted(r.meta["mlflow_run_id"] for r in recs)  # once each
+
+
+@pytest.mark.timeout(240)  # bounded: a trial on a removed node must not hold the sweep
+def test_a_node_removed_mid_sweep_fails_its_trial_with_the_node_and_the_rest_finish(cluster, data, tmp_path,
+                                                                                   monkeypatch):
+    """A third node joins the module's cluster; the trial placed there holds until the test
+    removes the node (its raylet and workers killed, as when a spot node goes away). That trial is
+    recorded failed, naming the worker's death and the removed node; every other trial finishes on
+    the remaining nodes, and the sweep returns."""
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    third = cluster.add_node(num_cpus=1, env_vars={fault_helpers.NODE_ENV: "third"})
+    cluster.wait_for_nodes()
+    inc = Increment.create("Node Removed", problem_type="classification", root=tmp_path)
+    marker = tmp_path / "on-third"
+    # 1.5 s each elsewhere, so the run lasts until the third node's worker is up and takes one
+    exps = [ModelExperiment(f"t{i}", FaultyClassifier, {"mode": "hold-on-third", "sleep_s": 1.5,
+                                                        "marker": str(marker)}) for i in range(8)]
+    out: dict = {}
+
+    def remove_once_held() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not marker.exists():
+            time.sleep(0.2)
+        out["held"] = marker.exists()
+        cluster.remove_node(third)
+
+    remover = threading.Thread(target=remove_once_held, daemon=True)
+    remover.start()
+    try:
+        res = run_experiments(exps, *data, increment=inc, cv=2, baselines=False, refit=False)
+    finally:
+        remover.join(timeout=150)
+    assert out.get("held"), "no trial was placed on the third node"
+    by = _trials(inc)
+    assert len(by) == len(exps)  # every trial recorded once
+    failed = [r.meta for r in by.values() if r.status == "failed"]
+    assert len(failed) == 1 and len(res.failed) == 1, {c: r.status for c, r in by.items()}
+    assert failed[0]["node"] == third.node_id, failed[0]
+    cause = failed[0]["error"]["cause"]
+    assert cause["kind"] == "node_died" and cause["node"] == third.node_id, failed[0]["error"]
+    assert "SIGTERM" in cause["detail"] and "its node has died" in failed[0]["error"]["message"], failed[0]["error"]
+    finished = [r.meta for r in by.values() if r.status == "finished"]
+    assert len(finished) == len(exps) - 1 and all(m["node"] != third.node_id for m in finished)

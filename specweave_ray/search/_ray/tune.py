@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import traceback
@@ -285,6 +286,12 @@ def _trial_error_text(trial: Any) -> str:
 def _dead_worker_cause(text: str) -> dict[str, Any]:
     """The cause of a failure that did not come through ``_isolate`` (the worker itself died: its
     node was removed, it was killed from outside), from Ray's error text."""
+    if "its node has died" in text:  # Ray: "The actor died because its node has died. Node Id: …"
+        lines = [ln.strip() for ln in text.splitlines()]
+        at = next(i for i, ln in enumerate(lines) if "its node has died" in ln)
+        node = re.search(r"Node Id: ([0-9a-f]+)", lines[at])
+        why = lines[at + 1] if at + 1 < len(lines) and lines[at + 1] else ""
+        return {"kind": "node_died", "node": node.group(1) if node else None, "detail": why[:300]}
     if "ActorDiedError" in text or "actor died" in text.lower() or "RayActorError" in text:
         detail = next((ln.strip() for ln in text.splitlines() if "Worker exit detail" in ln or "exit type" in ln), "")
         return {"kind": "worker_died", "detail": detail[:300]}
