@@ -23,7 +23,8 @@ NODE_ENV = "SPECWEAVE_TEST_NODE"
 class FaultyClassifier(ClassifierMixin, BaseEstimator):
     """``mode``: ok, raise, exit (os._exit(3)), sigkill (SIGKILLs itself), hog (allocates
     ``hog_mb`` and touches it), hang (sleeps an hour), exit-on-<node> (exits with 3 only where
-    ``$SPECWEAVE_TEST_NODE`` is <node>), hold-on-<node> (where ``$SPECWEAVE_TEST_NODE`` is <node>:
+    ``$SPECWEAVE_TEST_NODE`` is <node>), with ``marker`` set, exit-on-<node> touches it there and elsewhere waits for it (so
+    the trials must use that node), hold-on-<node> (where ``$SPECWEAVE_TEST_NODE`` is <node>:
     touches the file ``marker`` and sleeps up to 120 s, e.g. until the test removes the node).
     ``sleep_s`` is slept before a normal fit, and it waits
     while the file ``hold`` exists."""
@@ -40,7 +41,13 @@ class FaultyClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         mode = self.mode
         if mode.startswith("exit-on-"):
-            mode = "exit" if os.environ.get(NODE_ENV) == mode[len("exit-on-"):] else "ok"
+            there = os.environ.get(NODE_ENV) == mode[len("exit-on-"):]
+            if there and self.marker:
+                open(self.marker, "a").close()
+            deadline = time.monotonic() + 120
+            while not there and self.marker and not os.path.exists(self.marker) and time.monotonic() < deadline:
+                time.sleep(0.05)  # holds this node's slot until a trial has run there
+            mode = "exit" if there else "ok"
         if mode.startswith("hold-on-"):
             if os.environ.get(NODE_ENV) == mode[len("hold-on-"):]:
                 open(self.marker, "a").close()

@@ -56,10 +56,11 @@ def test_each_fault_is_recorded_failed_with_its_cause_and_node(cluster, data, tm
     monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
     inc = Increment.create("Faults", problem_type="classification", root=tmp_path)
     exps = [ModelExperiment(m, FaultyClassifier, {"mode": m}) for m in ("exit", "sigkill", "hog", "hang", "raise")]
-    # exit on the second node only: several, so some land there (1 of the 2 CPUs: with one CPU
-    # per node, any two trials that run at once use both nodes; with 2+1 the head could take them all)
-    # (each fits for 1 s elsewhere, so the run lasts until the second node's worker is up and busy)
-    exps += [ModelExperiment(f"second-{i}", FaultyClassifier, {"mode": "exit-on-second", "sleep_s": 1.0})
+    # exit on the second node only: on the head they wait until one has run on the second node
+    # (its marker), holding the head's one CPU, so at least one must land there however slowly the
+    # second node's worker starts
+    exps += [ModelExperiment(f"second-{i}", FaultyClassifier, {"mode": "exit-on-second",
+                                                               "marker": str(tmp_path / "ran-on-second")})
              for i in range(6)]
     exps.append(ModelExperiment("ok", FaultyClassifier, {"mode": "ok"}))
     t0 = time.monotonic()
@@ -86,8 +87,11 @@ def test_each_fault_is_recorded_failed_with_its_cause_and_node(cluster, data, tm
     on_second = [m for m in seconds if m["node"] == cluster.second_node_id]
     assert on_second, "no trial ran on the second node"
     assert all(m["status"] == "failed" and m["error"]["cause"] == {"kind": "exit", "exit_code": 3} for m in on_second)
-    assert all(m["status"] == "finished" for m in seconds if m["node"] != cluster.second_node_id)
-    assert len(res.failed) == 5 + len(on_second)
+    # elsewhere they finished once the marker was there (or, when the second node's worker was
+    # slower to start than the time limit, were ended by it while they waited: never another cause)
+    waited = [m for m in seconds if m["node"] != cluster.second_node_id and m["status"] != "finished"]
+    assert all(m["status"] == "failed" and m["error"]["cause"]["kind"] == "timeout" for m in waited), waited
+    assert len(res.failed) == 5 + len(on_second) + len(waited)
     assert cluster.second_node_id in {r.meta["node"] for r in by.values() if r.status == "failed"}
 
 
