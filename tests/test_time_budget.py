@@ -24,3 +24,26 @@ def test_time_budget_in_the_config_is_checked():
     assert cfg.time_budget_s == 60 and cfg.sweep.time_budget_s is None
     with pytest.raises(ConfigError, match="time_budget_s"):
         parse_config({"increment": "x", "problem_type": "classification", "data": {"generate": "fraud"}, "time_budget_s": -1}, source="t.yaml")
+
+
+def test_the_time_kept_after_the_trials_follows_their_fit_times():
+    from specweave_ray import ModelExperiment
+    from specweave_ray.search.coordinator import TrialResult
+    from specweave_ray.search.runner import _ENSEMBLE_S, _REFIT_TASK_S, _TEARDOWN_S, after_sweep_s
+
+    exps = [ModelExperiment("a", "logistic"), ModelExperiment("b", "xgboost"), ModelExperiment("c", "lightgbm")]
+
+    def trial(name, fit_s, status="finished"):
+        return TrialResult(candidate=name, kind="candidate", trial_id=name + str(fit_s), record_id="r", status=status,
+                           params={}, metrics={"fit_time_s": fit_s, "cv_mean": 0.5})
+
+    # 3 folds: a fold's fit is fit_time_s / 3 on 2/3 of the rows, so all rows take fit_time_s / 2
+    trials = [trial("a", 2.0), trial("a", 4.0), trial("b", 6.0), trial("c", 30.0, status="failed")]
+    kept = after_sweep_s(trials, exps, n_folds=3, refit=True, ensemble=True, slots=2, in_tasks=False)
+    # medians a 1.5, b 3.0, c unmeasured 0: two at a time → waves (3.0, 1.5) and (0.0)
+    assert kept == pytest.approx(_TEARDOWN_S + 3.0 + 0.0 + _ENSEMBLE_S)
+    in_tasks = after_sweep_s(trials, exps, n_folds=3, refit=True, ensemble=True, slots=2, in_tasks=True)
+    assert in_tasks == pytest.approx(kept + 2 * _REFIT_TASK_S)  # each wave starts fresh workers
+    assert after_sweep_s(trials, exps, n_folds=3, refit=False, ensemble=True, slots=2) == _TEARDOWN_S
+    one = after_sweep_s(trials, exps[:1], n_folds=3, refit=True, ensemble=True, slots=2, in_tasks=False)
+    assert one == pytest.approx(_TEARDOWN_S + 1.5)  # one candidate: no ensemble

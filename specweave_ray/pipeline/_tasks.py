@@ -372,10 +372,10 @@ def _features(run: _Run, result: PipelineResult) -> None:
     run.say(f"T-002 feature pipeline ({n} columns) → {record}")
 
 
-# The run's budget (--time-budget) across its sweeps. Only the Tune part of T-003…T-005 can be cut
-# short (TuneConfig.time_budget_s); T-006…T-009 (the held-out evaluation, explanations, the deploy
-# package and its serving check, the A/B plan) and each sweep's refits and ensemble run to their
-# end, so RESERVE of the whole budget is kept for them. Each sweep gets its weight's share of what
+# The run's budget (--time-budget) across its sweeps. Each sweep's share covers its trials, refits
+# and ensemble (run_experiments stops the trials early enough to leave those their time);
+# T-006…T-009 (the held-out evaluation, explanations, the deploy package and its serving check,
+# the A/B plan) run to their end, so RESERVE of the whole budget is kept for them. Each sweep gets its weight's share of what
 # is left (minus the reserve) when it starts, so time a sweep did not use goes to the next one and
 # an overrun is taken from the next one; T-005, the last, gets all of it. Baselines are cheap.
 _BUDGET_RESERVE = 0.25

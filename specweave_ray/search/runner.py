@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from specweave_ray.search.coordinator import (
     cached_records,
     write_comparison,
 )
+from specweave_ray.search.trial import refit as refit_model
 from specweave_ray.spec.config import SweepConfig, sweep_config
 from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow, storage
@@ -152,10 +155,13 @@ def run_experiments(
         refit: Fit each candidate's best params on all data and save the model natively.
         data_fingerprint: The dataset's fingerprint to record (default: of ``X`` and ``y``).
         on_progress: Called with a :class:`Progress` after every trial.
-        time_budget_s: Wall-clock budget of the trials (default ``sweep.time_budget_s``): when it
-            ends, the trials still running are stopped and recorded ``interrupted`` with the
-            reason "stopped by the time budget", the ones not started are not run, and the
-            comparison, refits and ensemble are built from the finished ones (after the budget).
+        time_budget_s: Wall-clock budget of the whole call (default ``sweep.time_budget_s``),
+            counted from its start: Ray's start, the trials, the refits and the ensemble. The
+            trials are stopped early enough to leave the refits and the ensemble the time the
+            finished trials say they will take (:func:`after_sweep_s`); the trials still running
+            then are recorded ``interrupted`` with the reason "stopped by the time budget", the
+            ones not started are not run, and the comparison, refits and ensemble are built from
+            the finished ones.
 
     Returns:
         :class:`SweepResults`.
@@ -165,6 +171,7 @@ def run_experiments(
         SweepError: the cluster cannot host a candidate's resources (at once, or on an autoscaling
             cluster within ``pending_timeout_s``).
     """
+    started = time.monotonic()  # a time budget counts from here (Ray's start is in it)
     sweep_cfg = sweep_config(sweep)
     if time_budget_s is not None:
         sweep_cfg = sweep_config({**sweep_cfg.model_dump(), "time_budget_s": time_budget_s})
@@ -271,7 +278,14 @@ def run_experiments(
                                          pending_timeout_s=sweep_cfg.pending_timeout_s,
                                          max_concurrent=sweep_cfg.max_concurrent, name=sweep_exp.id,
                                          storage_path=tune_path, storage_filesystem=tune_fs,
-                                         time_budget_s=sweep_cfg.time_budget_s)
+                                         time_budget_s=sweep_cfg.time_budget_s,
+                                         deadline=(started + sweep_cfg.time_budget_s
+                                                   if sweep_cfg.time_budget_s is not None else None),
+                                         after_sweep=lambda: after_sweep_s(
+                                             coordinator.results.values(), experiments, n_folds=len(folds),
+                                             refit=refit, in_tasks=not started_ray,
+                                             ensemble=sweep_cfg.ensemble and problem.output in OUTPUTS,
+                                             slots=_ray.slots(experiments)))
         except KeyboardInterrupt:
             # Ctrl-C: the trials still running get an `interrupted` record (the next run reruns
             # them; the finished ones are reused), and so does the sweep
@@ -295,7 +309,15 @@ def run_experiments(
         models: dict[str, Path] = {}
         if refit and best:
             chosen = {n: (next(e for e in experiments if e.name == n), dict(t.params)) for n, t in best.items()}
-            fitted = _ray.refit_best(payload_ref, chosen)
+            # Fitted here, in threads, rather than as Ray tasks: the baselines (a prior, a rule, a
+            # mean: a Ray task would start a worker for a millisecond's fit), and on the embedded
+            # Ray every CPU candidate (this machine is the cluster; a task's fresh worker costs
+            # 1.5–3 s of process start and imports on 2 cores, more than most refits). GPU
+            # candidates and a real cluster's refits stay Ray tasks.
+            here = {n: c for n, c in chosen.items()
+                    if c[0].kind == "baseline" or (started_ray and float(c[0].resources["gpu"]) == 0)}
+            fitted = {**_refit_here(payload, here, threads=_ray.slots(experiments)),
+                      **_ray.refit_best(payload_ref, {n: c for n, c in chosen.items() if n not in here})}
             for name, out in fitted.items():
                 if isinstance(out, Exception):
                     continue
@@ -358,3 +380,55 @@ def _save_model(inc: Increment, trial: TrialResult, fitted: tuple[Any, Any, list
         except Exception as err:  # noqa: BLE001
             logger.warning("MLflow artifact upload for %s failed: %s", trial.record_id, err)
     return path
+
+
+# What the refits and the ensemble cost after a budgeted sweep stops, beyond the fits themselves:
+# a refit is a Ray task in a fresh worker (its process start and imports: 1.5–3 s measured on 2
+# loaded cores), the ensemble a greedy search and a stack over the out-of-fold outputs (~1–2.5 s
+# there for three members on 569 rows), Tune's teardown of the stopped trials (~0.5 s).
+_REFIT_TASK_S = 2.5
+_ENSEMBLE_S = 2.5
+_TEARDOWN_S = 1.0
+
+
+def after_sweep_s(trials: Any, experiments: Sequence[ModelExperiment], *, n_folds: int, refit: bool,
+                  ensemble: bool, slots: int, in_tasks: bool = True) -> float:
+    """Seconds a budgeted sweep keeps for what runs after its trials: each candidate's refit on
+    all training rows (its finished trials' median fit time per fold, scaled from ``k-1`` folds'
+    rows to all ``k``; the refits run ``slots`` at a time, each in a fresh Ray worker when
+    ``in_tasks``), the ensemble, the teardown."""
+    if not refit:
+        return _TEARDOWN_S
+    per_fold: dict[str, list[float]] = {}
+    scale = 1 / max(n_folds - 1, 1)  # a fold's fit time → a fit on all k folds' rows (k/(k-1) of them)
+    for t in list(trials):
+        if t.status == "finished" and t.kind != "baseline" and t.metrics.get("fit_time_s") is not None:
+            per_fold.setdefault(t.candidate, []).append(float(t.metrics["fit_time_s"]) * scale)
+    names = [e.name for e in experiments if e.kind != "baseline"]
+    fits = sorted((float(np.median(per_fold[n])) if n in per_fold else 0.0 for n in names), reverse=True)
+    waves = [fits[i:i + max(1, slots)] for i in range(0, len(fits), max(1, slots))]
+    refits = sum((_REFIT_TASK_S if in_tasks else 0.0) + max(w) for w in waves)
+    return _TEARDOWN_S + refits + (_ENSEMBLE_S if ensemble and len(names) > 1 else 0.0)
+
+
+def _refit_here(payload: Mapping[str, Any], chosen: Mapping[str, tuple[ModelExperiment, dict[str, Any]]], *,
+                threads: int) -> dict[str, Any]:
+    """``_ray.refit_best``'s result, fitted in this process, ``threads`` at a time (the boosters
+    and scikit-learn's solvers release the GIL while they fit)."""
+    node = _ray.node_id()
+
+    def one(name: str, params: Mapping[str, Any]) -> Any:
+        cand = payload["candidates"][name]
+        try:
+            model, pre, warnings = refit_model(cand["cls"], params, payload["X"], payload["y"], cpus=cand["cpus"],
+                                               preprocessor=None if cand["raw"] else payload["preprocessor"])
+            return model, pre, warnings, node
+        except Exception as err:  # noqa: BLE001 - as refit_best: a failed refit is reported, the sweep stands
+            logger.warning("refit of %s failed: %s", name, err)
+            return err
+
+    if not chosen:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(chosen))), thread_name_prefix="refit") as pool:
+        futures = {name: pool.submit(one, name, params) for name, (_, params) in chosen.items()}
+        return {name: f.result() for name, f in futures.items()}

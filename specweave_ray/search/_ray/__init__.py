@@ -4,10 +4,13 @@ stays here). Ray itself loads on first use, inside these functions."""
 from specweave_ray.search._ray.tune import (
     check_resources,
     ensure_ray,
+    node_id,
     refit_best,
     run_tune,
     shutdown,
+    slots,
     to_tune_space,
 )
 
-__all__ = ["check_resources", "ensure_ray", "refit_best", "run_tune", "shutdown", "to_tune_space"]
+__all__ = ["check_resources", "ensure_ray", "node_id", "refit_best", "run_tune", "shutdown", "slots",
+           "to_tune_space"]

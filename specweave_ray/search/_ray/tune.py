@@ -372,7 +372,25 @@ def _make_pending_watch(timeout_s: float) -> tuple[Any, Any, Any]:
     return watch, PendingCallback(watch), PendingStopper(watch)
 
 
-def _make_budget_watch(time_budget_s: float, first_wave: int, wanted: set[str]) -> tuple[Any, Any]:
+_AFTER_SWEEP: dict[int, Callable[[], float]] = {}
+
+
+# module-level (pickled by reference): a nested class that named _AFTER_SWEEP itself would carry
+# the table, and the coordinator in it, into Tune's pickled state
+def _keep_estimate(key: int, estimate: Callable[[], float] | None) -> None:
+    if estimate is None:
+        _AFTER_SWEEP.pop(key, None)
+    else:
+        _AFTER_SWEEP[key] = estimate
+
+
+def _after_sweep_s(key: int) -> float:
+    estimate = _AFTER_SWEEP.get(key)
+    return float(estimate()) if estimate is not None else 0.0
+
+
+def _make_budget_watch(time_budget_s: float, first_wave: int, wanted: set[str], *, deadline: float | None = None,
+                       after_sweep: Callable[[], float] | None = None) -> tuple[Any, Any, int]:
     """A Tune callback and Stopper for the sweep's time budget.
 
     Hand-written instead of ``TuneConfig(time_budget_s=…)`` (Ray's ``TimeoutStopper``, counted
@@ -382,13 +400,23 @@ def _make_budget_watch(time_budget_s: float, first_wave: int, wanted: set[str]) 
     per slot, or all of them) has left PENDING and one trial of a ``wanted`` candidate (the
     non-baselines, else any) has ended, so a sweep always has a result to compare, as FLAML
     always fits one model; past that the budget holds. Tune stops it the same way (``stop_all``: no new
-    trials, every running one stopped without a completion event, see ``run_tune``)."""
+    trials, every running one stopped without a completion event, see ``run_tune``).
+
+    ``deadline`` (``time.monotonic()``; default ``time_budget_s`` from now) is when the caller's
+    whole budget ends, and ``after_sweep()`` the seconds it needs after the trials (refits, the
+    ensemble), re-estimated at every step: the trials stop at ``deadline - after_sweep()``."""
     import time
 
     from ray.tune import Callback
     from ray.tune.stopper import Stopper
 
     state = {"start": time.monotonic(), "launched": 0, "ended": False, "logged": False}
+    end = deadline if deadline is not None else state["start"] + time_budget_s
+    # Tune pickles its stoppers with the experiment's state; the estimate reads the coordinator
+    # (locks, threads), so the classes below reach it through this process's table, by key
+    key = id(state)
+    if after_sweep is not None:
+        _keep_estimate(key, after_sweep)
 
     class BudgetCallback(Callback):
         def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
@@ -405,15 +433,19 @@ def _make_budget_watch(time_budget_s: float, first_wave: int, wanted: set[str]) 
             return False
 
         def stop_all(self) -> bool:
-            spent = time.monotonic() - state["start"]
-            if spent < time_budget_s or state["launched"] < first_wave or not state["ended"]:
+            now = time.monotonic()
+            if state["launched"] < first_wave or not state["ended"]:
+                return False
+            keep = _after_sweep_s(key)
+            if now < end - keep:
                 return False
             if not state["logged"]:
                 state["logged"] = True
-                logger.info("time budget of %g s spent (%.1f s): stopping the running trials", time_budget_s, spent)
+                logger.info("time budget of %g s: stopping the running trials after %.1f s of trials, %.1f s "
+                            "kept for the refits and the ensemble", time_budget_s, now - state["start"], keep)
             return True
 
-    return BudgetCallback(), BudgetStopper()
+    return BudgetCallback(), BudgetStopper(), key
 
 
 def run_tune(
@@ -432,13 +464,16 @@ def run_tune(
     storage_filesystem: Any = None,
     name: str = "sweep",
     time_budget_s: float | None = None,
+    deadline: float | None = None,
+    after_sweep: Callable[[], float] | None = None,
 ) -> Any:
     """Run every remaining trial in one Tuner; the coordinator records them. Returns the payload ref.
 
     ``storage_path`` (+ ``storage_filesystem`` for a URI root, see ``storage.tune_storage``) keeps
     Tune's experiment state at ``<storage_path>/<name>``; without it a temporary folder is used.
 
-    ``time_budget_s``: the trials' wall-clock budget (``_make_budget_watch``). When it ends (a
+    ``time_budget_s``: the wall-clock budget (``_make_budget_watch``: ``deadline`` is when the
+    caller's budget ends, ``after_sweep()`` what it needs after the trials). When it ends (a
     stopper's ``stop_all``), Ray 2.60's controller asks the searcher no more and stops
     every running trial (``_stop_experiment_if_needed`` → ``_schedule_trial_stop``) without a
     completion event, so those trials have no record yet: the caller records them ``interrupted``
@@ -471,12 +506,12 @@ def run_tune(
         # Without a cap Tune asks the searcher for every trial up front and starts an actor (and a
         # placement group) for each pending one; capping at what the cluster can run at once keeps
         # the pending queue short and lets finished trials hand their actor to the next one.
-        max_concurrent = _slots(experiments)
+        max_concurrent = slots(experiments)
     callbacks, stop = [_make_callback(coordinator), on_step], stopper
     if time_budget_s is not None:
         wanted = {e.name for e in experiments if e.kind != "baseline" and budgets.get(e.name, 0) > 0} or set(budgets)
-        on_budget, budget_stopper = _make_budget_watch(time_budget_s, first_wave=min(max_concurrent, total),
-                                                       wanted=wanted)
+        on_budget, budget_stopper, budget_key = _make_budget_watch(time_budget_s, first_wave=min(max_concurrent, total),
+                                                       wanted=wanted, deadline=deadline, after_sweep=after_sweep)
         callbacks.append(on_budget)
         stop = CombinedStopper(stopper, budget_stopper)
     own_tmp = storage_path is None
@@ -510,6 +545,8 @@ def run_tune(
             quiet.setLevel(level)
         pending.raise_if_expired()
     finally:
+        if time_budget_s is not None:
+            _keep_estimate(budget_key, None)
         if own_tmp:
             shutil.rmtree(storage, ignore_errors=True)
     return payload_ref
@@ -519,7 +556,16 @@ def _trial_dirname(trial: Any) -> str:
     return f"{trial.config.get('candidate', 'trial')}-{trial.trial_id}"
 
 
-def _slots(experiments: Sequence[ModelExperiment]) -> int:
+def node_id() -> str | None:
+    """This process's Ray node (the driver's, for what it fits itself)."""
+    import ray
+
+    with contextlib.suppress(Exception):
+        return ray.get_runtime_context().get_node_id()
+    return None
+
+
+def slots(experiments: Sequence[ModelExperiment]) -> int:
     import ray
 
     total = ray.cluster_resources()
@@ -536,6 +582,8 @@ def refit_best(payload_ref: Any, chosen: Mapping[str, tuple[ModelExperiment, dic
     resources; the fitted models come back to the driver through the object store."""
     import ray
 
+    if not chosen:
+        return {}
     task = ray.remote(_refit_task)
     refs = {name: task.options(num_cpus=float(exp.resources["cpu"]), num_gpus=float(exp.resources["gpu"]),
                                max_retries=0).remote(payload_ref, name, params)
