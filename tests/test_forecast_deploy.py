@@ -297,3 +297,57 @@ def test_the_server_on_loopback_and_the_forecast_benchmark(gbm) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("family", ["gbm", "ets"])
+def test_the_t007_record_explains_each_step_or_says_why_not(family, root, panel, monkeypatch) -> None:
+    from specweave_ray.deploy._forecast_report import write_forecast_explainability
+    from specweave_ray.workspace import Increment, read_record
+
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")  # the record's files are what is tested here
+    inc = Increment.create("Shops", problem_type="timeseries", root=root)
+    if family == "gbm":
+        X_tr, X_te, y_tr, y_te = _split(_panel(promo=True, seed=2))
+        model = GBMForecaster(n_estimators=40, num_leaves=8).fit(X_tr, y_tr)
+    else:
+        X_tr, X_te, y_tr, y_te = panel
+        model = ETSForecaster().fit(X_tr, y_tr)
+    predictor = ForecastPredictor({"version": 1, **forecast_metadata(model=model, columns=COLUMNS)}, root, model=model)
+    rec = read_record(inc.experiments_dir / write_forecast_explainability(inc, predictor, X_te, y_te))
+    report = (rec.path / "explainability.md").read_text()
+    if family == "gbm":
+        assert rec.meta["explainer"] == "tree-contributions" and rec.metrics["additivity_max_error"] < 1e-6
+        by_step = pd.read_csv(rec.path / "by_step.csv", index_col=0)
+        assert list(by_step.columns) == [f"step_{s}" for s in range(1, 7)] and "promo" in by_step.index
+        assert (rec.path / "contributions_by_step.png").stat().st_size > 0
+        examples = json.loads((rec.path / "examples.json").read_text())
+        worst = max(examples, key=lambda e: abs(e["prediction"] - e["actual"]))
+        assert worst == examples[0] and len(examples[0]["contributions"]) == 5
+        assert "log1p of the values" in report and "Mean |contribution| by step" in report
+    else:
+        assert rec.meta["explainer"] == "not-applicable" and "contributions do not apply" in report
+        assert rec.params["decomposition"] == "STL" and (rec.path / "decomposition.png").exists()
+        assert rec.metrics["series_decomposed"] == 3 and rec.metrics["seasonal_strength_s0"] > 0.5
+
+
+def test_the_forecast_command_prints_csv_and_exits_2_in_one_line_on_bad_input(ets, root, tmp_path, monkeypatch,
+                                                                              capsys) -> None:
+    from specweave_ray.cli import main
+    from specweave_ray.workspace import Increment
+
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    predictor, model = ets
+    inc = Increment.create("Shops", problem_type="timeseries", root=root)
+    _package(inc.models_dir, model)
+    assert main(["forecast", inc.id, "--root", str(root), "--series", "s1", "--horizon", "2"]) == 0
+    out = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert list(out["unique_id"]) == ["s1", "s1"] and out["yhat"].to_numpy() == pytest.approx(
+        predictor.forecast(2, series=["s1"])["yhat"].to_numpy())
+    history = tmp_path / "new.csv"
+    pd.DataFrame({"shop": ["s0"], "month": ["2023-09-01"], "units": [1.0]}).to_csv(history, index=False)
+    for extra, message in ((["--horizon", "0"], "--horizon must be a positive integer, got 0"),
+                           (["--series", "s1,nope"], "unknown series 'nope'"),
+                           (["--history", str(history)], "history for series 's0' starts at 2023-09-01")):
+        assert main(["forecast", inc.id, "--root", str(root), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

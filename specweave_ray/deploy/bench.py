@@ -113,8 +113,8 @@ def bench_inprocess(predictor: Any, rows: pd.DataFrame, *, n_single: int = 2000,
 
 
 # -- forecasts -------------------------------------------------------------------------------
-FORECAST_HTTP_REQUESTS = 400  # a forecast costs milliseconds, not microseconds: a bounded loop
-FORECAST_BUDGET_S = 3.0
+FORECAST_HTTP_REQUESTS = 200  # a forecast costs milliseconds, not microseconds: a bounded loop
+FORECAST_BUDGET_S = 2.0
 
 
 def forecast_requests(predictor: Any) -> list[dict[str, Any]]:
