@@ -279,8 +279,8 @@ def test_the_server_on_loopback_and_the_forecast_benchmark(gbm) -> None:
 
     predictor, _ = gbm
     requests = forecast_requests(predictor)
-    got = bench_forecast(predictor, requests, n_single=40, budget_s=1.0, all_budget_s=0.2)
-    assert got["single_calls"] == 40 and 0 < got["latency_p50_ms"] <= got["latency_p99_ms"]
+    got = bench_forecast(predictor, requests, n_single=40, budget_s=0.5, all_budget_s=0.2)  # at least 20 calls
+    assert 20 <= got["single_calls"] <= 40 and 0 < got["latency_p50_ms"] <= got["latency_p99_ms"]
     assert got["forecast_points_s"] == pytest.approx(got["all_series_series_s"] * 6)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(predictor), host="127.0.0.1", port=port, log_level="warning",
