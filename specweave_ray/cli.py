@@ -441,6 +441,31 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from specweave_ray.data import load_table
+    from specweave_ray.deploy.predictor import Predictor
+
+    if args.horizon is not None and args.horizon < 1:
+        raise _usage(f"--horizon must be a positive integer, got {args.horizon}")
+    predictor = Predictor.load(args.id, version=_version(args.version), root=args.root)
+    if not hasattr(predictor, "forecast"):
+        raise _usage(f"model-v{predictor.version} of {predictor.metadata.get('increment')} is not a forecaster; "
+                     "forecast reads a timeseries increment's package")
+    series = [s.strip() for s in args.series.split(",") if s.strip()] if args.series else None
+    fc = predictor.forecast(args.horizon, history=load_table(args.history) if args.history else None,
+                            series=series, future=load_table(args.future) if args.future else None)
+    text = fc.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S")
+    if args.out:
+        from specweave_ray._fs import atomic_write_text
+
+        atomic_write_text(args.out, text)
+        print(f"{len(fc)} forecasts ({fc['unique_id'].nunique()} series) → {args.out}; intervals: "
+              f"{fc.attrs['intervals_note']}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def cmd_sync_mlflow(args: argparse.Namespace) -> int:
     from specweave_ray.exceptions import RecordError, UsageError
     from specweave_ray.workspace import _mlflow
@@ -670,6 +695,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-unsigned", action="store_true",
                    help="load a package that is unsigned or fails its signature check (logged); only one you trust")
     p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("forecast", parents=[common],
+                       help="forecast with a timeseries increment's package (CSV per series and step)")
+    p.add_argument("id", help="increment id, number or slug")
+    p.add_argument("--horizon", type=int, help="steps to forecast (default the fitted horizon)")
+    p.add_argument("--series", help="comma-separated series ids (default all)")
+    p.add_argument("--history", help="new observations after the stored history (CSV/Parquet, the data's columns)")
+    p.add_argument("--future", help="future values of the exogenous columns (CSV/Parquet)")
+    p.add_argument("--out", help="write the CSV here instead of stdout")
+    p.add_argument("--version", default="latest", help="model version K or latest")
+    p.add_argument("--trust-unsigned", action="store_true",
+                   help="load a package that is unsigned or fails its signature check (logged); only one you trust")
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("validate", parents=[common],
                        help="check an increment against its records and spec; exit 1 when a check fails")

@@ -255,8 +255,8 @@ def test_too_many_backtest_windows_exit_2_before_anything_is_written(tmp_path: P
 def test_a_file_forecasts_end_to_end(tmp_path: Path, root: Path) -> None:
     """A run on a plain file through the CLI (a config naming its roles, with a small search so
     the test stays short; the config-free command line is the bad-input tests' path): backtested
-    trials on Ray, the held-out metrics beside each baseline's, and the stages forecasts can't
-    run yet skipped with their reason."""
+    trials on Ray, the held-out metrics beside each baseline's, and T-007…T-009 on the package:
+    its forecast (T-006's numbers), the explanation, the benchmark over loopback, the A/B plan."""
     import yaml
 
     from specweave_ray.workspace import list_increments, list_records
@@ -291,8 +291,27 @@ def test_a_file_forecasts_end_to_end(tmp_path: Path, root: Path) -> None:
     steps = pd.read_csv(evaluation.path / "by_step.csv")
     assert list(steps["step"]) == [1, 2, 3, 4, 5, 6]
     tasks = {t.id: t.done for t in inc.tasks()}
-    assert all(tasks[t] for t in ("T-001", "T-006", "T-007", "T-009"))
-    assert not list_records(inc, kind="explainability") and not list(inc.models_dir.glob("model-v*"))
+    assert all(tasks[f"T-00{i}"] for i in range(1, 10))
+    # T-008's package forecasts the held-out window from the training history: T-006's numbers
+    from specweave_ray.deploy import Predictor
+    from specweave_ray.deploy._forecast import ForecastPredictor
+
+    predictor = Predictor.load(inc, version=1)
+    assert isinstance(predictor, ForecastPredictor) and predictor.metadata["candidate"] == comparison["best_candidate"]
+    fc = predictor.forecast()
+    held = pd.read_csv(data, parse_dates=["month"]).groupby("shop").tail(6)
+    got = fc.merge(held, left_on=["unique_id", "ds"], right_on=["shop", "month"])
+    assert len(got) == 18 and float((got["yhat"] - got["units"]).abs().mean()) == pytest.approx(evaluation.metrics["mae"])
+    after = predictor.forecast(history=held.to_dict("records"), horizon=3)
+    assert (after.groupby("unique_id")["ds"].min() == held["month"].max() + pd.DateOffset(months=1)).all()
+    explained = list_records(inc, kind="explainability")[-1]
+    assert explained.meta["explainer"] == predictor.explainer_kind
+    assert (explained.path / ("by_step.csv" if predictor.explainer_kind == "tree-contributions"
+                              else "explainability.md")).exists()
+    bench = list_records(inc, kind="benchmark")[-1]
+    assert {"latency_p99_ms", "throughput_rps", "http_requests", "inprocess_latency_p50_ms"} <= set(bench.metrics)
+    assert bench.metrics["http_errors"] == 0 and (bench.path / "gate.md").exists()
+    assert list_records(inc, kind="gate") and "absolute forecast error" in (inc.path / "ab-test-plan.md").read_text()
     assert (root / "mlflow.db").exists() or any(root.rglob("mlflow.db"))
 
 

@@ -30,6 +30,8 @@ import pandas as pd
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_bytes, atomic_write_json
 from specweave_ray.deploy._explain_plots import beeswarm_plot, dependence_plot, importance_plot
+from specweave_ray.deploy._forecast import ForecastPredictor
+from specweave_ray.deploy._forecast_report import write_forecast_explainability
 from specweave_ray.deploy._importance import (
     importance_table,
     label_codes,
@@ -145,9 +147,12 @@ def write_explainability(inc: Increment, predictor: Any, X: pd.DataFrame, y: pd.
                          data_fingerprint: str | None = None, n_repeats: int = 5) -> str:
     """Explain held-out rows ``X`` (target ``y``) with the packaged model and record the result;
     returns the record id. ``n_repeats``: shuffles per column for permutation importance.
-    A recommender explains sample users' lists instead (:func:`write_recs_explainability`)."""
+    A recommender explains sample users' lists instead (:func:`write_recs_explainability`), a
+    forecaster the steps of its held-out forecast (:func:`write_forecast_explainability`)."""
     if getattr(predictor, "kind", None) == RecommenderPredictor.kind:
         return write_recs_explainability(inc, predictor, X, y, seed=seed, data_fingerprint=data_fingerprint)
+    if getattr(predictor, "kind", None) == ForecastPredictor.kind:
+        return write_forecast_explainability(inc, predictor, X, y, seed=seed, data_fingerprint=data_fingerprint)
 
     problem = problems.get(predictor.problem_type)
     metric = _metric(inc, problem)

@@ -111,4 +111,6 @@ def _requirements(meta: Mapping[str, Any]) -> list[str]:
     family = {"xgboost-ubj": "xgboost", "lightgbm-txt": "lightgbm", "torch-state-dict": "torch"}
     wanted = ["specweave-ray", "mlflow", "numpy", "pandas", "pyarrow", "scikit-learn",
               family.get(meta.get("format", ""), "")]
+    if meta.get("kind") == "forecaster":  # the pickled forecaster's libraries
+        wanted += ["statsforecast", "mlforecast", "lightgbm", "xgboost"]
     return [f"{name}=={packages[name]}" if name in packages else name for name in wanted if name]

@@ -1,7 +1,8 @@
 """Inference latency and throughput, checked against the spec's latency/throughput targets.
 
 :func:`bench_inprocess` times the Predictor in this process: single-row latency (a dict row, as
-an HTTP request brings it) and batch throughput. :func:`bench_http` drives a served endpoint
+an HTTP request brings it) and batch throughput; for a forecaster :func:`bench_forecast` times one
+series' forecast per call and all series at once. :func:`bench_http` drives a served endpoint
 with a bounded number of concurrent single-row requests on loopback. :func:`run_bench` does
 both for an increment's model, writes a ``benchmark`` experiment record and the gate.
 
@@ -41,7 +42,8 @@ from specweave_ray.workspace.records import resolve_increment, track_experiment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ENGINES", "bench_http", "bench_inprocess", "bench_rows", "free_port", "run_bench",
+__all__ = ["ENGINES", "bench_forecast", "bench_http", "bench_inprocess", "bench_rows", "forecast_requests",
+           "free_port", "run_bench",
            "serving", "render_metrics"]
 
 ENGINES = ("local", "ray-serve")
@@ -108,6 +110,82 @@ def bench_inprocess(predictor: Any, rows: pd.DataFrame, *, n_single: int = 2000,
                 calls += 1
             out[f"{name}_{size}"] = float(size * calls / (clock() - t0))
     return out
+
+
+# -- forecasts -------------------------------------------------------------------------------
+# A forecast costs milliseconds (mlforecast's recursive steps, ~30 ms for a small GBM on 2 cores),
+# not microseconds: bounded loops, and few concurrent clients (16 would only measure the queue).
+FORECAST_HTTP_REQUESTS = 100
+FORECAST_CONCURRENCY = 4
+FORECAST_BUDGET_S = 1.0
+
+
+def forecast_requests(predictor: Any) -> list[dict[str, Any]]:
+    """One ``/forecast`` request per series (its fitted horizon). A model that reads exogenous
+    columns gets future values too: each series' last observed values, repeated; they only time
+    the call, nothing is scored on them."""
+    out = []
+    hist = predictor.model.history_ if predictor.exogenous else None
+    for sid in predictor.series:
+        request: dict[str, Any] = {"series": [str(sid)]}
+        if hist is not None:
+            last = hist.loc[hist["unique_id"] == sid].iloc[-1]
+            steps = pd.date_range(last["ds"], periods=predictor.horizon + 1, freq=predictor.freq)[1:]
+            request["future"] = [{"unique_id": str(sid), "ds": ts.isoformat(),
+                                  **{c: float(last[c]) for c in predictor.exogenous}} for ts in steps]
+        out.append(request)
+    return out
+
+
+def bench_forecast(predictor: Any, requests: Sequence[Mapping[str, Any]], *, n_single: int = 2000,
+                   budget_s: float = FORECAST_BUDGET_S, all_budget_s: float = 0.5) -> dict[str, float]:
+    """Time ``predictor.predict`` (``forecast``) on one series at a time and on all series.
+
+    Args:
+        predictor: A loaded forecast Predictor.
+        requests: One request per series (:func:`forecast_requests`), cycled.
+        n_single: At most this many single-series calls, and no more than ``budget_s`` of them
+            (at least 20).
+        all_budget_s: Time spent forecasting every series at once (at least three calls).
+
+    Returns:
+        ``latency_p50_ms`` … ``latency_mean_ms`` and ``single_series_forecasts_s`` (one series
+        per call), ``single_calls``, ``all_series_latency_ms`` (mean), ``all_series_series_s``
+        and ``forecast_points_s`` (series × steps per second, all series at once).
+    """
+    _positive("n_single", n_single)
+    if not requests:
+        raise DataError("no series to forecast")
+    predict = predictor.predict
+    for request in requests[: min(5, len(requests))]:  # lazy imports, caches
+        predict(dict(request))
+    clock = time.perf_counter
+    lat: list[float] = []
+    start = clock()
+    for i in range(n_single):
+        if i >= 20 and clock() - start > budget_s:
+            break
+        request = dict(requests[i % len(requests)])
+        t0 = clock()
+        predict(request)
+        lat.append(clock() - t0)
+    lat_ms = np.asarray(lat) * 1000.0
+    every: dict[str, Any] = {}
+    if predictor.exogenous:
+        every["future"] = [row for r in requests for row in r["future"]]
+    calls, t0 = 0, clock()
+    while calls < 3 or clock() - t0 < all_budget_s:
+        predict(dict(every))
+        calls += 1
+    per_call = (clock() - t0) / calls
+    n_series = len(predictor.series)
+    return {
+        "latency_p50_ms": float(np.percentile(lat_ms, 50)), "latency_p95_ms": float(np.percentile(lat_ms, 95)),
+        "latency_p99_ms": float(np.percentile(lat_ms, 99)), "latency_mean_ms": float(lat_ms.mean()),
+        "single_series_forecasts_s": float(len(lat) / np.sum(lat)), "single_calls": float(len(lat)),
+        "all_series_latency_ms": per_call * 1000.0, "all_series_series_s": n_series / per_call,
+        "forecast_points_s": n_series * predictor.horizon / per_call,
+    }
 
 
 # -- over HTTP -------------------------------------------------------------------------------
@@ -372,6 +450,10 @@ def run_bench(increment: Any, *, root: Any = None, version: str | int = "latest"
         timeout_s: Bound on the HTTP run.
         address: Ray address passed to a ``ray-serve`` server.
 
+    A forecaster is timed by :func:`bench_forecast` (one series' forecast per call) and over
+    HTTP with one series per ``/forecast`` request, at most ``FORECAST_HTTP_REQUESTS`` requests
+    from ``FORECAST_CONCURRENCY`` clients.
+
     Returns:
         ``(record id, metrics, gate rows)``; the rows cover the spec's latency and throughput
         targets only.
@@ -386,7 +468,13 @@ def run_bench(increment: Any, *, root: Any = None, version: str | int = "latest"
     targets = [t for t in inc.spec().targets
                if t.relative_to is None and (t.metric.startswith("latency_") or t.metric == "throughput")]
     predictor = Predictor.load(inc, version=version)
-    rows = bench_rows(predictor, inc)
+    forecaster = getattr(predictor, "kind", None) == "forecaster"
+    if forecaster:  # one request per series; bounded loops (a forecast costs milliseconds)
+        rows = forecast_requests(predictor)
+        total_requests = min(total_requests, FORECAST_HTTP_REQUESTS)
+        concurrency = min(concurrency, FORECAST_CONCURRENCY)
+    else:
+        rows = bench_rows(predictor, inc)
     params = {"model_version": predictor.version, "rows": len(rows), "n_single": n_single,
               "batch_sizes": list(batch_sizes), "http": http, "engine": engine if http else None,
               "concurrency": concurrency if http else None,
@@ -396,11 +484,16 @@ def run_bench(increment: Any, *, root: Any = None, version: str | int = "latest"
     with track_experiment("benchmark", increment=inc, kind="benchmark",
                           model=f"model-v{predictor.version}", meta=meta) as exp:
         exp.log_params(params)
-        metrics = bench_inprocess(predictor, rows, n_single=n_single, batch_sizes=batch_sizes)
+        if forecaster:
+            metrics = bench_forecast(predictor, rows, n_single=n_single)
+            metrics["throughput_rps"] = metrics["single_series_forecasts_s"]
+            measured = f"in process, one series' {predictor.horizon}-step forecast per call"
+        else:
+            metrics = bench_inprocess(predictor, rows, n_single=n_single, batch_sizes=batch_sizes)
+            metrics["throughput_rps"] = metrics["single_row_throughput_rows_s"]
+            measured = "in process, single dict rows"
         for q in _QUANTILES:
             metrics[f"inprocess_latency_{q}_ms"] = metrics[f"latency_{q}_ms"]
-        metrics["throughput_rps"] = metrics["single_row_throughput_rows_s"]
-        measured = "in process, single dict rows"
         if http:
             extra = ["--address", address] if address else []
             with serving(inc.path, version=predictor.version, engine=engine,
@@ -412,7 +505,8 @@ def run_bench(increment: Any, *, root: Any = None, version: str | int = "latest"
                 metrics[f"latency_{q}_ms"] = metrics[f"http_latency_{q}_ms"]
             metrics["throughput_rps"] = metrics["http_throughput_rps"]
             measured = (f"end to end over HTTP on loopback, engine {engine}, {concurrency} "
-                        f"concurrent clients, single-row requests")
+                        f"concurrent clients, " + ("one series' forecast per request" if forecaster
+                                                   else "single-row requests"))
         metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
         exp.log_metrics(metrics)
         gate = check_targets(targets, metrics, source=exp.id)

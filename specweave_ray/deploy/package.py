@@ -40,6 +40,7 @@ from specweave_ray._fs import atomic_write_bytes, atomic_write_json, folder_lock
 from specweave_ray.candidates.serialization import sha256_of
 from specweave_ray.data import read_schema
 from specweave_ray.deploy._fast_features import n_outputs
+from specweave_ray.deploy._forecast import forecast_metadata
 from specweave_ray.deploy._package_mlflow import register as register_model
 from specweave_ray.deploy._package_read import (
     latest_version,
@@ -129,8 +130,11 @@ def build_package(
         if "features" in art:
             features_info = _copy_files(trial.path, art["features"], folder,
                                         lambda f: f"{stem}.features{f[f.rindex('.'):]}")
-        if problems.get(inc.spec().problem_type).output == "rankings":
+        output = problems.get(inc.spec().problem_type).output
+        if output == "rankings":
             meta = _assemble_ranker(inc, version=version, evaluation=ev, trial=trial, model_info=model_info)
+        elif output == "forecasts":
+            meta = _assemble_forecaster(inc, version=version, evaluation=ev, trial=trial, model_info=model_info)
         else:
             meta = _assemble(inc, version=version, evaluation=ev, trial=trial, model_info=model_info,
                              features_info=features_info, classes=art.get("classes"),
@@ -226,6 +230,44 @@ def _assemble_ranker(inc: Increment, *, version: int, evaluation: Any, trial: An
         "explainer_background": None, "reference": None, "files": dict(model_info["files"]), "mlflow": None,
     }
     return meta
+
+
+def _assemble_forecaster(inc: Increment, *, version: int, evaluation: Any, trial: Any,
+                         model_info: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of a forecast package: the evaluated forecaster as the trial refitted it on
+    the training part of every series (the package forecasts from the end of that history, as
+    every type's package is the evaluated model; ``history=`` appends newer observations), no
+    feature pipeline, no background rows; the frequency, horizon, series, the data's column names
+    and the intervals it gives (:func:`~specweave_ray.deploy._forecast.forecast_metadata`)."""
+    folder = inc.models_dir
+    model = load_model({"model": model_info, "files": model_info["files"]}, folder)
+    data = _data_config(inc)
+    columns = {"series": data.get("series_column"), "time": data.get("time_column"),
+               "value": _target(inc) or data.get("target")}
+    meta: dict[str, Any] = {
+        "version": version, "increment": inc.id, "created": _now(), "status": "candidate",
+        "problem_type": inc.spec().problem_type, "target": columns["value"],
+        "candidate": evaluation.meta.get("candidate"),
+        "estimator": model_info.get("estimator"), "params": dict(trial.params),
+        "format": model_info.get("format"), "classes": None, "threshold": None,
+        "feature_names": None, "feature_groups": None,
+        "metrics": dict(evaluation.metrics), "evaluation_record": evaluation.id, "trial_record": trial.id,
+        "data_fingerprint": evaluation.meta.get("data_fingerprint") or trial.meta.get("data_fingerprint"),
+        "packages": package_versions(), "model": model_info, "features": None,
+        "lineage": _lineage_of(trial, evaluation),
+        **forecast_metadata(model=model, columns=columns),
+        "explainer_background": None, "reference": None, "files": dict(model_info["files"]), "mlflow": None,
+    }
+    return meta
+
+
+def _data_config(inc: Increment) -> dict[str, Any]:
+    """The stored run config's ``data`` section (the user's column names), or empty."""
+    import yaml
+
+    with contextlib.suppress(Exception):
+        return dict(yaml.safe_load((inc.path / "pipeline.yaml").read_text(encoding="utf-8"))["data"] or {})
+    return {}
 
 
 def _lineage_of(trial: Any, evaluation: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from specweave_ray.deploy._fast_features import (
     feature_groups,
     n_outputs,
 )
+from specweave_ray.deploy._forecast import ForecastPredictor
 from specweave_ray.deploy._package_read import load_features, load_model, load_package, verify_files
 from specweave_ray.deploy._recs import RecommenderPredictor
 from specweave_ray.deploy._rows import RowValidator
@@ -149,6 +150,8 @@ class Predictor:
     def _open(cls, meta: Mapping[str, Any], folder: Path) -> Predictor:
         if meta.get("kind") == RecommenderPredictor.kind:  # answers recommend(user_id, k)
             return RecommenderPredictor(meta, folder, model=load_model(meta, folder))
+        if meta.get("kind") == ForecastPredictor.kind:  # answers forecast(horizon, history, series)
+            return ForecastPredictor(meta, folder, model=load_model(meta, folder))
         return cls(meta, folder, model=load_model(meta, folder), features=load_features(meta, folder))
 
     # -- predictions ---------------------------------------------------------------------------

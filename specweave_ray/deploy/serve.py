@@ -7,6 +7,10 @@ Routes (JSON over HTTP):
   classifiers only: for a binary model the probability of its second class, ``classes[1]`` in
   ``/metadata``; for more classes one list per row, in the order of ``classes``).
 * ``POST /explain`` — same body, ``?top=N`` (default 5); answers ``{"explanations": [...]}``.
+* A recommender answers ``POST /recommend`` (and ``/explain`` for a user's list) instead; a
+  forecaster ``POST /forecast``: ``{"horizon", "series", "history", "future"}``, all optional,
+  answered per series and step with the 80/95% intervals where the model has them
+  (:meth:`~specweave_ray.deploy._forecast.ForecastPredictor.answer`).
 * ``GET /health`` and ``GET /metadata``.
 
 Bad input is the client's fault, never the server's: an oversized body is 413, malformed JSON,
@@ -46,7 +50,7 @@ from specweave_ray.workspace.records import resolve_increment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["create_app", "deploy_ray_serve", "parse_rows", "ray_serve_app",
+__all__ = ["create_app", "deploy_ray_serve", "parse_forecast", "parse_rows", "ray_serve_app",
            "check_port", "run_ray_serve", "score_rows", "serve_local", "wait_healthy"]
 
 try:  # orjson parses and encodes several times faster; the stdlib is the fallback
@@ -177,6 +181,57 @@ def parse_recommend(body: bytes, *, max_rows: int) -> dict[str, Any]:
     if not isinstance(exclude, bool):
         raise BadRequest(422, f'"exclude_seen" must be true or false, got {exclude!r}')
     return {**data, "exclude_seen": exclude}
+
+
+def parse_forecast(body: bytes, *, max_rows: int) -> dict[str, Any]:
+    """A ``/forecast`` body: a JSON object with optional ``horizon`` (a positive integer),
+    ``series`` (a list of ids), ``history`` and ``future`` (lists of row objects of JSON
+    scalars: new observations; the exogenous columns' future values). ``{}`` (or an empty body)
+    forecasts every series over the fitted horizon.
+
+    Raises:
+        BadRequest: 422 naming the field, 413 for more than ``max_rows`` series or rows.
+    """
+    if not body.strip():
+        return {}
+    data = _json_body(body, expected='a JSON object such as {"horizon": 6, "series": ["a"]}',
+                      nested="a forecast request")
+    if not isinstance(data, dict):
+        raise BadRequest(422, f'body must be a JSON object such as {{"horizon": 6}}, got {type(data).__name__}')
+    unknown = sorted(set(data) - {"horizon", "series", "history", "future"})
+    if unknown:
+        raise BadRequest(422, f"unknown field(s) {unknown}; accepted: horizon, series, history, future")
+    h = data.get("horizon")
+    if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h < 1):
+        raise BadRequest(422, f'"horizon" must be a positive integer, got {h!r}')
+    series = data.get("series")
+    if series is not None:
+        if isinstance(series, (str, int)) and not isinstance(series, bool):
+            series = data["series"] = [series]
+        if not isinstance(series, list) or not series:
+            raise BadRequest(422, '"series" must be a non-empty list of series ids')
+        if len(series) > max_rows:
+            raise BadRequest(413, f"{len(series)} series in one request; at most {max_rows} are accepted")
+        for i, sid in enumerate(series):
+            if isinstance(sid, bool) or not isinstance(sid, (str, int)):
+                raise BadRequest(422, f"series {i} must be a string or an integer id, got {sid!r}")
+    for field in ("history", "future"):
+        rows = data.get(field)
+        if rows is None:
+            continue
+        if not isinstance(rows, list) or not rows:
+            raise BadRequest(422, f'"{field}" must be a non-empty list of row objects')
+        if len(rows) > max_rows:
+            raise BadRequest(413, f"{len(rows)} {field} rows in one request; at most {max_rows} are accepted")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise BadRequest(422, f"{field} row {i} must be a JSON object of column → value, "
+                                      f"got {type(row).__name__}")
+            for key, value in row.items():
+                if not isinstance(value, _SCALARS):
+                    raise BadRequest(422, f"{field} row {i} field {key!r} must be a number, string, boolean "
+                                          f"or null, got {type(value).__name__}")
+    return data
 
 
 def score_rows(predictor: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -312,6 +367,16 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
             return answer(_jsonable(out))
         return await client_errors_refused("explain", work)
 
+    async def forecast(request: Any) -> Response:
+        async def work() -> Response:
+            req = parse_forecast(await read_body(request), max_rows=max_rows)
+            # a forecast (a statsforecast refit with new history) takes milliseconds or more:
+            # off the event loop, so /health keeps answering
+            out = await run_in_threadpool(predictor.predict, req)
+            out["version"] = version
+            return answer(out)
+        return await client_errors_refused("forecast", work)
+
     async def get_health(request: Any) -> Response:
         return Response(health, media_type=_JSON)
 
@@ -331,17 +396,19 @@ def create_app(predictor: Any, *, max_body_bytes: int = 1_000_000, max_rows: int
         logger.error("request to %s failed", request.url.path, exc_info=exc)
         return refuse(500, "the server failed; its log has the details")
 
-    recommender = getattr(predictor, "kind", None) == "recommender"
-    paths = (["/recommend", "/explain"] if recommender else ["/predict", "/explain"]) + ["/health", "/metadata"]
+    kind = getattr(predictor, "kind", None)
+    own = {"recommender": [Route("/recommend", recommend, methods=["POST"]),
+                           Route("/explain", explain_list, methods=["POST"])],
+           "forecaster": [Route("/forecast", forecast, methods=["POST"])]}.get(kind) or [
+        Route("/predict", predict, methods=["POST"]), Route("/explain", explain, methods=["POST"])]
+    paths = [r.path for r in own] + ["/health", "/metadata"]
     app = Starlette(exception_handlers={404: not_found, 405: not_found, 500: server_fault}, routes=[
-        *([Route("/recommend", recommend, methods=["POST"]), Route("/explain", explain_list, methods=["POST"])]
-          if recommender else
-          [Route("/predict", predict, methods=["POST"]), Route("/explain", explain, methods=["POST"])]),
+        *own,
         Route("/health", get_health, methods=["GET"]),
         Route("/metadata", get_metadata, methods=["GET"]),
     ])
     app.state.predictor = predictor
-    if recommender:
+    if kind in ("recommender", "forecaster"):
         return app
 
     async def predict_bytes(body: bytes) -> tuple[int, bytes]:
@@ -471,8 +538,9 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
             raise ConfigError("give the increment's path or a loader")
         loader = functools.partial(_load_predictor, str(Path(increment_path).resolve()), version)
 
-    if increment_path is not None and _is_recommender(Path(increment_path), version):
-        raise ConfigError("the Ray Serve engine serves row-scoring models; serve a recommender with "
+    kind = _package_kind(Path(increment_path), version) if increment_path is not None else None
+    if kind in ("recommender", "forecaster"):
+        raise ConfigError(f"the Ray Serve engine serves row-scoring models; serve a {kind} with "
                           "--engine local")
 
     @serve.ingress()
@@ -513,12 +581,12 @@ def ray_serve_app(increment_path: str | os.PathLike[str] | None, *, version: str
     return deployment.bind(loader)
 
 
-def _is_recommender(path: Path, version: str | int) -> bool:
+def _package_kind(path: Path, version: str | int) -> str | None:
     try:
         meta, _ = load_package(resolve_increment(path, None), version)
     except Exception:  # noqa: BLE001 - the loader itself reports an unreadable package
-        return False
-    return meta.get("kind") == "recommender"
+        return None
+    return meta.get("kind")
 
 
 def _load_predictor(path: str, version: str | int) -> Any:

@@ -130,13 +130,6 @@ class TimeSeries(ProblemType):
     default_metric = "mase"
     default_criteria = ("MAPE < 10%", "MASE < 1.0", "lift over best baseline >= 20%")
     uses_features = False
-    skipped_tasks = {
-        "T-007": "explanations of forecasts (per-step contributions of lags and calendar features) "
-                 "are not built for the timeseries type yet",
-        "T-008": "forecast models are not packaged or benchmarked yet (no Predictor.forecast or "
-                 "/forecast route in this version)",
-        "T-009": "the A/B plan reads T-008's released package, which forecasts do not have yet",
-    }
     estimators = {
         "naive": f"{FCST}.NaiveForecaster",
         "seasonal-naive": f"{FCST}.SeasonalNaiveForecaster",
