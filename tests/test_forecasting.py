@@ -290,6 +290,17 @@ def test_a_file_forecasts_end_to_end(tmp_path: Path, root: Path) -> None:
     assert evaluation.metrics["mase"] <= 0.8 * baselines["seasonal-naive"]["mase"]
     steps = pd.read_csv(evaluation.path / "by_step.csv")
     assert list(steps["step"]) == [1, 2, 3, 4, 5, 6]
+    # the diagnostics: STL/ACF/PACF in T-001, residuals and intervals of the chosen model in T-006
+    profile = list_records(inc, kind="data")[0]
+    for name in ("stl-decomposition.png", "acf-pacf.png"):
+        assert (profile.path / name).read_bytes()[:4] == b"\x89PNG" and name in (profile.path / "eda-summary.md").read_text()
+    stl = json.loads((inc.data_dir / "profile.json").read_text())["timeseries"]["stl"]
+    assert stl["tested_series"] == 3 and stl["seasonal_strength_median"] > 0.64
+    assert 0 <= evaluation.metrics["ljung_box_white_noise_share"] <= 1 and evaluation.metrics["ljung_box_series"] == 3
+    assert (evaluation.path / "residuals.png").stat().st_size > 5000
+    report = (evaluation.path / "evaluation.md").read_text()
+    assert "## Residuals" in report and "Ljung–Box" in report and "![residuals.png](residuals.png)" in report
+    assert 0 < evaluation.metrics["coverage_80"] <= evaluation.metrics["coverage_95"] <= 1
     tasks = {t.id: t.done for t in inc.tasks()}
     assert all(tasks[t] for t in ("T-001", "T-006", "T-007", "T-009"))
     assert not list_records(inc, kind="explainability") and not list(inc.models_dir.glob("model-v*"))
