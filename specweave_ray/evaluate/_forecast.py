@@ -340,12 +340,14 @@ def _residual_plot(folder: Path, fitted: pd.DataFrame, season_length: int) -> st
     ax.plot(pd.DatetimeIndex(part[TIME]), part["r"], color="tab:blue", lw=1)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_title(f"residuals of {first}", fontsize=9)
+    ax.tick_params(axis="x", labelsize=7, labelrotation=30)
     ax = fig.add_subplot(1, 3, 2)
     ax.hist(std.to_numpy(dtype=np.float64), bins=40, color="tab:blue")
     ax.set_title(f"standardised residuals, {resid[SERIES].nunique()} series", fontsize=9)
     ax = fig.add_subplot(1, 3, 3)
     plot_acf(part["r"].to_numpy(dtype=np.float64), ax=ax, title=f"ACF of the residuals of {first}",
              lags=max(1, min(ljung_box_lags(len(part), season_length) * 2, len(part) // 2 - 1)))
+    ax.title.set_fontsize(9)
     fig.tight_layout()
     fig.savefig(folder / "residuals.png", dpi=100)
     return "residuals.png"
