@@ -95,6 +95,11 @@ class Forecaster(BaseEstimator):
     def _fit(self, df: pd.DataFrame) -> None:
         raise NotImplementedError
 
+    def _fitted(self, df: pd.DataFrame) -> pd.DataFrame | None:
+        """One-step in-sample fitted values of the series in ``df`` (their histories):
+        ``unique_id``, ``ds``, ``y``, ``fitted``; None for a family without them."""
+        return None
+
     def _forecast(self, h: int, X_future: pd.DataFrame | None, level: Sequence[int] | None) -> pd.DataFrame:
         """``unique_id``, ``ds``, ``yhat`` (and ``yhat-lo-L``/``yhat-hi-L`` per level it has)."""
         raise NotImplementedError
@@ -118,6 +123,20 @@ class Forecaster(BaseEstimator):
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
             raise CandidateError(f"h must be a positive integer, got {h!r}")
         return self._forecast(int(h), X_future, list(level) if level else None)
+
+    def fitted_values(self, series: Sequence[Any] | None = None) -> pd.DataFrame | None:
+        """The one-step in-sample fitted values of the named series (all by default), from a
+        refit of the family on their histories (statsforecast's and mlforecast's ``fitted=True``):
+        ``unique_id``, ``ds``, ``y``, ``fitted`` (NaN where the model has none yet, e.g. the
+        first point); None for a family without them. The residuals ``y − fitted`` are what a
+        residual analysis (Ljung–Box) reads."""
+        check_is_fitted(self, "history_")
+        df = self.history_ if series is None else self.history_[self.history_[SERIES].isin(list(series))]
+        notes = list(self.notes_)
+        try:
+            return self._fitted(df)
+        finally:
+            self.notes_ = notes  # a refit's notes repeat the fit's
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The point forecast of every row of ``X``: rows of the fitted series at steps after
@@ -177,6 +196,19 @@ class StatsForecaster(Forecaster):
                                  fallback_model=Naive(alias=self._ALIAS))
         # the local models read no exogenous columns: only the GBM forecaster does
         self.sf_.fit(df[[SERIES, TIME, "y"]])
+
+    def _fitted(self, df: pd.DataFrame) -> pd.DataFrame | None:
+        from statsforecast import StatsForecast
+
+        # no fallback model: its fitted values would pass for the model's (WindowAverage has none)
+        sf = StatsForecast(models=[self._model(self.season_length_)], freq=self.freq_, n_jobs=1)
+        try:
+            sf.forecast(df=df[[SERIES, TIME, "y"]], h=1, fitted=True)
+            fv = sf.forecast_fitted_values()
+        except Exception:  # noqa: BLE001 - a model without in-sample fitted values (WindowAverage)
+            return None
+        fv = fv.reset_index() if SERIES not in fv.columns else fv
+        return fv.rename(columns={self._ALIAS: "fitted"})[[SERIES, TIME, "y", "fitted"]]
 
     def _forecast(self, h: int, X_future: pd.DataFrame | None, level: Sequence[int] | None) -> pd.DataFrame:
         try:

@@ -172,7 +172,9 @@ def write_eda_report(
     """Write ``eda-summary.md`` and its PNG plots into ``directory``.
 
     Plots: ``numeric-histograms.png``, ``target-balance.png`` (class counts on a log scale, or
-    the target's histogram) and ``correlation-heatmap.png`` (with two or more numeric columns).
+    the target's histogram) and ``correlation-heatmap.png`` (with two or more numeric columns),
+    and those of the problem type's own section (``ProblemType.eda_section``: for forecasts the
+    STL decomposition and ACF/PACF of a few series).
     matplotlib is imported here, and drawn through its object API on the Agg canvas: no GUI,
     no change to the process-wide backend.
 
@@ -229,6 +231,9 @@ def write_eda_report(
         fig.savefig(directory / "correlation-heatmap.png", dpi=80)
         plots.append("correlation-heatmap.png")
 
+    problem = problems.get(problem_type)
+    extra_lines, extra_plots = problem.eda_section(df, profile.get(problem.name, {}), directory, target=target)
+    plots += extra_plots
     t = profile.get("target", {})
     lines = [
         "# Exploratory data analysis", "",
@@ -248,6 +253,7 @@ def write_eda_report(
         lines.append(f"- minority share: {t.get('minority_share', float('nan')):.4%}")
     else:
         lines += [f"- {k}: {v:.4g}" for k, v in t.get("quantiles", {}).items() if v is not None]
+    lines += extra_lines
     lines += ["", "## Leakage suspects", ""]
     suspects = profile.get("leakage_suspects", [])
     lines += [f"- **`{s['column']}`**: {s['metric']} = {s['score']} alone — check it is known "

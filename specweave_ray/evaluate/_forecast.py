@@ -6,8 +6,12 @@ The chosen model (the sweep's best, refitted on every training point) and every 
 is stored as ``mase_seasonality``), rmse, mae and bias, each with a 95% CI that resamples series
 (the unit a forecast is made for; lifts over the baselines use the same resamples, paired);
 the error by horizon step (``by_step.csv``, a plot); the prediction intervals at 80% and 95%
-where the model gives them (statsforecast's own), with their measured coverage of the test
-window; per-series metrics (``per_series.csv``); and a forecast plot of a few series.
+where the model gives them (statsforecast's own; for the global GBM split-conformal ones from
+backtest windows of the training part, scores pooled over series after scaling each by its level),
+with their measured coverage of the test window, on which they were never calibrated; the
+residual analysis of the chosen model (its one-step in-sample residuals on at most
+``RESIDUAL_SERIES`` series: Ljung–Box per series, the share that look like white noise, a
+residual plot); per-series metrics (``per_series.csv``); and a forecast plot of a few series.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from specweave_ray.problems.timeseries import SERIES, TIME, forecast_info
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import read_record, track_experiment
 
-__all__ = ["evaluate_forecasts", "series_table", "table_scores"]
+__all__ = ["evaluate_forecasts", "ljung_box_lags", "residual_diagnostics", "series_table", "table_scores"]
 
 REPORTED = (*FORECAST_METRICS, "bias")
 LEVELS = (80, 95)
 PLOTTED_SERIES = 4
+CONFORMAL_WINDOWS = 6   # backtest windows of the GBM's conformal scores (fewer when the history is short)
+RESIDUAL_SERIES = 30    # the residual analysis refits and tests at most this many series (the first ones)
 
 
 def _import(path: str) -> type:
@@ -118,7 +124,65 @@ def _intervals(model: Any, X_test: pd.DataFrame, y: np.ndarray) -> tuple[dict[st
         hi = keyed[f"yhat-hi-{lv}"].reindex(idx).to_numpy(dtype=np.float64)
         out[f"coverage_{lv}"] = float(np.mean((y >= lo) & (y <= hi)))
         out[f"interval_width_{lv}"] = float(np.mean(hi - lo))
-    return out, fc, "the model's own intervals (statsforecast)"
+    own = getattr(model, "conformal_scores_", None) is None
+    return out, fc, "the model's own intervals (statsforecast)" if own else "split-conformal intervals"
+
+
+def ljung_box_lags(n: int, season_length: int) -> int:
+    """Lags of the Ljung–Box test: 2 seasons for seasonal data, 10 otherwise, at most n/5
+    (Hyndman & Athanasopoulos, FPP3 §5.4), at least 1."""
+    wanted = 2 * season_length if season_length > 1 else 10
+    return int(max(1, min(wanted, n // 5)))
+
+
+def residual_diagnostics(fitted: pd.DataFrame, season_length: int) -> tuple[dict[str, float], pd.DataFrame]:
+    """Ljung–Box (statsmodels ``acorr_ljungbox``) on each series' residuals ``y − fitted``.
+
+    Returns:
+        ``(metrics, per_series)``: ``ljung_box_white_noise_share`` (the share of series whose
+        test does not reject white noise at 5%), ``ljung_box_median_p``, ``ljung_box_series``
+        and ``ljung_box_lags`` (the median lags used), ``residual_mean``/``residual_std``
+        (pooled, in the target's units); ``per_series`` one row a series (n, lags, statistic, p).
+    """
+    from statsmodels.stats.diagnostic import acorr_ljungbox
+
+    rows = []
+    for sid, part in fitted.groupby(SERIES, sort=False):
+        r = (part["y"] - part["fitted"]).to_numpy(dtype=np.float64)
+        r = r[np.isfinite(r)]
+        if len(r) < 10 or np.std(r) == 0:
+            continue
+        lags = ljung_box_lags(len(r), season_length)
+        test = acorr_ljungbox(r, lags=[lags])
+        rows.append({"series": sid, "n": len(r), "lags": lags, "lb_stat": float(test["lb_stat"].iloc[0]),
+                     "lb_pvalue": float(test["lb_pvalue"].iloc[0])})
+    table = pd.DataFrame(rows, columns=["series", "n", "lags", "lb_stat", "lb_pvalue"])
+    if table.empty:
+        return {}, table
+    resid = (fitted["y"] - fitted["fitted"]).to_numpy(dtype=np.float64)
+    resid = resid[np.isfinite(resid)]
+    return {"ljung_box_white_noise_share": float(np.mean(table["lb_pvalue"] >= 0.05)),
+            "ljung_box_median_p": float(table["lb_pvalue"].median()), "ljung_box_series": float(len(table)),
+            "ljung_box_lags": float(table["lags"].median()), "residual_mean": float(np.mean(resid)),
+            "residual_std": float(np.std(resid))}, table
+
+
+def _residuals(model: Any, X_train: pd.DataFrame, season_length: int
+               ) -> tuple[dict[str, float], pd.DataFrame | None, pd.DataFrame | None, str]:
+    """The chosen model's one-step in-sample residuals on the first ``RESIDUAL_SERIES`` series
+    and their Ljung–Box tests, or why there are none."""
+    series = list(pd.unique(X_train[SERIES]))[:RESIDUAL_SERIES]
+    try:
+        fitted = model.fitted_values(series)
+    except Exception as err:  # noqa: BLE001 - diagnostics are extra; a model without them is a note
+        return {}, None, None, f"no in-sample fitted values: {type(err).__name__}: {err}"
+    if fitted is None or fitted.empty:
+        return {}, None, None, f"{type(model).__name__} gives no in-sample fitted values"
+    metrics, table = residual_diagnostics(fitted, season_length)
+    if not metrics:
+        return {}, fitted, None, "every series' residuals were too short (under 10) or constant to test"
+    return metrics, fitted, table, (f"one-step in-sample residuals of the model refitted on the first "
+                                    f"{len(series)} series' training histories")
 
 
 def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, problem: ProblemType,
@@ -144,12 +208,21 @@ def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, pr
                     "series": float(len(series)), "n_test": float(len(y))})
     cover, fc, interval_note = _intervals(model, X_test, y)
     if not cover and "conformal_windows" in model.get_params():
-        # the global model's intervals: conformal, from 2 backtest windows of the training part
-        # (the same booster settings, so its point forecast is the chosen model's)
-        conformal = type(model)(**{**model.get_params(), "conformal_windows": 2}).fit(X_train, y_train)
+        # the global model's intervals: split conformal, from backtest windows of the training
+        # part only (the same booster settings, so its point forecast is the chosen model's)
+        conformal = type(model)(**{**model.get_params(), "conformal_windows": CONFORMAL_WINDOWS}).fit(X_train, y_train)
         cover, fc, interval_note = _intervals(conformal, X_test, y)
-        interval_note = "conformal intervals from 2 backtest windows (mlforecast)" if cover else interval_note
+        if cover:
+            windows = int(conformal.conformal_windows_)
+            cover["conformal_windows"] = float(windows)
+            interval_note = (f"split-conformal intervals from {windows} backtest windows of the training part "
+                             f"(absolute errors scaled by each series' mean level, one quantile per step pooled "
+                             f"over {len(series)} series: {windows * len(series)} scores a step)")
+        else:
+            interval_note = "; ".join([interval_note, *conformal.notes_])
     metrics.update(cover)
+    resid_metrics, fitted, lb_table, resid_note = _residuals(model, X_train, int(info["season_length"]))
+    metrics.update(resid_metrics)
 
     baselines: dict[str, dict[str, float]] = {}
     base_boot: dict[str, dict[str, np.ndarray]] = {}
@@ -191,9 +264,12 @@ def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, pr
         table.assign(mase=table["mase"]).to_csv(exp.path / "per_series.csv")
         by_step.to_csv(exp.path / "by_step.csv", index=False)
         plots = _plots(exp.path, by_step, X_train, y_train, X_test, y, pred, fc)
+        if fitted is not None and lb_table is not None:
+            lb_table.to_csv(exp.path / "ljung_box.csv", index=False)
+            plots.append(_residual_plot(exp.path, fitted, int(info["season_length"])))
         report = _render(metrics, baselines, lifts, primary=primary, candidate=best.meta.get("candidate"),
                          info=info, interval_note=interval_note, notes=list(getattr(model, "notes_", [])),
-                         table=table, by_step=by_step, plots=plots)
+                         table=table, by_step=by_step, plots=plots, resid_note=resid_note)
         gate_md = render_gate(gate)
         exp.save_report("evaluation.md", report + "\n## Gate: spec targets\n\n" + gate_md)
         exp.save_report("gate.md", gate_md)
@@ -249,6 +325,34 @@ def _plots(folder: Path, by_step: pd.DataFrame, X_train: pd.DataFrame, y_train: 
     return names
 
 
+def _residual_plot(folder: Path, fitted: pd.DataFrame, season_length: int) -> str:
+    """``residuals.png``: the first series' residuals over time, the histogram of every tested
+    series' residuals (each divided by its standard deviation) and the first series' residual ACF."""
+    from matplotlib.figure import Figure
+    from statsmodels.graphics.tsaplots import plot_acf
+
+    resid = fitted.assign(r=fitted["y"] - fitted["fitted"]).dropna(subset=["r"])
+    first = resid[SERIES].iloc[0]
+    part = resid[resid[SERIES] == first]
+    std = resid.groupby(SERIES, sort=False)["r"].transform(lambda v: v / (v.std() or 1.0))
+    fig = Figure(figsize=(12, 3.5))
+    ax = fig.add_subplot(1, 3, 1)
+    ax.plot(pd.DatetimeIndex(part[TIME]), part["r"], color="tab:blue", lw=1)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_title(f"residuals of {first}", fontsize=9)
+    ax.tick_params(axis="x", labelsize=7, labelrotation=30)
+    ax = fig.add_subplot(1, 3, 2)
+    ax.hist(std.to_numpy(dtype=np.float64), bins=40, color="tab:blue")
+    ax.set_title(f"standardised residuals, {resid[SERIES].nunique()} series", fontsize=9)
+    ax = fig.add_subplot(1, 3, 3)
+    plot_acf(part["r"].to_numpy(dtype=np.float64), ax=ax, title=f"ACF of the residuals of {first}",
+             lags=max(1, min(ljung_box_lags(len(part), season_length) * 2, len(part) // 2 - 1)))
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(folder / "residuals.png", dpi=100)
+    return "residuals.png"
+
+
 def _fmt(value: Any) -> str:
     return "—" if value is None or not np.isfinite(value) else f"{value:.4g}"
 
@@ -256,7 +360,7 @@ def _fmt(value: Any) -> str:
 def _render(metrics: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
             lifts: Mapping[str, float], *, primary: str, candidate: Any, info: Mapping[str, Any],
             interval_note: str, notes: Sequence[str], table: pd.DataFrame, by_step: pd.DataFrame,
-            plots: Sequence[str]) -> str:
+            plots: Sequence[str], resid_note: str = "") -> str:
     lines = [f"# Evaluation (held-out test): {candidate}", "",
              f"Each series' last {info['horizon']} points ({info['freq']}) were held out and forecast once from "
              f"the rest; {int(metrics['series'])} series, {int(metrics['n_test'])} points. Primary metric: "
@@ -278,6 +382,16 @@ def _render(metrics: Mapping[str, float], baselines: Mapping[str, Mapping[str, f
                   f"the 95% interval {metrics['coverage_95']:.1%}."]
     else:
         lines += [f"Not measured: {interval_note}."]
+    lines += ["", "## Residuals", ""]
+    if "ljung_box_white_noise_share" in metrics:
+        lines += [f"{resid_note[:1].upper()}{resid_note[1:]} (`ljung_box.csv`, `residuals.png`). Ljung–Box at "
+                  f"{int(metrics['ljung_box_lags'])} lags (median): "
+                  f"{metrics['ljung_box_white_noise_share']:.0%} of {int(metrics['ljung_box_series'])} series look "
+                  f"like white noise at 5% (median p {metrics['ljung_box_median_p']:.3g}); the rest keep "
+                  f"autocorrelation the model did not use. Residual mean {_fmt(metrics['residual_mean'])}, "
+                  f"standard deviation {_fmt(metrics['residual_std'])}."]
+    else:
+        lines += [f"Not measured: {resid_note}."]
     lines += ["", "## Error by horizon step", "", "`by_step.csv`: MAE and sMAPE of the model and each baseline "
               "at every step of the window.", "",
               "| step | model sMAPE | " + " | ".join(f"{b} sMAPE" for b in baselines) + " |",

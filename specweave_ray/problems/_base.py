@@ -326,6 +326,13 @@ class ProblemType(abc.ABC):
         density). Default: none."""
         return {}
 
+    def eda_section(self, df: pd.DataFrame, section: dict[str, Any], directory: Any, *,
+                    target: str) -> tuple[list[str], list[str]]:
+        """The EDA report's extra section for this type: its markdown lines and the names of the
+        PNG plots it wrote into ``directory`` (``section`` is what :meth:`data_profile` gave).
+        Default: none."""
+        return [], []
+
     @abc.abstractmethod
     def target_profile(self, y: pd.Series) -> dict[str, Any]:
         """The EDA profile's ``target`` section (beyond name and missing count)."""
