@@ -313,6 +313,11 @@ def test_a_file_forecasts_end_to_end(tmp_path: Path, root: Path) -> None:
     held = pd.read_csv(data, parse_dates=["month"]).groupby("shop").tail(6)
     got = fc.merge(held, left_on=["unique_id", "ds"], right_on=["shop", "month"])
     assert len(got) == 18 and float((got["yhat"] - got["units"]).abs().mean()) == pytest.approx(evaluation.metrics["mae"])
+    # and with the intervals whose coverage T-006 measured (for a GBM: the conformal copy)
+    assert predictor.intervals == [80, 95], predictor.intervals_note
+    for lv in (80, 95):
+        inside = (got["units"] >= got[f"yhat-lo-{lv}"]) & (got["units"] <= got[f"yhat-hi-{lv}"])
+        assert float(inside.mean()) == pytest.approx(evaluation.metrics[f"coverage_{lv}"])
     after = predictor.forecast(history=held.to_dict("records"), horizon=3)
     assert (after.groupby("unique_id")["ds"].min() == held["month"].max() + pd.DateOffset(months=1)).all()
     explained = list_records(inc, kind="explainability")[-1]

@@ -185,6 +185,19 @@ class GBMForecaster(Forecaster):
         level = df.groupby(SERIES, sort=False)["y"].apply(lambda v: float(np.mean(np.abs(v))))
         return {sid: (v if v > 0 else 1.0) for sid, v in level.items()}
 
+    def conformal_intervals(self, fc: pd.DataFrame, level: Sequence[int]) -> pd.DataFrame:
+        """``fc`` (``unique_id``, ``ds``, ``yhat``, each series' steps in order from 1) with the
+        split-conformal ``yhat-lo-<level>``/``yhat-hi-<level>`` columns of this fitted model.
+
+        Raises:
+            CandidateError: the model was fitted without conformal scores (``conformal_windows``
+                below 2, or a history too short for 2 backtest windows).
+        """
+        if getattr(self, "conformal_scores_", None) is None:
+            raise CandidateError("this model has no conformal intervals: fit it with conformal_windows >= 2 "
+                                 "on series long enough for 2 backtest windows")
+        return self._conformal(fc, sorted(level))
+
     def _conformal(self, fc: pd.DataFrame, level: Sequence[int]) -> pd.DataFrame:
         """The 80/95% … intervals from the pooled, scaled scores: per step the conformal quantile
         (the ⌈(n + 1)·level⌉-th smallest of its n scores, the largest when n is too small),

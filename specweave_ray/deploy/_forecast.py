@@ -34,7 +34,8 @@ from specweave_ray.deploy.explain import tree_contributions
 from specweave_ray.exceptions import CandidateError, DataError
 from specweave_ray.problems.timeseries import SERIES, TIME
 
-__all__ = ["LEVELS", "MAX_HORIZON_FACTOR", "ForecastPredictor", "StepContributions", "forecast_metadata"]
+__all__ = ["LEVELS", "MAX_HORIZON_FACTOR", "ForecastPredictor", "StepContributions", "forecast_metadata",
+           "with_conformal_intervals"]
 
 LEVELS = (80, 95)
 # A recursive or local model can forecast any number of steps; a request may ask for at most
@@ -49,6 +50,19 @@ def _is_gbm(model: Any) -> bool:
     return hasattr(model, "mlf_")
 
 
+def with_conformal_intervals(model: Any, windows: int) -> Any:
+    """A fitted global GBM without conformal scores, refitted on its own history with
+    ``windows`` conformal windows (the same booster and seed: the same point forecast, now with
+    the intervals T-006 measured); any other model as it is."""
+    if not _is_gbm(model) or getattr(model, "conformal_scores_", None) is not None:
+        return model
+    hist = model.history_
+    X = hist.drop(columns="y").reset_index(drop=True)
+    X.attrs["forecast"] = {"freq": model.freq_, "season_length": int(model.season_length_),
+                           "horizon": int(model.horizon_), "step": int(model.horizon_)}
+    return clone(model).set_params(conformal_windows=int(windows)).fit(X, hist["y"].to_numpy())
+
+
 def _offset(freq: str) -> Any:
     return pd.tseries.frequencies.to_offset(freq)
 
@@ -61,9 +75,12 @@ def _after(start: Any, n: int, freq: str) -> pd.DatetimeIndex:
 def _levels_of(model: Any) -> tuple[list[int], str]:
     """The interval levels ``model`` gives (LEVELS or none) and the sentence that says why."""
     if _is_gbm(model):
+        if getattr(model, "conformal_scores_", None) is not None:
+            return list(LEVELS), (f"split-conformal intervals from {model.conformal_windows_} backtest windows "
+                                  f"(errors scaled by each series' level, pooled per step), up to "
+                                  f"{model.horizon_} steps")
         if int(getattr(model, "conformal_windows", 0) or 0) >= 2:
-            return list(LEVELS), (f"conformal intervals from {model.conformal_windows} backtest windows "
-                                  f"(mlforecast), up to {model.horizon_} steps")
+            return [], f"none: {' '.join(model.notes_) or 'the history was too short for 2 backtest windows'}"
         return [], ("none: the global GBM was fitted without conformal windows (give the candidate "
                     "conformal_windows >= 2 for conformal intervals)")
     try:
@@ -360,15 +377,11 @@ class ForecastPredictor:
                 kwargs["new_df"] = self._extended(ids, new)
             elif len(ids) < len(self.series):
                 kwargs["ids"] = [str(s) for s in ids]
-            try:
-                fc = mlf.predict(h, X_df=X_future, level=level, **kwargs)
-            except ValueError as err:
-                if level is None or new is None:
-                    raise
-                # conformal intervals on new history need mlforecast's transfer recalibration,
-                # which cannot always run (e.g. it backtests exogenous models without X_df)
-                fc = mlf.predict(h, X_df=X_future, **kwargs)
-                note = f"no intervals with new history: {str(err).splitlines()[0]}"
+            fc = mlf.predict(h, X_df=X_future, **kwargs)
+        if level:
+            # the model's own split-conformal bounds (calibrated at fit, scaled by each series'
+            # stored level): the same with new history, whose errors were not seen
+            fc = self.model.conformal_intervals(fc, level)
         return fc, note
 
     def _extended(self, ids: list[Any], new: pd.DataFrame) -> pd.DataFrame:

@@ -37,10 +37,10 @@ import pandas as pd
 
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_bytes, atomic_write_json, folder_lock, read_json
-from specweave_ray.candidates.serialization import sha256_of
+from specweave_ray.candidates.serialization import save_native, sha256_of
 from specweave_ray.data import read_schema
 from specweave_ray.deploy._fast_features import n_outputs
-from specweave_ray.deploy._forecast import forecast_metadata
+from specweave_ray.deploy._forecast import forecast_metadata, with_conformal_intervals
 from specweave_ray.deploy._package_mlflow import register as register_model
 from specweave_ray.deploy._package_read import (
     latest_version,
@@ -55,6 +55,7 @@ from specweave_ray.deploy._recs import recs_metadata
 from specweave_ray.deploy._signing import sign, verify
 from specweave_ray.deploy.drift import reference_profile
 from specweave_ray.deploy.predictor import Predictor
+from specweave_ray.evaluate import CONFORMAL_WINDOWS
 from specweave_ray.exceptions import RecordError
 from specweave_ray.features import feature_types
 from specweave_ray.workspace import _mlflow
@@ -241,6 +242,12 @@ def _assemble_forecaster(inc: Increment, *, version: int, evaluation: Any, trial
     and the intervals it gives (:func:`~specweave_ray.deploy._forecast.forecast_metadata`)."""
     folder = inc.models_dir
     model = load_model({"model": model_info, "files": model_info["files"]}, folder)
+    calibrated = with_conformal_intervals(model, CONFORMAL_WINDOWS)
+    if calibrated is not model:
+        # the trial's GBM has no intervals: the package holds the copy T-006 measured the
+        # coverage of (same booster and seed, conformal scores from backtests of its history)
+        model_info = {**model_info, **save_native(calibrated, folder, name=f"model-v{version}")}
+        model = calibrated
     data = _data_config(inc)
     columns = {"series": data.get("series_column"), "time": data.get("time_column"),
                "value": _target(inc) or data.get("target")}

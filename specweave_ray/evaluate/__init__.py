@@ -7,6 +7,7 @@ helpers. ``holdout``: the T-006 stage. ``gate``: each spec target met, not met o
 What is scored (probabilities or values) is the problem type's ``output``.
 """
 
+from specweave_ray.evaluate._forecast import CONFORMAL_WINDOWS
 from specweave_ray.evaluate._scores import (
     ThresholdChoice,
     bootstrap_ci,
@@ -32,7 +33,7 @@ from specweave_ray.evaluate.gate import (
 )
 from specweave_ray.evaluate.holdout import evaluate_holdout
 
-__all__ = [
+__all__ = ["CONFORMAL_WINDOWS",
     "MET", "NOT_MEASURED", "NOT_MET", "NO_TARGETS", "GateRow", "ThresholdChoice", "bootstrap_ci",
     "check_targets", "error_analysis", "evaluate", "evaluate_holdout", "gate_json",
     "gate_passed", "gate_verdict", "lift_metrics", "render_gate", "render_report", "score", "tune_threshold",
