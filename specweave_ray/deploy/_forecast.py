@@ -349,18 +349,25 @@ class ForecastPredictor:
                 stored one at the model's frequency, a non-numeric value, or a missing future
                 exogenous value; each named in the message.
         """
+        h, ids, new, origin, X_future = self._request(horizon, series, history, future)
+        if _is_gbm(self.model):
+            fc, note = self._gbm(h, ids, new, X_future)
+        else:
+            fc, note = self._local(h, ids, new)
+        return self._tidy(fc, ids, h, origin, note)
+
+    def _request(self, horizon: Any, series: Any, history: Any, future: Any
+                 ) -> tuple[int, list[Any], pd.DataFrame | None, dict[Any, Any], pd.DataFrame | None]:
+        """A call's checked inputs: the horizon, the series ids, the new history (or None), each
+        series' forecast origin (its last timestamp, new history included) and the future
+        exogenous frame (or None)."""
         h = self._horizon(horizon)
         ids = self._series(series)
         new = self._history(history) if history is not None else None
         origin = dict(self.model.last_)
         if new is not None:
             origin.update(new.groupby(SERIES, sort=False)[TIME].max().to_dict())
-        X_future = self._future(future, ids, h, origin)
-        if _is_gbm(self.model):
-            fc, note = self._gbm(h, ids, new, X_future)
-        else:
-            fc, note = self._local(h, ids, new)
-        return self._tidy(fc, ids, h, origin, note)
+        return h, ids, new, origin, self._future(future, ids, h, origin)
 
     def _gbm(self, h: int, ids: list[Any], new: pd.DataFrame | None, X_future: pd.DataFrame | None,
              callbacks: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, str | None]:
@@ -468,13 +475,7 @@ class ForecastPredictor:
         if not _is_gbm(self.model):
             raise CandidateError(f"{type(self.model).__name__} is a local statistical model: it reads no "
                                  f"features, so feature contributions do not apply")
-        h = self._horizon(horizon)
-        ids = self._series(series)
-        new = self._history(history) if history is not None else None
-        origin = dict(self.model.last_)
-        if new is not None:
-            origin.update(new.groupby(SERIES, sort=False)[TIME].max().to_dict())
-        X_future = self._future(future, ids, h, origin)
+        h, ids, new, origin, X_future = self._request(horizon, series, history, future)
         frames: list[pd.DataFrame] = []
 
         def before(features: pd.DataFrame) -> pd.DataFrame:

@@ -215,11 +215,18 @@ def _assemble_ranker(inc: Increment, *, version: int, evaluation: Any, trial: An
                      model_info: dict[str, Any]) -> dict[str, Any]:
     """The metadata of a recommender package: no feature pipeline, no background rows (its
     explanations are the user's own history), the list length ``k`` the evaluation used."""
-    folder = inc.models_dir
-    model = load_model({"model": model_info, "files": model_info["files"]}, folder)
-    meta: dict[str, Any] = {
+    model = load_model({"model": model_info, "files": model_info["files"]}, inc.models_dir)
+    return _featureless_meta(inc, version=version, evaluation=evaluation, trial=trial, model_info=model_info,
+                             target=None, kind_meta=recs_metadata(model=model, k=int(evaluation.meta.get("k") or 10)))
+
+
+def _featureless_meta(inc: Increment, *, version: int, evaluation: Any, trial: Any, model_info: dict[str, Any],
+                      target: str | None, kind_meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata of a package with no feature pipeline and no background rows (recommenders,
+    forecasters): the common fields, and ``kind_meta`` (what its predictor reads)."""
+    return {
         "version": version, "increment": inc.id, "created": _now(), "status": "candidate",
-        "problem_type": inc.spec().problem_type, "target": None, "candidate": evaluation.meta.get("candidate"),
+        "problem_type": inc.spec().problem_type, "target": target, "candidate": evaluation.meta.get("candidate"),
         "estimator": model_info.get("estimator"), "params": dict(trial.params),
         "format": model_info.get("format"), "classes": None, "threshold": None,
         "feature_names": None, "feature_groups": None,
@@ -227,10 +234,9 @@ def _assemble_ranker(inc: Increment, *, version: int, evaluation: Any, trial: An
         "data_fingerprint": evaluation.meta.get("data_fingerprint") or trial.meta.get("data_fingerprint"),
         "packages": package_versions(), "model": model_info, "features": None,
         "lineage": _lineage_of(trial, evaluation),
-        **recs_metadata(model=model, k=int(evaluation.meta.get("k") or 10)),
+        **kind_meta,
         "explainer_background": None, "reference": None, "files": dict(model_info["files"]), "mlflow": None,
     }
-    return meta
 
 
 def _assemble_forecaster(inc: Increment, *, version: int, evaluation: Any, trial: Any,
@@ -251,21 +257,8 @@ def _assemble_forecaster(inc: Increment, *, version: int, evaluation: Any, trial
     data = _data_config(inc)
     columns = {"series": data.get("series_column"), "time": data.get("time_column"),
                "value": _target(inc) or data.get("target")}
-    meta: dict[str, Any] = {
-        "version": version, "increment": inc.id, "created": _now(), "status": "candidate",
-        "problem_type": inc.spec().problem_type, "target": columns["value"],
-        "candidate": evaluation.meta.get("candidate"),
-        "estimator": model_info.get("estimator"), "params": dict(trial.params),
-        "format": model_info.get("format"), "classes": None, "threshold": None,
-        "feature_names": None, "feature_groups": None,
-        "metrics": dict(evaluation.metrics), "evaluation_record": evaluation.id, "trial_record": trial.id,
-        "data_fingerprint": evaluation.meta.get("data_fingerprint") or trial.meta.get("data_fingerprint"),
-        "packages": package_versions(), "model": model_info, "features": None,
-        "lineage": _lineage_of(trial, evaluation),
-        **forecast_metadata(model=model, columns=columns),
-        "explainer_background": None, "reference": None, "files": dict(model_info["files"]), "mlflow": None,
-    }
-    return meta
+    return _featureless_meta(inc, version=version, evaluation=evaluation, trial=trial, model_info=model_info,
+                             target=columns["value"], kind_meta=forecast_metadata(model=model, columns=columns))
 
 
 def _data_config(inc: Increment) -> dict[str, Any]:

@@ -138,9 +138,7 @@ def parse_rows(body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
             raise BadRequest(422, f"row {i} must be a JSON object of field → value, "
                                   f"got {type(row).__name__}")
         for key, value in row.items():
-            if not isinstance(value, _SCALARS):
-                raise BadRequest(422, f"row {i} field {key!r} must be a number, string, boolean "
-                                      f"or null, got {type(value).__name__}")
+            _check_scalar(value, f"row {i} field {key!r}")
             if type(value) is float and not math.isfinite(value):
                 raise BadRequest(422, f"row {i} field {key!r} is {value}; JSON numbers are finite "
                                       "(send null for a missing value)")
@@ -228,10 +226,14 @@ def parse_forecast(body: bytes, *, max_rows: int) -> dict[str, Any]:
                 raise BadRequest(422, f"{field} row {i} must be a JSON object of column → value, "
                                       f"got {type(row).__name__}")
             for key, value in row.items():
-                if not isinstance(value, _SCALARS):
-                    raise BadRequest(422, f"{field} row {i} field {key!r} must be a number, string, boolean "
-                                          f"or null, got {type(value).__name__}")
+                _check_scalar(value, f"{field} row {i} field {key!r}")
     return data
+
+
+def _check_scalar(value: Any, where: str) -> None:
+    """A JSON row's value is a scalar (a nested object or list is a 422 naming ``where``)."""
+    if not isinstance(value, _SCALARS):
+        raise BadRequest(422, f"{where} must be a number, string, boolean or null, got {type(value).__name__}")
 
 
 def score_rows(predictor: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -281,11 +281,11 @@ def run_experiments(
                                          time_budget_s=sweep_cfg.time_budget_s,
                                          deadline=(started + sweep_cfg.time_budget_s
                                                    if sweep_cfg.time_budget_s is not None else None),
-                                         after_sweep=lambda: after_sweep_s(
-                                             coordinator.results.values(), experiments, n_folds=len(folds),
-                                             refit=refit, in_tasks=not started_ray,
-                                             ensemble=sweep_cfg.ensemble and problem.output in OUTPUTS,
-                                             slots=_ray.slots(experiments)))
+                                         after_sweep=_after_sweep_estimate(
+                                             coordinator, experiments, n_folds=len(folds), refit=refit,
+                                             in_tasks=not started_ray,
+                                             ensemble=sweep_cfg.ensemble and problem.output in OUTPUTS)
+                                         if sweep_cfg.time_budget_s is not None else None)
         except KeyboardInterrupt:
             # Ctrl-C: the trials still running get an `interrupted` record (the next run reruns
             # them; the finished ones are reused), and so does the sweep
@@ -409,6 +409,23 @@ def after_sweep_s(trials: Any, experiments: Sequence[ModelExperiment], *, n_fold
     waves = [fits[i:i + max(1, slots)] for i in range(0, len(fits), max(1, slots))]
     refits = sum((_REFIT_TASK_S if in_tasks else 0.0) + max(w) for w in waves)
     return _TEARDOWN_S + refits + (_ENSEMBLE_S if ensemble and len(names) > 1 else 0.0)
+
+
+def _after_sweep_estimate(coordinator: Coordinator, experiments: Sequence[ModelExperiment], **kw: Any
+                          ) -> Callable[[], float]:
+    """:func:`after_sweep_s` as the budget's stopper asks for it at every Tune step: the cluster's
+    slots read once, the estimate recomputed only when a trial has been recorded since."""
+    slots = _ray.slots(experiments)
+    memo: dict[str, Any] = {"n": -1, "s": 0.0}
+
+    def estimate() -> float:
+        n = len(coordinator.results)
+        if n != memo["n"]:
+            memo["n"], memo["s"] = n, after_sweep_s(list(coordinator.results.values()), experiments,
+                                                    slots=slots, **kw)
+        return memo["s"]
+
+    return estimate
 
 
 def _refit_here(payload: Mapping[str, Any], chosen: Mapping[str, tuple[ModelExperiment, dict[str, Any]]], *,
