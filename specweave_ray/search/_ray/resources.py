@@ -29,9 +29,27 @@ _AUTOSCALING_STATUS_KEY = "__autoscaling_status"
 _FIX = "lower its resources, add nodes, or on an autoscaling cluster set sweep.autoscale: true (or {env}=1)"
 
 
+def chunk_workers(exp: ModelExperiment) -> int:
+    """How many one-CPU bundles a trial of a local forecaster (``fits_in_chunks``) holds to fit
+    its series in chunks: its ``cpu`` (``resources: {cpu: 4}`` → 4); 0 for every other candidate,
+    for a GPU one and below 2 CPUs (nothing to spread)."""
+    cpu, gpu = float(exp.resources["cpu"]), float(exp.resources["gpu"])
+    if not getattr(exp.estimator, "fits_in_chunks", False) or gpu > 0 or cpu < 2 or cpu != int(cpu):
+        return 0
+    return int(cpu)
+
+
 def bundle_of(exp: ModelExperiment) -> dict[str, float]:
-    """The one placement-group bundle each of the candidate's trials asks for."""
+    """The largest placement-group bundle each of the candidate's trials asks for (one node must host it)."""
+    if chunk_workers(exp):
+        return {"CPU": 1.0, "GPU": 0.0}
     return {"CPU": float(exp.resources["cpu"]), "GPU": float(exp.resources["gpu"])}
+
+
+def bundles_of(exp: ModelExperiment) -> list[dict[str, float]]:
+    """Every bundle of a trial (the head first): one, or a chunked trial's one-CPU bundles."""
+    workers = chunk_workers(exp)
+    return [{"CPU": 1.0} for _ in range(workers)] if workers else [bundle_of(exp)]
 
 
 def shape(resources: Mapping[str, float], keys: Iterable[str] = ("CPU", "GPU")) -> str:
@@ -107,7 +125,8 @@ def check_resources(experiments: Sequence[ModelExperiment], *, autoscale: bool |
     short = []
     for exp in experiments:
         bundle = bundle_of(exp)
-        over = [(key, bundle[key.upper()]) for key in ("cpu", "gpu") if bundle[key.upper()] > have[key]]
+        asked = {"CPU": float(exp.resources["cpu"]), "GPU": float(exp.resources["gpu"])}  # all bundles together
+        over = [(key, asked[key.upper()]) for key in ("cpu", "gpu") if asked[key.upper()] > have[key]]
         if over:
             key, want = over[0]
             short.append(f"candidate '{exp.name}' asks for {want:g} {key.upper()} per trial but the Ray cluster "
