@@ -14,7 +14,12 @@ import pytest
 from statsforecast.models import Naive
 
 from specweave_ray import problems
-from specweave_ray.candidates.forecasters import MIN_CHUNK, ETSForecaster, StatsForecaster, using_chunk_map
+from specweave_ray.candidates.forecasters import (
+    MIN_CHUNK,
+    ETSForecaster,
+    StatsForecaster,
+    using_chunk_map,
+)
 
 TS = problems.get("timeseries")
 
@@ -83,7 +88,7 @@ def test_a_series_over_its_time_limit_gets_the_naive_fallback_and_is_counted() -
     model = StuckForecaster(series_time_limit_s=0.5).fit(X, y)
     assert (model.fallbacks_, model.timed_out_) == (1, 1)
     assert model.fit_counts_ == {"series_fallbacks": 1, "series_timed_out": 1}
-    kinds = {uid: getattr(m, "specweave_fallback_", None) for uid, m in zip(model.sf_.uids, model.sf_.fitted_[:, 0])}
+    kinds = {uid: getattr(m, "specweave_fallback_", None) for uid, m in zip(model.sf_.uids, model.sf_.fitted_[:, 0], strict=True)}
     assert kinds == {"s000": None, "s001": None, "s002": "timeout", "s003": None}
     fc = model.forecast()
     last = pd.Series(np.asarray(y), index=X.index).groupby(X["unique_id"].to_numpy()).last()

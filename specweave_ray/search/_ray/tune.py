@@ -22,7 +22,7 @@ from typing import Any
 from specweave_ray.candidates.forecasters import using_chunk_map
 from specweave_ray.exceptions import TrialFault
 from specweave_ray.search._isolate import ask_worker, parse_tag, run_isolated
-from specweave_ray.search._ray.resources import PendingWatch, bundles_of, chunk_workers
+from specweave_ray.search._ray.resources import PendingWatch, alive_nodes, bundles_of, chunk_workers
 from specweave_ray.search._ray.resources import check_resources as check
 from specweave_ray.search.trial import ERROR_KEY, refit, run_cv
 from specweave_ray.spec.experiment import ModelExperiment
@@ -525,9 +525,11 @@ def run_tune(
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
-    for e in experiments:  # a local forecaster's trial fits its series in chunks on one-CPU bundles
-        if e.name in payload["candidates"]:
-            payload["candidates"][e.name]["chunks"] = chunk_workers(e)
+    n_nodes = len(alive_nodes())
+    chunks = {e.name: chunk_workers(e, n_nodes) for e in experiments}
+    for name, workers in chunks.items():  # a local forecaster's trial fits its series in chunks
+        if name in payload["candidates"]:
+            payload["candidates"][name]["chunks"] = workers
     payload_ref = ray.put(payload)
     total = sum(budgets.values())
     if total == 0:
@@ -539,13 +541,14 @@ def run_tune(
     # one bundle of 1 CPU per chunk worker, PACKed: on as few nodes as have room, spilling onto
     # more only when one node lacks the CPUs (SPREAD would scatter even a trial that fits on one
     # node, paying transfers and leaving no node whole for the next trial).
-    resources = {e.name: tune.PlacementGroupFactory(([{}] if chunk_workers(e) else []) + bundles_of(e), strategy="PACK")
+    resources = {e.name: tune.PlacementGroupFactory(([{}] if chunks[e.name] else []) + bundles_of(e, n_nodes),
+                                                    strategy="PACK")
                  for e in experiments}
-    shapes = {(float(e.resources["cpu"]), float(e.resources["gpu"]), chunk_workers(e)) for e in experiments}
-    if len(shapes) == 1 and not chunk_workers(experiments[0]):
+    shapes = {(float(e.resources["cpu"]), float(e.resources["gpu"])) for e in experiments}
+    if len(shapes) == 1 and not any(chunks.values()):
         # One shape for every trial: a constant request lets Tune reuse actors and their placement
         # groups across trials; a per-config callable gives each trial a placement group of its own.
-        (cpu, gpu, _), = shapes
+        (cpu, gpu), = shapes
         per_trial: Any = {"cpu": cpu, "gpu": gpu}
     else:
         per_trial = lambda config: resources[config["candidate"]]  # noqa: E731
@@ -624,10 +627,11 @@ def refit_best(payload_ref: Any, chosen: Mapping[str, tuple[ModelExperiment, dic
 
     task = ray.remote(_refit_task)
     refs, groups = {}, []
+    n_nodes = len(alive_nodes())
     for name, (exp, params) in chosen.items():
-        if chunk_workers(exp):
+        if chunk_workers(exp, n_nodes):
             # like its trials: the refit's chunks in one-CPU bundles, the refit task itself in none
-            pg = placement_group(bundles_of(exp), strategy="PACK")
+            pg = placement_group(bundles_of(exp, n_nodes), strategy="PACK")
             groups.append(pg)
             opts = {"num_cpus": 0, "scheduling_strategy": PlacementGroupSchedulingStrategy(
                 placement_group=pg, placement_group_bundle_index=0)}
