@@ -94,3 +94,30 @@ def test_a_series_over_its_time_limit_gets_the_naive_fallback_and_is_counted() -
     last = pd.Series(np.asarray(y), index=X.index).groupby(X["unique_id"].to_numpy()).last()
     assert np.allclose(fc.groupby("unique_id")["yhat"].first(), last)  # naive and the fallback: the last value
     assert any("over the per-series time limit" in n for n in model.notes_)
+
+
+def test_the_worker_answers_its_forked_child_and_a_served_fault_keeps_its_cause_and_node() -> None:
+    """The trial body asks the worker for its chunks (``ask_worker``), since a forked child must
+    not call Ray; a chunk's death comes back as the trial's fault with the chunk's own cause and
+    node, and a deadline the worker sees is the trial's timeout."""
+    from specweave_ray.exceptions import TrialFault
+    from specweave_ray.search._isolate import ask_worker, parse_tag, run_isolated
+
+    got: list[dict] = []
+    run_isolated(lambda send: send({"answer": ask_worker(21)}), got.append, node="n1",
+                 serve=lambda request, deadline: request * 2)
+    assert got == [{"answer": 42}]
+
+    def dead_chunk(request, deadline):
+        raise TrialFault("chunk killed", cause={"kind": "signal", "signal": "SIGKILL"}, node="n2")
+
+    with pytest.raises(TrialFault) as err:
+        run_isolated(lambda send: ask_worker("map"), None, node="n1", serve=dead_chunk)
+    assert parse_tag("\n".join(err.value.__notes__)) == {"node": "n2", "cause": {"kind": "signal", "signal": "SIGKILL"}}
+
+    def late(request, deadline):
+        raise TimeoutError
+
+    with pytest.raises(TrialFault) as err:
+        run_isolated(lambda send: ask_worker("map"), None, node="n1", timeout_s=30, serve=late)
+    assert err.value.cause["kind"] == "timeout"
