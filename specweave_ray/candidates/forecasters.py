@@ -82,12 +82,9 @@ def _chunk_ids(ids: np.ndarray, workers: int) -> list[np.ndarray]:
     return [c for c in np.array_split(np.asarray(ids), n) if len(c)]
 
 
-class _SeriesTimeout(Exception):  # noqa: N818 - internal: never leaves _TimeLimited.fit
-    """Raised by the interval timer's handler inside one series' fit."""
-
-
 def _on_alarm(signum: int, frame: Any) -> None:
-    raise _SeriesTimeout
+    """The interval timer's handler: ends one series' fit (caught in ``_TimeLimited.fit``)."""
+    raise TimeoutError("the series' fit ran past its time limit")
 
 
 class _TimeLimited:
@@ -120,7 +117,7 @@ class _TimeLimited:
             signal.setitimer(signal.ITIMER_REAL, float(self.limit_s))
         try:
             return self.model.fit(y=y, X=X)
-        except _SeriesTimeout:
+        except TimeoutError:
             kind = "timeout"
         except Exception:  # noqa: BLE001 - statsforecast's fallback rule: any model error
             kind = "error"
