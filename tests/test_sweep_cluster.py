@@ -3,6 +3,7 @@ lands in the driver's increment with the node that ran it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import ray
 import sweep_helpers
@@ -73,3 +74,32 @@ def test_the_embedded_ray_is_a_new_one_while_another_cluster_is_up(two_nodes):
     assert out.returncode == 0, out.stderr[-3000:]
     address, nodes = out.stdout.split()[-2:]
     assert address != two_nodes.address and nodes == "1"
+
+
+def test_one_forecast_trial_fits_its_series_in_chunks_on_both_nodes(two_nodes, tmp_path):
+    """``ets`` with ``resources: {cpu: 2}`` on two one-CPU nodes: the trial holds two one-CPU
+    bundles (PACK spills onto the second node), each chunk of series is a task in one, and the
+    refit (chunked the same way) forecasts like the fit in one process."""
+    from test_forecast_chunks import panel
+
+    from specweave_ray._fs import read_json
+    from specweave_ray.candidates.forecasters import ETSForecaster
+    from specweave_ray.candidates.serialization import load_native
+
+    inc = Increment.create("Chunks", problem_type="timeseries", root=tmp_path)
+    X, y = panel(60)
+    params = {"model": "AAN", "damped": False}
+    res = run_experiments([ModelExperiment("ets", "ets", params, resources={"cpu": 2})], X, y, increment=inc,
+                          problem_type="timeseries", metric="mase", cv=1, baselines=False, use_cache=False)
+    rec, = [r for r in list_records(inc) if r.kind == "trial"]
+    assert rec.status == "finished", rec.meta.get("error")
+    node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    chunks = rec.meta["chunks"]
+    assert chunks["tasks"] == 2 and set(chunks["nodes"]) <= node_ids and len(set(chunks["nodes"])) == 2, chunks
+    assert rec.metrics["series_fallbacks"] == 0 and rec.metrics["series_timed_out"] == 0
+    path = res.models["ets"]
+    model = load_native(path, read_json(path / "meta.json")["artifacts"]["model"])
+    assert model.chunks_ == 2
+    whole = ETSForecaster(**params).fit(X, y)
+    a, b = whole.forecast(), model.forecast()
+    assert a[["unique_id", "ds"]].equals(b[["unique_id", "ds"]]) and np.allclose(a["yhat"], b["yhat"])

@@ -20,13 +20,20 @@ series' history), aligned with them, which is what backtests and held-out scorin
 | Theta | :class:`ThetaForecaster` | statsforecast ``AutoTheta`` |
 | LightGBM / XGBoost | ``specweave_ray.candidates._mlforecast.GBMForecaster`` | mlforecast: one global model on lags, rolling means, calendar features |
 
-Local (statistical) models fit one model per series; a series on which a model fails gets
-statsforecast's fallback (the naive forecast), counted in ``fallbacks_``.
+Local (statistical) models fit one model per series; a series on which a model fails, or whose
+fit runs past ``series_time_limit_s``, gets the naive forecast, counted in ``fallbacks_`` (and
+``timed_out_``). In a sweep's trial the series are fitted in chunks spread over Ray workers
+(:func:`using_chunk_map`, set by ``search/_ray``; this module stays Ray-free).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+import functools
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,6 +52,95 @@ __all__ = ["ARIMAForecaster", "DriftForecaster", "ETSForecaster", "Forecaster", 
 # would silently fall back): above it the model is fitted non-seasonal, and says so in notes_.
 ETS_MAX_SEASON = 24
 LEVELS = (80, 95)
+
+# -- the fit of local models over many series: chunks and a per-series time limit ------------------
+# A trial runner that can fan out (the sweep's Ray layer) sets a map over chunks for the fits it
+# runs: ``(map, workers)``, ``map(fn, [args, ...]) -> [fn(*args), ...]``. Unset (in-process use,
+# reproduce, refits) every series is fitted here with statsforecast's own ``n_jobs``.
+_CHUNK_MAP: contextvars.ContextVar[tuple[Callable[[Callable, list[tuple]], list], int] | None] = \
+    contextvars.ContextVar("specweave_chunk_map", default=None)
+MIN_CHUNK = 25   # fewer series per chunk than this are not worth a task (numba load, data transfer)
+SERIES_TIME_LIMIT_S = 30.0
+_FALLBACK = "specweave_fallback_"  # set on a fallback's fitted model: "timeout" or "error"
+
+
+@contextlib.contextmanager
+def using_chunk_map(map_chunks: Callable[[Callable, list[tuple]], list], workers: int) -> Iterator[None]:
+    """Within the block, a local model over at least ``2 * MIN_CHUNK`` series fits its series in
+    up to ``workers`` chunks through ``map_chunks`` (each chunk's fit must be run as given: a
+    pickled function and its arguments)."""
+    token = _CHUNK_MAP.set((map_chunks, int(workers)))
+    try:
+        yield
+    finally:
+        _CHUNK_MAP.reset(token)
+
+
+def _chunk_ids(ids: np.ndarray, workers: int) -> list[np.ndarray]:
+    """The sorted series ids split into at most ``workers`` contiguous chunks of ``MIN_CHUNK`` or more."""
+    n = max(1, min(int(workers), len(ids) // MIN_CHUNK))
+    return [c for c in np.array_split(np.asarray(ids), n) if len(c)]
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    """The interval timer's handler: ends one series' fit (caught in ``_TimeLimited.fit``)."""
+    raise TimeoutError("the series' fit ran past its time limit")
+
+
+class _TimeLimited:
+    """A statsforecast model whose fit of one series is interrupted past ``limit_s`` (an interval
+    timer, ``signal.setitimer``: its handler raises between the model's Python steps, so
+    AutoARIMA's search and AutoETS's candidate loop stop there, not after). A series over the
+    limit, or one whose model raises, gets the naive model, marked on the fitted model
+    (``_FALLBACK``) so the count survives pools, chunks and pickling. Only what
+    ``GroupedArray.fit`` calls (``new``, ``fit``) is wrapped: the fitted entries are the model's
+    own, so the fitted StatsForecast predicts and pickles as a plain one."""
+
+    def __init__(self, model: Any, limit_s: float | None) -> None:
+        self.model = model
+        self.limit_s = limit_s
+        self.alias = getattr(model, "alias", None)
+
+    def __repr__(self) -> str:
+        return repr(self.model)
+
+    def new(self) -> _TimeLimited:
+        return _TimeLimited(self.model.new(), self.limit_s)
+
+    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Any:
+        from statsforecast.models import Naive
+
+        armed = bool(self.limit_s) and threading.current_thread() is threading.main_thread()
+        kind = None
+        if armed:
+            old = signal.signal(signal.SIGALRM, _on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, float(self.limit_s))
+        try:
+            return self.model.fit(y=y, X=X)
+        except TimeoutError:
+            kind = "timeout"
+        except Exception:  # noqa: BLE001 - statsforecast's fallback rule: any model error
+            kind = "error"
+        finally:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+        fallback = Naive(alias=self.alias) if self.alias else Naive()
+        fitted = fallback.fit(y=y, X=X)
+        setattr(fitted, _FALLBACK, kind)
+        return fitted
+
+
+def _fit_chunk(model: Any, freq: str, limit_s: float | None, df: pd.DataFrame, n_jobs: int) -> tuple[Any, np.ndarray]:
+    """Fit ``model`` on every series of ``df``: (their ids in statsforecast's order, ``fitted_``)."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive
+
+    alias = getattr(model, "alias", None)
+    sf = StatsForecast(models=[_TimeLimited(model, limit_s)], freq=freq, n_jobs=n_jobs,
+                       fallback_model=Naive(alias=alias) if alias else Naive())
+    sf.fit(df)
+    return np.asarray(sf.uids), sf.fitted_
 
 
 class Forecaster(BaseEstimator):
@@ -179,7 +275,20 @@ def _steps(last: pd.DatetimeIndex, ds: pd.DatetimeIndex, offset: Any) -> np.ndar
 
 
 class StatsForecaster(Forecaster):
-    """A statsforecast model, one per series (``_model`` builds it for a season length)."""
+    """A statsforecast model, one per series (``_model`` builds it for a season length).
+
+    The series are fitted here with statsforecast's ``n_jobs`` or, inside
+    :func:`using_chunk_map` (the sweep's trials) and with at least ``2 * MIN_CHUNK`` series, in
+    chunks through that map; either way ``sf_`` is one fitted StatsForecast over every series.
+    ``series_time_limit_s`` (the ETS, ARIMA and Theta families; ``None``: none) caps one series'
+    fit (:class:`_TimeLimited`).
+
+    Attributes (after ``fit``): ``fallbacks_`` (series that got the naive model), ``timed_out_``
+    (of those, the ones over the time limit), ``chunks_`` (how many fits), ``fit_counts_`` (the
+    first two, as the trial records them).
+    """
+
+    fits_in_chunks = True  # the sweep gives its trials one-CPU bundles and a chunk map (search/_ray)
 
     # statsforecast's column for the model: its alias
     _ALIAS = "model"
@@ -191,11 +300,39 @@ class StatsForecaster(Forecaster):
         from statsforecast import StatsForecast
         from statsforecast.models import Naive
 
-        self.sf_ = StatsForecast(models=[self._model(self.season_length_)], freq=self.freq_,
-                                 n_jobs=max(1, int(getattr(self, "n_jobs", 1) or 1)),
-                                 fallback_model=Naive(alias=self._ALIAS))
+        model = self._model(self.season_length_)
+        limit = getattr(self, "series_time_limit_s", None)
+        self.sf_ = StatsForecast(models=[model], freq=self.freq_, n_jobs=1, fallback_model=Naive(alias=self._ALIAS))
         # the local models read no exogenous columns: only the GBM forecaster does
-        self.sf_.fit(df[[SERIES, TIME, "y"]])
+        data = df[[SERIES, TIME, "y"]]
+        mapper = _CHUNK_MAP.get()
+        chunks = _chunk_ids(pd.unique(data[SERIES]), mapper[1] if mapper else 1)
+        fit_one = functools.partial(_fit_chunk, model, self.freq_, limit)
+        if mapper is None or len(chunks) < 2:
+            # the cheap path: every series here, statsforecast's own process pool (the trial's CPUs)
+            parts = [fit_one(data, max(1, int(getattr(self, "n_jobs", 1) or 1)))]
+        else:
+            # one task per chunk through the trial runner's map (Ray tasks in the trial's
+            # placement group); each chunk is a contiguous run of the sorted ids
+            at = data[SERIES].searchsorted([c[0] for c in chunks[1:]])
+            pieces = np.split(np.arange(len(data)), at)
+            parts = mapper[0](fit_one, [(data.iloc[idx], 1) for idx in pieces])
+        # one StatsForecast as if fitted in one process: the full frame's ids, last dates and
+        # arrays (statsforecast's own _prepare_fit), the chunks' fitted models stacked in order
+        self.sf_._prepare_fit(data)
+        uids = np.concatenate([np.asarray(u) for u, _ in parts])
+        if not np.array_equal(uids, np.asarray(self.sf_.uids)):
+            raise CandidateError("the chunks' fitted series are not the frame's series, in order")
+        self.sf_.fitted_ = np.vstack([fm for _, fm in parts])
+        self.sf_.n_jobs = 1
+        kinds = [getattr(m, _FALLBACK, None) for m in self.sf_.fitted_[:, 0]]
+        self.fallbacks_ = sum(k is not None for k in kinds)
+        self.timed_out_ = kinds.count("timeout")
+        self.chunks_ = len(parts)
+        self.fit_counts_ = {"series_fallbacks": self.fallbacks_, "series_timed_out": self.timed_out_}
+        if self.fallbacks_:
+            self.notes_.append(f"{self.fallbacks_} of {len(kinds)} series got the naive fallback "
+                               f"({self.timed_out_} over the per-series time limit of {limit} s)")
 
     def _fitted(self, df: pd.DataFrame) -> pd.DataFrame | None:
         from statsforecast import StatsForecast
@@ -283,10 +420,11 @@ class ETSForecaster(StatsForecaster):
     """
 
     def __init__(self, *, model: str = "ZZZ", damped: bool | None = None, season_length: int | None = None,
-                 n_jobs: int = 1) -> None:
+                 series_time_limit_s: float | None = SERIES_TIME_LIMIT_S, n_jobs: int = 1) -> None:
         self.model = model
         self.damped = damped
         self.season_length = season_length
+        self.series_time_limit_s = series_time_limit_s
         self.n_jobs = n_jobs
 
     def _model(self, season_length: int) -> Any:
@@ -310,13 +448,15 @@ class ARIMAForecaster(StatsForecaster):
     """
 
     def __init__(self, *, nmodels: int = 20, max_p: int = 3, max_q: int = 3, approximation: bool = True,
-                 max_season: int = 24, season_length: int | None = None, n_jobs: int = 1) -> None:
+                 max_season: int = 24, season_length: int | None = None,
+                 series_time_limit_s: float | None = SERIES_TIME_LIMIT_S, n_jobs: int = 1) -> None:
         self.nmodels = nmodels
         self.max_p = max_p
         self.max_q = max_q
         self.approximation = approximation
         self.max_season = max_season
         self.season_length = season_length
+        self.series_time_limit_s = series_time_limit_s
         self.n_jobs = n_jobs
 
     def _model(self, season_length: int) -> Any:
@@ -335,10 +475,12 @@ class ThetaForecaster(StatsForecaster):
     seasonally adjusted series (classical decomposition at any season length)."""
 
     def __init__(self, *, decomposition_type: str = "multiplicative", model: str | None = None,
-                 season_length: int | None = None, n_jobs: int = 1) -> None:
+                 season_length: int | None = None, series_time_limit_s: float | None = SERIES_TIME_LIMIT_S,
+                 n_jobs: int = 1) -> None:
         self.decomposition_type = decomposition_type
         self.model = model
         self.season_length = season_length
+        self.series_time_limit_s = series_time_limit_s
         self.n_jobs = n_jobs
 
     def _model(self, season_length: int) -> Any:

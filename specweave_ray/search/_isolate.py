@@ -31,10 +31,11 @@ from typing import Any
 
 from specweave_ray.exceptions import TrialFault
 
-__all__ = ["TRIAL_TAG", "parse_tag", "run_isolated"]
+__all__ = ["TRIAL_TAG", "ask_worker", "parse_tag", "run_isolated"]
 
 TRIAL_TAG = "specweave-trial: "
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TO_WORKER: tuple[Any, Any] | None = None  # in a child: (its pipe to the worker, the worker's replies)
 
 
 def _tag(node: str | None, cause: dict[str, Any]) -> str:
@@ -70,9 +71,28 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def ask_worker(request: Any) -> Any:
+    """In a trial's child: have the worker answer ``request`` (``run_isolated``'s ``serve``, e.g.
+    the Ray tasks a forked, Ray-free child can't start itself) and return its answer.
+
+    Raises:
+        Exception: what ``serve`` raised (a chunk's ``TrialFault``), here in the child.
+    """
+    if _TO_WORKER is None:
+        raise RuntimeError("ask_worker is only for a trial body run by run_isolated(..., serve=...)")
+    conn, replies = _TO_WORKER
+    conn.send(("request", request))
+    status, value = replies.recv()
+    if status == "error":
+        raise value
+    return value
+
+
 def _child(conn: Any, body: Callable[[Callable[[dict], None]], Any], memory_mb: float | None,
-           parent: int) -> None:
+           parent: int, replies: Any = None) -> None:
+    global _TO_WORKER
     _die_with_parent(parent)
+    _TO_WORKER = (conn, replies) if replies is not None else None
     old = resource.getrlimit(resource.RLIMIT_AS)
     if memory_mb:
         # on top of what the forked worker already maps (Ray's worker reserves gigabytes of address
@@ -103,9 +123,27 @@ def _signal_name(num: int) -> str:
     return f"signal {num}"
 
 
+def _timeout(node: str | None, timeout_s: float | None, t0: float) -> TrialFault:
+    cause = {"kind": "timeout", "limit_s": timeout_s, "elapsed_s": round(time.monotonic() - t0, 3)}
+    return TrialFault(f"trial ran past its time limit of {timeout_s:g} s and was killed\n"
+                      + _tag(node, cause), cause=cause, node=node)
+
+
+def _reply(conn: Any, status: str, value: Any) -> None:
+    try:
+        conn.send((status, value))
+    except Exception:  # noqa: BLE001 - an unpicklable answer or error travels as text
+        conn.send(("error", RuntimeError(f"{type(value).__name__}: {str(value)[:4000]}")))
+
+
 def run_isolated(body: Callable[[Callable[[dict], None]], Any], report: Callable[[dict], None] | None, *,
-                 node: str | None = None, timeout_s: float | None = None, memory_mb: float | None = None) -> None:
+                 node: str | None = None, timeout_s: float | None = None, memory_mb: float | None = None,
+                 serve: Callable[[Any, float | None], Any] | None = None) -> None:
     """Run ``body(send)`` in a forked child; each ``send(result)`` there is ``report(result)`` here.
+
+    With ``serve``, the child's :func:`ask_worker` calls are answered here by ``serve(request,
+    deadline)`` (``deadline``: ``time.monotonic()`` at the time limit, or None): what it returns
+    or raises goes back to the child; a ``TimeoutError`` from it is the trial's timeout.
 
     Raises:
         TrialFault: the child exited (code), was killed (signal), went over ``memory_mb`` or ran
@@ -114,10 +152,13 @@ def run_isolated(body: Callable[[Callable[[dict], None]], Any], report: Callable
     """
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, body, memory_mb, os.getpid()), name="specweave-trial")
+    answers, to_child = ctx.Pipe(duplex=False) if serve is not None else (None, None)
+    proc = ctx.Process(target=_child, args=(send, body, memory_mb, os.getpid(), answers), name="specweave-trial")
     t0 = time.monotonic()
     proc.start()
     send.close()
+    if answers is not None:
+        answers.close()
     deadline = t0 + timeout_s if timeout_s else None
     outcome: tuple | None = None
     try:
@@ -126,9 +167,7 @@ def run_isolated(body: Callable[[Callable[[dict], None]], Any], report: Callable
             if not recv.poll(wait):
                 proc.kill()
                 proc.join(5)
-                cause = {"kind": "timeout", "limit_s": timeout_s, "elapsed_s": round(time.monotonic() - t0, 3)}
-                raise TrialFault(f"trial ran past its time limit of {timeout_s:g} s and was killed\n"
-                                 + _tag(node, cause), cause=cause, node=node)
+                raise _timeout(node, timeout_s, t0)
             try:
                 msg = recv.recv()
             except EOFError:
@@ -136,6 +175,17 @@ def run_isolated(body: Callable[[Callable[[dict], None]], Any], report: Callable
             if msg[0] == "report":
                 if report is not None:
                     report(msg[1])
+            elif msg[0] == "request" and serve is not None:
+                try:
+                    answer = serve(msg[1], deadline)
+                except TimeoutError:
+                    proc.kill()
+                    proc.join(5)
+                    raise _timeout(node, timeout_s, t0) from None
+                except Exception as err:  # noqa: BLE001 - the child raises it, in the trial's code
+                    _reply(to_child, "error", err)
+                else:
+                    _reply(to_child, "ok", answer)
             else:
                 outcome = msg
                 break
@@ -144,6 +194,8 @@ def run_isolated(body: Callable[[Callable[[dict], None]], Any], report: Callable
             proc.kill()  # the worker's own report raised (Tune stopping the trial): end the child
         proc.join(5 if outcome is not None else None)
         recv.close()
+        if to_child is not None:
+            to_child.close()
     if outcome is not None and outcome[0] == "done":
         return
     if outcome is not None:  # the body raised
@@ -159,8 +211,12 @@ def run_isolated(body: Callable[[Callable[[dict], None]], Any], report: Callable
                 err = pickle.loads(blob)
         if not isinstance(err, BaseException):
             err = RuntimeError(f"{type_name}: {message}")
-        cause = {"kind": "exception", "type": type_name}
         err.add_note(f"trial traceback (in the trial's process):\n{tb}")
+        if isinstance(err, TrialFault) and err.cause:
+            # a fault served to the child (a chunk's process died, or its memory): its own cause and node
+            err.add_note(_tag(err.node or node, err.cause))
+            raise err
+        cause = {"kind": "exception", "type": type_name}
         err.add_note(_tag(node, cause))
         raise err
     code = proc.exitcode

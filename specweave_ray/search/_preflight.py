@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from specweave_ray import problems
@@ -55,7 +56,9 @@ def preflight(experiments: Sequence[ModelExperiment], X: Any, *, problem_type: s
         return False
     started = _ray.ensure_ray(address=sweep_cfg.address, num_cpus=sweep_cfg.num_cpus)
     try:
-        _ray.check_resources(everything, autoscale=sweep_cfg.autoscale, pending_timeout_s=sweep_cfg.pending_timeout_s)
+        # with their classes, as the sweep checks them (a local forecaster's trial needs one-CPU bundles only)
+        resolved = [replace(e, estimator=resolve_estimator(e.estimator, problem_type=problem)) for e in everything]
+        _ray.check_resources(resolved, autoscale=sweep_cfg.autoscale, pending_timeout_s=sweep_cfg.pending_timeout_s)
     except BaseException:
         if started:
             _ray.shutdown()

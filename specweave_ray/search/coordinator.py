@@ -204,7 +204,13 @@ class Coordinator:
             "cache_context": self._contexts.get(name),
             "lineage": {**self.meta.get("lineage", {}), "estimator_source_sha256": source_hash(cand.estimator)},
         }
+        if info.get("chunk_nodes"):  # a local forecaster's series fitted in chunks (search/_ray)
+            meta["chunks"] = {"tasks": int(info.get("chunk_tasks") or 0),
+                              "nodes": str(info["chunk_nodes"]).split(",")}
         notes = []
+        if metrics.get("series_fallbacks"):
+            notes.append(f"Series fallbacks (summed over the folds): {metrics['series_fallbacks']:g} got the naive "
+                         f"forecast, {metrics.get('series_timed_out', 0):g} of them over the per-series time limit")
         if meta["device_warnings"]:
             notes.append("Device fallback: " + "; ".join(meta["device_warnings"]))
         if error is not None:

@@ -111,6 +111,11 @@ def run_cv(
                 scores.append(scorer(y_va, predict_for(scorer, fitted[i], X_va)))
             predict_time += time.perf_counter() - t
         mean, std = float(np.mean(scores)), float(np.std(scores))
+        # what a model counts while fitting (a local forecaster's series fallbacks, timeouts), over the folds
+        counts: dict[str, float] = {}
+        for model in fitted:
+            for key, value in (getattr(model, "fit_counts_", None) or {}).items():
+                counts[key] = counts.get(key, 0) + value
         result = {
             metric: mean, "cv_mean": mean, "cv_std": std,
             **{f"cv_fold_{i + 1}": s for i, s in enumerate(scores)},
@@ -121,6 +126,7 @@ def run_cv(
             f"{INFO_PREFIX}gpu_ids": ",".join(map(str, gpu_ids)),
             f"{INFO_PREFIX}cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
             f"{INFO_PREFIX}device_warnings": " | ".join(warnings),
+            **counts,
         }
         if keep_oof and problem is not None and problem.output in OUTPUTS and stage == n_stages:
             result[OOF_KEY] = _oof(problem, fitted, prepared, folds, n_rows=len(y))

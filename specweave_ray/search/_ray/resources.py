@@ -29,9 +29,30 @@ _AUTOSCALING_STATUS_KEY = "__autoscaling_status"
 _FIX = "lower its resources, add nodes, or on an autoscaling cluster set sweep.autoscale: true (or {env}=1)"
 
 
-def bundle_of(exp: ModelExperiment) -> dict[str, float]:
-    """The one placement-group bundle each of the candidate's trials asks for."""
+def chunk_workers(exp: ModelExperiment, n_nodes: int) -> int:
+    """How many one-CPU bundles a trial of a local forecaster (``fits_in_chunks``) holds to fit
+    its series in chunks on a cluster of ``n_nodes`` alive nodes: its ``cpu`` (``resources: {cpu:
+    4}`` → 4). 0 (one bundle, statsforecast's own ``n_jobs`` pool) for every other candidate, a
+    GPU one, below 2 CPUs, and on one node: there the pool's forked processes do what the chunk
+    tasks would, without their cold start (a fresh Ray worker and its imports, seconds)."""
+    cpu, gpu = float(exp.resources["cpu"]), float(exp.resources["gpu"])
+    if (n_nodes < 2 or not getattr(exp.estimator, "fits_in_chunks", False) or gpu > 0 or cpu < 2
+            or cpu != int(cpu)):
+        return 0
+    return int(cpu)
+
+
+def bundle_of(exp: ModelExperiment, n_nodes: int = 1) -> dict[str, float]:
+    """The largest placement-group bundle each of the candidate's trials asks for (one node must host it)."""
+    if chunk_workers(exp, n_nodes):
+        return {"CPU": 1.0, "GPU": 0.0}
     return {"CPU": float(exp.resources["cpu"]), "GPU": float(exp.resources["gpu"])}
+
+
+def bundles_of(exp: ModelExperiment, n_nodes: int) -> list[dict[str, float]]:
+    """Every resource bundle of a trial: one, or a chunked trial's one-CPU bundles."""
+    workers = chunk_workers(exp, n_nodes)
+    return [{"CPU": 1.0} for _ in range(workers)] if workers else [bundle_of(exp)]
 
 
 def shape(resources: Mapping[str, float], keys: Iterable[str] = ("CPU", "GPU")) -> str:
@@ -106,8 +127,9 @@ def check_resources(experiments: Sequence[ModelExperiment], *, autoscale: bool |
     have = {"cpu": sum(n.get("CPU", 0.0) for n in nodes), "gpu": sum(n.get("GPU", 0.0) for n in nodes)}
     short = []
     for exp in experiments:
-        bundle = bundle_of(exp)
-        over = [(key, bundle[key.upper()]) for key in ("cpu", "gpu") if bundle[key.upper()] > have[key]]
+        bundle = bundle_of(exp, len(nodes))
+        asked = {"CPU": float(exp.resources["cpu"]), "GPU": float(exp.resources["gpu"])}  # all bundles together
+        over = [(key, asked[key.upper()]) for key in ("cpu", "gpu") if asked[key.upper()] > have[key]]
         if over:
             key, want = over[0]
             short.append(f"candidate '{exp.name}' asks for {want:g} {key.upper()} per trial but the Ray cluster "

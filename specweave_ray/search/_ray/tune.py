@@ -11,15 +11,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import re
 import shutil
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from specweave_ray.search._isolate import parse_tag, run_isolated
-from specweave_ray.search._ray.resources import PendingWatch
+from specweave_ray.candidates.forecasters import using_chunk_map
+from specweave_ray.exceptions import TrialFault
+from specweave_ray.search._isolate import ask_worker, parse_tag, run_isolated
+from specweave_ray.search._ray.resources import PendingWatch, alive_nodes, bundles_of, chunk_workers
 from specweave_ray.search._ray.resources import check_resources as check
 from specweave_ray.search.trial import ERROR_KEY, refit, run_cv
 from specweave_ray.spec.experiment import ModelExperiment
@@ -105,22 +109,41 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
     cand = payload["candidates"][config["candidate"]]
     node = ray.get_runtime_context().get_node_id()
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    limits = payload.get("limits") or {}
+    isolate = limits.get("isolate", True)
+    workers = int(cand.get("chunks") or 0)
+    chunk_nodes: list[str] = []
+    serve = None
+    if workers:
+        # the trial holds `workers` one-CPU bundles and its actor none (run_tune): the series'
+        # chunks run as tasks in those bundles, started here in the worker (a forked child must
+        # not call Ray: it asks the worker through _isolate.ask_worker)
+        serve = _chunk_server(ray.util.get_current_placement_group(), limits, chunk_nodes)
 
     def body(report: Callable[[dict[str, Any]], None]) -> None:
-        run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
-               metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
-               problem_type=payload.get("problem_type"), keep_oof=bool(payload.get("keep_oof")),
-               stages=cand["stages"], cpus=cand["cpus"],
-               gpu_ids=gpu_ids, report=report, node=node)
+        def fit_chunks(fn: Callable, items: list[tuple]) -> list:
+            return ask_worker(("map", fn, items)) if isolate else serve(("map", fn, items), None)
 
-    limits = payload.get("limits") or {}
-    if not limits.get("isolate", True):
-        body(tune.report)
+        with using_chunk_map(fit_chunks, workers) if workers else contextlib.nullcontext():
+            run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
+                   metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
+                   problem_type=payload.get("problem_type"), keep_oof=bool(payload.get("keep_oof")),
+                   stages=cand["stages"], cpus=cand["cpus"],
+                   gpu_ids=gpu_ids, report=report, node=node)
+
+    def report(result: dict[str, Any]) -> None:
+        if chunk_nodes:  # where the chunks ran, for the record (meta.json "chunks")
+            result = {**result, "info_chunk_nodes": ",".join(sorted(set(chunk_nodes))),
+                      "info_chunk_tasks": len(chunk_nodes)}
+        tune.report(result)
+
+    if not isolate:
+        body(report)
         return
     try:
         # in a forked child: its exit code / signal, memory and time limits are seen here (_isolate)
-        run_isolated(body, tune.report, node=node, timeout_s=limits.get("timeout_s"),
-                     memory_mb=limits.get("memory_mb"))
+        run_isolated(body, report, node=node, timeout_s=limits.get("timeout_s"),
+                     memory_mb=limits.get("memory_mb"), serve=serve)
     except Exception as err:  # noqa: BLE001 - a failed trial is reported, its worker lives on
         # Reported as the trial's last result, not raised: Tune throws away the actor of a trial
         # that raised and starts a new one (seconds each), while this worker is healthy (the trial
@@ -129,15 +152,76 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
                      ERROR_KEY: "".join(traceback.format_exception(err))[-20000:]})
 
 
+def _chunk_task(fn: Callable, args: tuple, limits: dict[str, Any]) -> tuple[str, Any, str]:
+    """Ray task: one chunk's fit, ``fn(*args)``, isolated like a trial (its own forked child, the
+    trial's memory limit per chunk). Returns ``(status, value, node)``: "ok" and the result, or
+    "error" and what it raised (a ``TrialFault`` when its process died or ran out of memory)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    out: list[Any] = []
+    try:
+        if limits.get("isolate", True):
+            run_isolated(lambda send: send(fn(*args)), out.append, node=node, memory_mb=limits.get("memory_mb"))
+        else:
+            out.append(fn(*args))
+    except Exception as err:  # noqa: BLE001 - the trial raises it, with the chunk's node
+        try:
+            pickle.dumps(err)
+        except Exception:  # noqa: BLE001
+            err = RuntimeError(f"{type(err).__name__}: {str(err)[:4000]}")
+        return "error", err, node
+    return "ok", out[0], node
+
+
+def _chunk_server(pg: Any, limits: dict[str, Any], nodes: list[str]) -> Callable[[Any, float | None], list]:
+    """The worker's answer to a trial's ``("map", fn, items)``: one task per item in the
+    placement group ``pg`` (one CPU each, any of its bundles: the trial's own resources, so no
+    task waits for resources another trial holds), results in order. Past ``deadline`` the tasks
+    are cancelled and ``TimeoutError`` raised; a failed chunk's error is raised, its node noted."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    task = ray.remote(_chunk_task).options(
+        num_cpus=1, max_retries=0,
+        scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=pg, placement_group_bundle_index=-1))
+
+    def serve(request: Any, deadline: float | None) -> list:
+        _, fn, items = request
+        fn_ref = ray.put(fn)
+        refs = [task.remote(fn_ref, args, limits) for args in items]
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=wait)
+        if pending:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise TimeoutError("the chunks ran past the trial's time limit")
+        out = []
+        for status, value, node in ray.get(refs):
+            nodes.append(node)
+            if status != "ok":
+                if not isinstance(value, TrialFault):
+                    value.add_note(f"in a chunk of the series' fits, on node {node}")
+                raise value
+            out.append(value)
+        return out
+
+    return serve
+
+
 def _refit_task(payload: dict[str, Any], name: str, params: dict[str, Any]) -> tuple[Any, Any, list[str], str]:
     """Ray task (Ray resolves the payload ref passed as an argument from the object store)."""
     import ray
 
 
     cand = payload["candidates"][name]
-    model, pre, warnings = refit(cand["cls"], params, payload["X"], payload["y"],
-                                 preprocessor=None if cand["raw"] else payload["preprocessor"], cpus=cand["cpus"],
-                                 gpu_ids=[str(g) for g in ray.get_gpu_ids()])
+    workers = int(cand.get("chunks") or 0)
+    pg = ray.util.get_current_placement_group() if workers else None
+    with (using_chunk_map(lambda fn, items: _chunk_server(pg, payload.get("limits") or {}, [])(("map", fn, items), None),
+                          workers) if pg is not None else contextlib.nullcontext()):
+        model, pre, warnings = refit(cand["cls"], params, payload["X"], payload["y"],
+                                     preprocessor=None if cand["raw"] else payload["preprocessor"], cpus=cand["cpus"],
+                                     gpu_ids=[str(g) for g in ray.get_gpu_ids()])
     return model, pre, warnings, ray.get_runtime_context().get_node_id()
 
 
@@ -483,6 +567,11 @@ def run_tune(
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
+    n_nodes = len(alive_nodes())
+    chunks = {e.name: chunk_workers(e, n_nodes) for e in experiments}
+    for name, workers in chunks.items():  # a local forecaster's trial fits its series in chunks
+        if name in payload["candidates"]:
+            payload["candidates"][name]["chunks"] = workers
     payload_ref = ray.put(payload)
     total = sum(budgets.values())
     if total == 0:
@@ -490,10 +579,15 @@ def run_tune(
     staged = [n for n, c in payload["candidates"].items() if c["stages"] > 1]
     # a trial that waits longer than this for a node able to host it ends the sweep (SweepError)
     pending, on_step, stopper = _make_pending_watch(pending_timeout_s)
-    resources = {e.name: tune.PlacementGroupFactory([{"CPU": float(e.resources["cpu"]), "GPU": float(e.resources["gpu"])}])
+    # A chunked trial: an empty head bundle (its actor holds nothing: it waits on its chunks) and
+    # one bundle of 1 CPU per chunk worker, PACKed: on as few nodes as have room, spilling onto
+    # more only when one node lacks the CPUs (SPREAD would scatter even a trial that fits on one
+    # node, paying transfers and leaving no node whole for the next trial).
+    resources = {e.name: tune.PlacementGroupFactory(([{}] if chunks[e.name] else []) + bundles_of(e, n_nodes),
+                                                    strategy="PACK")
                  for e in experiments}
     shapes = {(float(e.resources["cpu"]), float(e.resources["gpu"])) for e in experiments}
-    if len(shapes) == 1:
+    if len(shapes) == 1 and not any(chunks.values()):
         # One shape for every trial: a constant request lets Tune reuse actors and their placement
         # groups across trials; a per-config callable gives each trial a placement group of its own.
         (cpu, gpu), = shapes
@@ -581,20 +675,35 @@ def refit_best(payload_ref: Any, chosen: Mapping[str, tuple[ModelExperiment, dic
     """Refit each candidate's best params on all training data as Ray tasks with the candidate's
     resources; the fitted models come back to the driver through the object store."""
     import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     if not chosen:
         return {}
     task = ray.remote(_refit_task)
-    refs = {name: task.options(num_cpus=float(exp.resources["cpu"]), num_gpus=float(exp.resources["gpu"]),
-                               max_retries=0).remote(payload_ref, name, params)
-            for name, (exp, params) in chosen.items()}
+    refs, groups = {}, []
+    n_nodes = len(alive_nodes())
+    for name, (exp, params) in chosen.items():
+        if chunk_workers(exp, n_nodes):
+            # like its trials: the refit's chunks in one-CPU bundles, the refit task itself in none
+            pg = placement_group(bundles_of(exp, n_nodes), strategy="PACK")
+            groups.append(pg)
+            opts = {"num_cpus": 0, "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                placement_group=pg, placement_group_bundle_index=0)}
+        else:
+            opts = {"num_cpus": float(exp.resources["cpu"]), "num_gpus": float(exp.resources["gpu"])}
+        refs[name] = task.options(max_retries=0, **opts).remote(payload_ref, name, params)
     out = {}
-    for name, ref in refs.items():
-        try:
-            out[name] = ray.get(ref)
-        except Exception as err:  # noqa: BLE001 - a failed refit is reported, the sweep stands
-            logger.warning("refit of %s failed: %s", name, err)
-            out[name] = err
+    try:
+        for name, ref in refs.items():
+            try:
+                out[name] = ray.get(ref)
+            except Exception as err:  # noqa: BLE001 - a failed refit is reported, the sweep stands
+                logger.warning("refit of %s failed: %s", name, err)
+                out[name] = err
+    finally:
+        for pg in groups:
+            remove_placement_group(pg)
     return out
 
 
