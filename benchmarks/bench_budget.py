@@ -2,11 +2,11 @@
 
     python benchmarks/bench_budget.py [--budget 60] [--rows 4000] [--only fraud breast_cancer] [--json out.json]
 
-Two tables: the fraud worked example (``data/datasets.py``, sampled to ``--rows`` with 2%
+Three tables: the fraud and LTV worked examples (``data/datasets.py``, ``--rows`` rows; fraud at 2%
 positives) and scikit-learn's breast cancer. For each: a 75/25 split, then
 
 * ``run_experiments(..., time_budget_s=budget)`` with more trials than the budget allows
-  (logistic, XGBoost, LightGBM searched; the problem type's baselines; 3-fold CV; MLflow off); the
+  (logistic or ridge, XGBoost, LightGBM searched; the problem type's baselines; 3-fold CV; MLflow off); the
   held-out primary metric of what the sweep chose (its refitted best model, or the ensemble);
 * FLAML 2.7 ``AutoML.fit(time_budget=budget)`` on the same encoded features;
 * each one's wall clock against the budget (the tool's includes Ray's start and stop, its
@@ -40,21 +40,26 @@ from specweave_ray.spec.search_space import loguniform, randint  # noqa: E402
 from specweave_ray.workspace.increment import Increment  # noqa: E402
 from specweave_ray.workspace.records import read_record  # noqa: E402
 
-FLAML_METRIC = {"roc_auc": "roc_auc", "pr_auc": "ap"}
+FLAML_METRIC = {"roc_auc": "roc_auc", "pr_auc": "ap", "rmse": "rmse"}
 
 
-def datasets(rows: int, seed: int) -> list[tuple[str, str, pd.DataFrame, pd.Series]]:
+def datasets(rows: int, seed: int) -> list[tuple[str, str, str, pd.DataFrame, pd.Series]]:
     from sklearn.datasets import load_breast_cancer
 
     fraud = generate("fraud", n_rows=rows, seed=seed, positive_rate=0.02)
+    ltv = generate("ltv", n_rows=rows, seed=seed)
     bc = load_breast_cancer(as_frame=True)
-    return [("fraud", "pr_auc", fraud.drop(columns="is_fraud"), fraud["is_fraud"]),
-            ("breast_cancer", "roc_auc", bc.data, bc.target)]
+    return [("fraud", "classification", "pr_auc", fraud.drop(columns="is_fraud"), fraud["is_fraud"]),
+            ("ltv", "regression", "rmse", ltv.drop(columns="ltv"), ltv["ltv"]),
+            ("breast_cancer", "classification", "roc_auc", bc.data, bc.target)]
 
 
-def candidates() -> list[ModelExperiment]:
+def candidates(kind: str) -> list[ModelExperiment]:
     # cheap first: the searcher hands out trials round-robin in this order
-    return [ModelExperiment("logistic", "logistic", {"max_iter": 1000, "C": loguniform(0.01, 10.0)}, num_samples=8),
+    linear = (ModelExperiment("logistic", "logistic", {"max_iter": 1000, "C": loguniform(0.01, 10.0)}, num_samples=8)
+              if kind == "classification" else
+              ModelExperiment("ridge", "ridge", {"alpha": loguniform(0.01, 100.0)}, num_samples=8))
+    return [linear,
             ModelExperiment("xgboost", "xgboost", {"n_estimators": 150, "n_jobs": 1, "max_depth": randint(3, 7),
                                                    "learning_rate": loguniform(0.03, 0.3)}, num_samples=40),
             ModelExperiment("lightgbm", "lightgbm", {"n_estimators": 150, "n_jobs": 1, "verbose": -1,
@@ -68,37 +73,41 @@ def _load(inc: Increment, record: str) -> tuple[Any, Any]:
     return load_native(rec.path, art["model"]), (load_native(rec.path, art["features"]) if "features" in art else None)
 
 
-def one(name: str, metric_name: str, X: pd.DataFrame, y: pd.Series, *, budget: float, root: Path, seed: int) -> dict:
+def one(name: str, kind: str, metric_name: str, X: pd.DataFrame, y: pd.Series, *, budget: float, root: Path,
+        seed: int) -> dict:
     from flaml import AutoML
     from sklearn.model_selection import train_test_split
 
     metric = get_metric(metric_name)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
-    inc = Increment.create(f"budget {name}", problem_type="classification", root=root)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=seed,
+                                              stratify=y if kind == "classification" else None)
+    inc = Increment.create(f"budget {name}", problem_type=kind, root=root)
     t0 = time.perf_counter()
-    res = run_experiments(candidates(), X_tr, y_tr, increment=inc, problem_type="classification", metric=metric_name,
+    res = run_experiments(candidates(kind), X_tr, y_tr, increment=inc, problem_type=kind, metric=metric_name,
                           cv=3, seed=seed, sweep={"stages": 1, "num_cpus": 2}, time_budget_s=budget)
     tool_s = time.perf_counter() - t0
     y_te_arr = np.asarray(y_te)
     best = res.comparison["best"]
     model, features = _load(inc, best)
     Xt = features.transform(X_te) if features is not None else X_te
-    tool = score(metric, y_te_arr, np.asarray(model.predict_proba(Xt), dtype=np.float64))
+    predict = (lambda m, A: m.predict_proba(A)) if kind == "classification" else (lambda m, A: m.predict(A))
+    tool = score(metric, y_te_arr, np.asarray(predict(model, Xt), dtype=np.float64))
     statuses = [t.status for t in res.trials]
     # FLAML on the same encoded features as the tool's candidates
-    feat = _load(inc, res.best_per_candidate["logistic"].record_id)[1] if "logistic" in res.best_per_candidate else features
+    linear = candidates(kind)[0].name
+    feat = _load(inc, res.best_per_candidate[linear].record_id)[1] if linear in res.best_per_candidate else features
     A_tr, A_te = (feat.transform(X_tr), feat.transform(X_te)) if feat is not None else (X_tr, X_te)
     automl = AutoML()
     t1 = time.perf_counter()
     with open(os.devnull, "w") as quiet:  # FLAML logs every iteration to stdout
         stdout, sys.stdout = sys.stdout, quiet
         try:
-            automl.fit(A_tr, np.asarray(y_tr), task="classification", metric=FLAML_METRIC[metric_name],
+            automl.fit(A_tr, np.asarray(y_tr), task=kind, metric=FLAML_METRIC[metric_name],
                        time_budget=budget, n_jobs=2, seed=seed, verbose=0)
         finally:
             sys.stdout = stdout
     flaml_s = time.perf_counter() - t1
-    flaml = score(metric, y_te_arr, np.asarray(automl.predict_proba(A_te), dtype=np.float64))
+    flaml = score(metric, y_te_arr, np.asarray(predict(automl, A_te), dtype=np.float64))
     sign = 1.0 if metric.mode == "max" else -1.0
     return {"data": name, "metric": metric_name, "budget_s": budget, "tool": tool, "tool_chose": res.comparison["best_candidate"],
             "tool_s": tool_s, "tool_trials": len(statuses), "tool_interrupted": statuses.count("interrupted"),
@@ -112,15 +121,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--only", nargs="*", help="data set names to run (default: both)")
+    parser.add_argument("--only", nargs="*", help="data set names to run (default: all three)")
     args = parser.parse_args()
     os.environ["SPECWEAVE_MLFLOW"] = "0"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, metric, X, y in datasets(args.rows, args.seed):
+        for name, kind, metric, X, y in datasets(args.rows, args.seed):
             if args.only and name not in args.only:
                 continue
-            rows.append(one(name, metric, X, y, budget=args.budget, root=Path(tmp) / "incs", seed=args.seed))
+            rows.append(one(name, kind, metric, X, y, budget=args.budget, root=Path(tmp) / "incs", seed=args.seed))
     print(f"budget {args.budget:g} s per tool and data set")
     print(f"{'data':<14}{'metric':<8}{'tool':>8}{'FLAML':>8}{'tool/FLAML':>11}{'tool s':>8}{'FLAML s':>8}"
           f"{'trials':>7}{'stopped':>8}  chose (tool / FLAML)")

@@ -12,14 +12,15 @@ the 108-month training part of every series, after holding out each series' last
   ``--nodes N`` Ray is a ``ray.cluster_utils.Cluster`` of N nodes sharing the CPUS, and the trial
   holds CPUS one-CPU bundles and fits its series in chunks, one Ray task each, on those nodes.
 
-Printed: each one's seconds and series per second, the ratio (b)/(a) (target: at most 1.2x),
+(a) and (b) alternate ``--repeats`` times and the fastest of each is compared. Printed: each
+one's seconds and series per second, the ratio (b)/(a) (target: at most 1.2x),
 the MASE of both (they fit the same models, so they agree), and the chunks (b)'s trial ran and
 on how many nodes (its record's ``chunks``; none on one node). A small warm-up fit in this
 process comes first (statsforecast's first call pays its imports).
 
 Usage::
 
-    python benchmarks/bench_forecast.py [--series 1000] [--length 120] [--cpus 2] [--nodes 1] [--json PATH]
+    python benchmarks/bench_forecast.py [--series 1000] [--length 120] [--cpus 2] [--nodes 1] [--repeats 2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +60,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=120)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--nodes", type=int, default=1, help="Ray nodes sharing the CPUs (>1: the chunked fit)")
+    parser.add_argument("--repeats", type=int, default=2, help="(a) and (b) alternated this many times; the fastest of each")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ["SPECWEAVE_MLFLOW"] = "0"
@@ -82,14 +85,26 @@ def main() -> None:
     # warm numba's compiled ETS kernels in this process (statsforecast caches them on disk too)
     StatsForecast([AutoETS(season_length=12)], freq="MS").forecast(h=12, df=fit_df[fit_df["unique_id"] == "m0000"])
 
-    t0 = time.perf_counter()
-    fc = StatsForecast([AutoETS(season_length=12)], freq="MS", n_jobs=args.cpus).forecast(h=12, df=fit_df)
-    merged = window.merge(fc, on=["unique_id", "ds"])
     from specweave_ray.metrics import seasonal_scale
 
     scales = {s: seasonal_scale(g.to_numpy(), 12) for s, g in fit_df.groupby("unique_id")["y"]}
-    mase_a = forecast_scores(merged["y"], merged["AutoETS"], merged["unique_id"], scales)["mase"]
-    seconds_a = time.perf_counter() - t0
+
+    def statsforecast_alone() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        fc = StatsForecast([AutoETS(season_length=12)], freq="MS", n_jobs=args.cpus).forecast(h=12, df=fit_df)
+        merged = window.merge(fc, on=["unique_id", "ds"])
+        mase = forecast_scores(merged["y"], merged["AutoETS"], merged["unique_id"], scales)["mase"]
+        return time.perf_counter() - t0, mase
+
+    def through_ray(tmp: str, i: int) -> tuple[float, Any, Any]:
+        inc = Increment.create(f"Bench Forecast {i}", problem_type="timeseries", root=tmp)
+        t0 = time.perf_counter()
+        res = run_experiments([ModelExperiment("ets", "ets", {}, resources={"cpu": args.cpus})], X_tr, y_tr,
+                              increment=inc, problem_type="timeseries", metric="mase",
+                              cv=RollingOrigin(1), baselines=False, use_cache=False, refit=False)
+        seconds = time.perf_counter() - t0
+        rec, = [r for r in list_records(inc) if r.kind == "trial"]
+        return seconds, res, rec
 
     cluster = None
     if args.nodes > 1:
@@ -106,27 +121,32 @@ def main() -> None:
         _ray.ensure_ray(num_cpus=args.cpus)
     from specweave_ray.workspace.records import list_records
 
+    # (a) and (b) alternate, so that both see the same drift in the machine's load; the fastest
+    # of each is compared (this machine's statsforecast alone varied 40-52 s run to run, quiet)
+    times_a, times_b = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        inc = Increment.create("Bench Forecast", problem_type="timeseries", root=tmp)
-        t0 = time.perf_counter()
-        res = run_experiments([ModelExperiment("ets", "ets", {}, resources={"cpu": args.cpus})], X_tr, y_tr,
-                              increment=inc, problem_type="timeseries", metric="mase",
-                              cv=RollingOrigin(1), baselines=False, use_cache=False, refit=False)
-        seconds_b = time.perf_counter() - t0
-        rec, = [r for r in list_records(inc) if r.kind == "trial"]
+        for i in range(args.repeats):
+            seconds, mase_a = statsforecast_alone()
+            times_a.append(seconds)
+            seconds, res, rec = through_ray(tmp, i)
+            times_b.append(seconds)
         chunks = rec.meta.get("chunks") or {"tasks": 0, "nodes": []}
     _ray.shutdown()
     if cluster is not None:
         cluster.shutdown()
+    seconds_a, seconds_b = min(times_a), min(times_b)
     mase_b = res.best.score
     out = {"series": args.series, "length": args.length, "cpus": args.cpus,
            "statsforecast_s": round(seconds_a, 2), "run_experiments_s": round(seconds_b, 2),
-           "ratio": round(seconds_b / seconds_a, 3),
+           "ratio": round(seconds_b / seconds_a, 3), "repeats": args.repeats,
+           "statsforecast_runs_s": [round(t, 2) for t in times_a], "run_experiments_runs_s": [round(t, 2) for t in times_b],
            "statsforecast_series_per_s": round(args.series / seconds_a, 1),
            "run_experiments_series_per_s": round(args.series / seconds_b, 1),
            "mase_statsforecast": round(mase_a, 4), "mase_run_experiments": round(mase_b, 4),
            "nodes": args.nodes, "chunk_tasks": chunks["tasks"], "chunk_nodes": len(set(chunks["nodes"])),
            "series_fallbacks": rec.metrics.get("series_fallbacks"), "series_timed_out": rec.metrics.get("series_timed_out")}
+    print(f"fastest of {args.repeats}, alternating; runs: statsforecast {out['statsforecast_runs_s']} s, "
+          f"run_experiments {out['run_experiments_runs_s']} s")
     print(f"statsforecast AutoETS, n_jobs={args.cpus}: {seconds_a:.1f} s ({out['statsforecast_series_per_s']} series/s), "
           f"MASE {mase_a:.4f}")
     how = (f"{chunks['tasks']} chunk tasks on {out['chunk_nodes']} nodes" if chunks["tasks"]
