@@ -21,7 +21,11 @@ import pytest
 from specweave_ray import problems
 from specweave_ray._fs import atomic_write_json
 from specweave_ray.candidates._mlforecast import GBMForecaster
-from specweave_ray.candidates.forecasters import ETSForecaster, WindowMeanForecaster
+from specweave_ray.candidates.forecasters import (
+    ETSForecaster,
+    ThetaForecaster,
+    WindowMeanForecaster,
+)
 from specweave_ray.candidates.serialization import save_native
 from specweave_ray.deploy import Predictor
 from specweave_ray.deploy._forecast import ForecastPredictor, forecast_metadata
@@ -113,6 +117,66 @@ def test_the_package_forecasts_what_its_model_forecasts_with_nested_intervals(wh
     one = predictor.forecast(3, series=["s2"])
     assert list(one["unique_id"]) == ["s2"] * 3
     assert one["yhat"].to_numpy() == pytest.approx(fc.loc[fc["unique_id"] == "s2", "yhat"].to_numpy()[:3])
+
+
+def _seasonal(n_series: int, n: int, seed: int = 0) -> pd.DataFrame:
+    """Monthly series of levels 10 … 1000: level × yearly season × 8% log-normal noise."""
+    rng = np.random.default_rng(seed)
+    months = pd.date_range("2015-01-01", periods=n, freq="MS")
+    parts = []
+    for s in range(n_series):
+        level = np.exp(rng.uniform(np.log(10), np.log(1000)))
+        value = level * (1 + 0.3 * np.sin(2 * np.pi * (months.month + s) / 12)) * np.exp(rng.normal(0, 0.08, n))
+        parts.append(pd.DataFrame({"shop": f"s{s}", "month": months, "units": value}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_statistical_models_intervals_are_chosen_on_backtests_and_packaged_as_measured(tmp_path) -> None:
+    """Theta's own intervals or statsforecast's conformal ones: the backtest rebuilds, for each
+    window, exactly the conformal bounds statsforecast computes at that origin; the choice reads
+    the backtest only; the package holds the conformal copy (same points) T-006 measures."""
+    from specweave_ray.deploy._forecast import with_conformal_intervals
+    from specweave_ray.evaluate._forecast import choose_intervals
+
+    X, y = TS.frame(_seasonal(12, 72), target="units",
+                    columns={"time_column": "month", "series_column": "shop", "horizon": 6})
+    X_tr, X_te, y_tr, _ = TS.holdout_split(X, y)
+    model = ThetaForecaster().fit(X_tr, y_tr)
+    bt = model.backtest_intervals(2, 4)
+    assert len(bt) == 12 * 2 * 6 and bt["cutoff"].nunique() == 2
+    cut = bt["cutoff"].max()
+    before = (X_tr["ds"] <= cut).to_numpy()
+    X_cut = X_tr[before].reset_index(drop=True)
+    X_cut.attrs = X_tr.attrs
+    at_cut = ThetaForecaster(conformal_windows=4).fit(X_cut, y_tr[before].to_numpy()).forecast(level=[80, 95])
+    last = bt[bt["cutoff"] == cut]
+    for col in ("lo-95", "lo-80", "hi-80", "hi-95"):
+        assert last[f"conformal-{col}"].to_numpy() == pytest.approx(at_cut[f"yhat-{col}"].to_numpy(), rel=1e-12)
+    method, metrics, note = choose_intervals(model)
+    assert method == "conformal" and metrics["conformal_windows"] == 4 and metrics["interval_backtest_windows"] == 2
+    gap = {m: sum(abs(metrics[f"interval_backtest_coverage_{lv}_{m}"] - lv / 100) for lv in (80, 95))
+           for m in ("model", "conformal")}
+    assert gap["conformal"] < gap["model"] and "chosen on 2 backtest windows" in note
+    measured = ThetaForecaster(conformal_windows=4).fit(X_tr, y_tr)  # the copy T-006 measures
+    assert measured.predict(X_te) == pytest.approx(model.predict(X_te), rel=1e-12)
+    predictor = Predictor.from_folder(_package(tmp_path, with_conformal_intervals(model, 6, local_windows=4)).parent)
+    fc = predictor.forecast()
+    want = measured.forecast(level=[80, 95])
+    for col in LEVEL_COLS:
+        assert fc[col].to_numpy() == pytest.approx(want[col].to_numpy(), rel=1e-12)
+    assert "statsforecast's conformal intervals from 4 backtest windows" in predictor.intervals_note
+    assert fc.attrs["intervals"] == [80, 95] and _nested(fc)
+    short = predictor.forecast(3, series=["s1"])
+    assert short["yhat-hi-95"].to_numpy() == pytest.approx(fc.loc[fc["unique_id"] == "s1", "yhat-hi-95"][:3].to_numpy())
+    beyond = predictor.forecast(7)
+    assert "yhat-lo-80" not in beyond.columns and "beyond the 6 steps" in beyond.attrs["intervals_note"]
+    # a series too short for 2 conformal windows keeps the model's own intervals, and says so
+    keep = (X_tr["unique_id"] != "s0") | (X_tr["ds"] > X_tr["ds"].max() - pd.DateOffset(months=11))
+    X_short = X_tr[keep.to_numpy()].reset_index(drop=True)
+    X_short.attrs = X_tr.attrs
+    mixed = ThetaForecaster(conformal_windows=4).fit(X_short, y_tr[keep.to_numpy()].to_numpy())
+    assert "1 of 12 series are too short for conformal windows" in mixed.notes_[0] and mixed.fallbacks_ == 0
+    assert mixed.forecast(level=[80]).notna().all().all()
 
 
 def test_a_family_without_intervals_says_so(panel) -> None:
@@ -299,35 +363,65 @@ def test_the_server_on_loopback_and_the_forecast_benchmark(gbm) -> None:
         thread.join(timeout=10)
 
 
-@pytest.mark.parametrize("family", ["gbm", "ets"])
-def test_the_t007_record_explains_each_step_or_says_why_not(family, root, panel, monkeypatch) -> None:
+@pytest.mark.parametrize("family", ["gbm", "ets", "theta"])
+def test_the_t007_record_explains_each_step_and_validate_counts_it(family, root, panel, ets, monkeypatch) -> None:
+    """Every family's forecast steps are explained in one shape (examples whose contributions add
+    up to the forecast), which validate's explainability check counts: tree contributions for the
+    GBM, ETS's own level/trend/season states, an STL of history + forecast for Theta."""
     from specweave_ray.deploy._forecast_report import write_forecast_explainability
+    from specweave_ray.finish.validate import PASS, _explainability, gather
     from specweave_ray.workspace import Increment, read_record
 
     monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")  # the record's files are what is tested here
     inc = Increment.create("Shops", problem_type="timeseries", root=root)
-    if family == "gbm":
-        X_tr, X_te, y_tr, y_te = _split(_panel(promo=True, seed=2))
-        model = GBMForecaster(n_estimators=40, num_leaves=8).fit(X_tr, y_tr)
-    else:
-        X_tr, X_te, y_tr, y_te = panel
-        model = ETSForecaster().fit(X_tr, y_tr)
-    predictor = ForecastPredictor({"version": 1, **forecast_metadata(model=model, columns=COLUMNS)}, root, model=model)
+    X_tr, X_te, y_tr, y_te = _split(_panel(promo=True, seed=2)) if family == "gbm" else panel
+    model = {"gbm": lambda: GBMForecaster(n_estimators=40, num_leaves=8).fit(X_tr, y_tr), "ets": lambda: ets[1],
+             "theta": lambda: ThetaForecaster().fit(X_tr, y_tr)}[family]()
+    _package(inc.models_dir, model)
+    predictor = Predictor.load(inc, version=1)
     rec = read_record(inc.experiments_dir / write_forecast_explainability(inc, predictor, X_te, y_te))
     report = (rec.path / "explainability.md").read_text()
+    examples = json.loads((rec.path / "examples.json").read_text())
+    worst = max(examples, key=lambda e: abs(e["prediction"] - e["actual"]))
+    assert worst == examples[0] and len(examples) == 5 and (rec.path / "contributions_by_step.png").stat().st_size > 0
+    by_step = pd.read_csv(rec.path / "by_step.csv", index_col=0)
+    assert list(by_step.columns) == [f"step_{s}" for s in range(1, 7)]
     if family == "gbm":
         assert rec.meta["explainer"] == "tree-contributions" and rec.metrics["additivity_max_error"] < 1e-6
-        by_step = pd.read_csv(rec.path / "by_step.csv", index_col=0)
-        assert list(by_step.columns) == [f"step_{s}" for s in range(1, 7)] and "promo" in by_step.index
-        assert (rec.path / "contributions_by_step.png").stat().st_size > 0
-        examples = json.loads((rec.path / "examples.json").read_text())
-        worst = max(examples, key=lambda e: abs(e["prediction"] - e["actual"]))
-        assert worst == examples[0] and len(examples[0]["contributions"]) == 5
+        assert "promo" in by_step.index and len(examples[0]["contributions"]) == 5
         assert "log1p of the values" in report and "Mean |contribution| by step" in report
     else:
-        assert rec.meta["explainer"] == "not-applicable" and "contributions do not apply" in report
-        assert rec.params["decomposition"] == "STL" and (rec.path / "decomposition.png").exists()
-        assert rec.metrics["series_decomposed"] == 3 and rec.metrics["seasonal_strength_s0"] > 0.5
+        kind, parts = {"ets": ("ets-states", ["level", "trend", "season"]),
+                       "theta": ("stl-decomposition", ["trend", "season", "remainder"])}[family]
+        assert rec.meta["explainer"] == kind == rec.params["method"] and list(by_step.index) == parts
+        assert "Feature contributions (SHAP) do not apply" in report and (rec.path / "decomposition.png").exists()
+        # the components of every step, read back from the record, sum to the package's forecast
+        long = pd.read_csv(rec.path / "contributions.csv", parse_dates=["ds"])
+        assert set(long["component"]) == set(parts) and rec.metrics["additivity_max_error"] < 1e-9
+        fc = predictor.forecast().set_index(["unique_id", "ds"])["yhat"]
+        total = long.groupby(["unique_id", "ds"])["contribution"].sum()
+        assert total.to_numpy() == pytest.approx(fc.reindex(total.index).to_numpy(), rel=1e-5)  # csv: 6 digits
+        assert examples[0]["prediction"] == pytest.approx(sum(c["contribution"] for c in examples[0]["contributions"]))
+    check = _explainability(gather(inc))
+    assert check.status == PASS and "5 explained predictions" in check.evidence, check
+    # an example whose parts do not add up to its forecast is not evidence
+    examples[0]["contributions"][0]["contribution"] += 1.0
+    atomic_write_json(rec.path / "examples.json", examples)
+    assert "4 explained predictions" in _explainability(gather(inc)).evidence
+
+
+def test_ets_components_rebuild_statsforecasts_forecast_for_each_kind_of_trend_and_season(panel) -> None:
+    """Additive and multiplicative trend and season, damped or not: level + trend + season,
+    from each series' fitted ETS state, is statsforecast's own forecast, step by step."""
+    X_tr, _, y_tr, _ = panel
+    for spec, damped in (("AAA", True), ("MAM", True), ("MMN", True), ("MMM", False)):
+        model = ETSForecaster(model=spec, damped=damped).fit(X_tr, y_tr)
+        predictor = ForecastPredictor({"version": 1}, ".", model=model)
+        c = predictor.components(9)  # past the fitted horizon, over a season's turn
+        total = c.long.groupby(["unique_id", "step"], sort=False)["contribution"].sum().to_numpy()
+        assert total == pytest.approx(c.frame["yhat"].to_numpy(), rel=1e-10), spec
+        assert set(c.frame["method"]) == {"ets-states"} and len(set(c.long["component"])) == 2 + (spec[2] != "N")
+        assert all(name.startswith(f"ETS({spec[0]},{spec[1]}{'d' if damped else ''},") for name in c.models.values())
 
 
 def test_the_forecast_command_prints_csv_and_exits_2_in_one_line_on_bad_input(ets, root, tmp_path, monkeypatch,

@@ -20,6 +20,12 @@ series' history), aligned with them, which is what backtests and held-out scorin
 | Theta | :class:`ThetaForecaster` | statsforecast ``AutoTheta`` |
 | LightGBM / XGBoost | ``specweave_ray.candidates._mlforecast.GBMForecaster`` | mlforecast: one global model on lags, rolling means, calendar features |
 
+Intervals: a statistical family's own (statsforecast's), or, with ``conformal_windows >= 2``,
+statsforecast's conformal ones (``ConformalIntervals``: the absolute errors of each series' own
+forecasts from its last ``conformal_windows`` origins, a horizon apart), calibrated for the fitted
+horizon; :meth:`StatsForecaster.backtest_intervals` measures both on backtest windows of the
+history, which is how T-006 chooses between them.
+
 Local (statistical) models fit one model per series; a series on which a model fails, or whose
 fit runs past ``series_time_limit_s``, gets the naive forecast, counted in ``fallbacks_`` (and
 ``timed_out_``). In a sweep's trial the series are fitted in chunks spread over Ray workers
@@ -33,6 +39,7 @@ import contextvars
 import functools
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -62,6 +69,7 @@ _CHUNK_MAP: contextvars.ContextVar[tuple[Callable[[Callable, list[tuple]], list]
 MIN_CHUNK = 25   # fewer series per chunk than this are not worth a task (numba load, data transfer)
 SERIES_TIME_LIMIT_S = 30.0
 _FALLBACK = "specweave_fallback_"  # set on a fallback's fitted model: "timeout" or "error"
+_OWN_INTERVALS = "specweave_own_intervals_"  # set on a conformal model's series too short for its windows
 
 
 @contextlib.contextmanager
@@ -115,8 +123,16 @@ class _TimeLimited:
         if armed:
             old = signal.signal(signal.SIGALRM, _on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(self.limit_s))
+        model = self.model
+        pi = getattr(model, "prediction_intervals", None)
+        if pi is not None and len(y) < 2 * pi.h + 1:
+            # statsforecast's conformal scores need 2 windows of h after one point: this series
+            # keeps the model's own intervals (marked, counted in notes_) instead of failing
+            model = model.new()
+            model.prediction_intervals = None
+            setattr(model, _OWN_INTERVALS, True)
         try:
-            return self.model.fit(y=y, X=X)
+            return model.fit(y=y, X=X)
         except TimeoutError:
             kind = "timeout"
         except Exception:  # noqa: BLE001 - statsforecast's fallback rule: any model error
@@ -301,6 +317,14 @@ class StatsForecaster(Forecaster):
         from statsforecast.models import Naive
 
         model = self._model(self.season_length_)
+        windows = int(getattr(self, "conformal_windows", None) or 0)
+        self.conformal_h_ = None
+        if windows >= 2:
+            from statsforecast.utils import ConformalIntervals
+
+            # statsforecast's own conformal intervals, calibrated for the fitted horizon
+            model.prediction_intervals = ConformalIntervals(h=self.horizon_, n_windows=windows)
+            self.conformal_h_ = self.horizon_
         limit = getattr(self, "series_time_limit_s", None)
         self.sf_ = StatsForecast(models=[model], freq=self.freq_, n_jobs=1, fallback_model=Naive(alias=self._ALIAS))
         # the local models read no exogenous columns: only the GBM forecaster does
@@ -333,6 +357,11 @@ class StatsForecaster(Forecaster):
         if self.fallbacks_:
             self.notes_.append(f"{self.fallbacks_} of {len(kinds)} series got the naive fallback "
                                f"({self.timed_out_} over the per-series time limit of {limit} s)")
+        own = sum(bool(getattr(m, _OWN_INTERVALS, False)) for m in self.sf_.fitted_[:, 0])
+        if own:
+            self.notes_.append(f"{own} of {len(kinds)} series are too short for conformal windows of "
+                               f"{self.horizon_} steps (2 windows and a point: {2 * self.horizon_ + 1}): "
+                               "they keep the model's own intervals")
 
     def _fitted(self, df: pd.DataFrame) -> pd.DataFrame | None:
         from statsforecast import StatsForecast
@@ -348,14 +377,82 @@ class StatsForecaster(Forecaster):
         return fv.rename(columns={self._ALIAS: "fitted"})[[SERIES, TIME, "y", "fitted"]]
 
     def _forecast(self, h: int, X_future: pd.DataFrame | None, level: Sequence[int] | None) -> pd.DataFrame:
+        calibrated = getattr(self, "conformal_h_", None)
+        if level and calibrated and h > calibrated:
+            level = None  # conformal scores exist for the calibrated steps only: points beyond them
+        # conformal bounds are per step: a shorter forecast is the calibrated one's first h steps
+        steps = calibrated if level and calibrated else h
         try:
-            fc = self.sf_.predict(h=h, level=level) if level else self.sf_.predict(h=h)
+            with warnings.catch_warnings():
+                # a conformal model asked for points only: statsforecast warns that it gives none
+                warnings.filterwarnings("ignore", message="Prediction intervals are set")
+                fc = self.sf_.predict(h=steps, level=level) if level else self.sf_.predict(h=steps)
         except Exception:  # noqa: BLE001 - a model without intervals (WindowAverage): points only
             if not level:
                 raise
             fc = self.sf_.predict(h=h)
         fc = fc.reset_index() if SERIES not in fc.columns else fc
+        if len(fc) > h * len(self.last_):
+            fc = fc[fc.groupby(SERIES, sort=False).cumcount().to_numpy() < h].reset_index(drop=True)
         return fc.rename(columns=lambda c: c.replace(self._ALIAS, "yhat", 1) if c.startswith(self._ALIAS) else c)
+
+    def backtest_intervals(self, windows: int, conformal_windows: int,
+                           level: Sequence[int] = LEVELS) -> pd.DataFrame:
+        """The model's own and statsforecast's conformal intervals on the last ``windows``
+        backtest windows of the fitted history (each the fitted horizon long, origins a horizon
+        apart), for choosing between them without the test window.
+
+        One statsforecast ``cross_validation`` over ``windows + conformal_windows`` origins
+        fits each series once an origin (its own intervals come with it); the conformal interval
+        of a window is built from the absolute errors of the ``conformal_windows`` origins before
+        it, which are exactly the scores ``ConformalIntervals(h, conformal_windows)`` would
+        compute at that origin (statsforecast refits at the same origins), so each origin is
+        fitted once instead of ``conformal_windows + 1`` times.
+
+        Returns:
+            One row per series, window and step: ``unique_id``, ``ds``, ``cutoff``, ``y``,
+            ``yhat``, ``model-lo-L``/``model-hi-L`` and ``conformal-lo-L``/``conformal-hi-L``.
+
+        Raises:
+            DataError: The shortest series is too short for that many windows.
+        """
+        from statsforecast import StatsForecast
+        from statsforecast.models import Naive
+
+        check_is_fitted(self, "history_")
+        h, total = int(self.horizon_), int(windows) + int(conformal_windows)
+        shortest = int(self.history_.groupby(SERIES).size().min())
+        if windows < 1 or conformal_windows < 2 or shortest < total * h + 1:
+            raise DataError(f"a backtest of {windows} windows with {conformal_windows} conformal windows of {h} "
+                            f"steps needs {total * h + 1} points a series; the shortest has {shortest}")
+        level = sorted(int(lv) for lv in level)
+        notes = list(self.notes_)
+        model = self._model(self.season_length_)
+        self.notes_ = notes  # building the model again repeats the fit's notes
+        sf = StatsForecast(models=[model], freq=self.freq_, n_jobs=max(1, int(getattr(self, "n_jobs", 1) or 1)),
+                           fallback_model=Naive(alias=self._ALIAS))
+        cv = sf.cross_validation(h=h, df=self.history_[[SERIES, TIME, "y"]], n_windows=total, step_size=h,
+                                 level=level)
+        cv = cv.reset_index() if SERIES not in cv.columns else cv
+        cv = cv.rename(columns={self._ALIAS: "yhat"}).sort_values([SERIES, "cutoff", TIME], kind="stable")
+        n = cv[SERIES].nunique()
+        err = np.abs(cv["y"] - cv["yhat"]).to_numpy(dtype=np.float64).reshape(n, total, h)
+        mean = cv["yhat"].to_numpy(dtype=np.float64).reshape(n, total, h)
+        out = cv.groupby(SERIES, sort=False).tail(windows * h).reset_index(drop=True)
+        bounds = {f"conformal-{side}-{lv}": np.empty((n, windows, h)) for lv in level for side in ("lo", "hi")}
+        for w in range(windows):
+            at = conformal_windows + w
+            scores = err[:, at - conformal_windows:at, :]                    # (series, windows before, h)
+            paths = np.concatenate([mean[:, at:at + 1] - scores, mean[:, at:at + 1] + scores], axis=1)
+            for lv in level:
+                # statsforecast's "conformal_distribution" (models._add_conformal_distribution_intervals):
+                # the quantiles of ŷ ± score at α/2 and 1 − α/2
+                alpha = (100 - lv) / 200
+                bounds[f"conformal-lo-{lv}"][:, w] = np.quantile(paths, alpha, axis=1)
+                bounds[f"conformal-hi-{lv}"][:, w] = np.quantile(paths, 1 - alpha, axis=1)
+        for name, values in bounds.items():
+            out[name] = values.reshape(-1)
+        return out
 
 
 class NaiveForecaster(StatsForecaster):
@@ -417,14 +514,18 @@ class ETSForecaster(StatsForecaster):
         damped: ``None`` lets AICc choose a damped trend, ``True``/``False`` forces it.
         season_length: Default the frequency's; above 24 the model is fitted without a season
             (AutoETS's own limit), noted in ``notes_``.
+        conformal_windows: ``None``: the model's own intervals; ``>= 2``: statsforecast's
+            conformal intervals from that many windows of each series' history (as ARIMA and Theta).
     """
 
     def __init__(self, *, model: str = "ZZZ", damped: bool | None = None, season_length: int | None = None,
-                 series_time_limit_s: float | None = SERIES_TIME_LIMIT_S, n_jobs: int = 1) -> None:
+                 series_time_limit_s: float | None = SERIES_TIME_LIMIT_S, conformal_windows: int | None = None,
+                 n_jobs: int = 1) -> None:
         self.model = model
         self.damped = damped
         self.season_length = season_length
         self.series_time_limit_s = series_time_limit_s
+        self.conformal_windows = conformal_windows
         self.n_jobs = n_jobs
 
     def _model(self, season_length: int) -> Any:
@@ -449,7 +550,8 @@ class ARIMAForecaster(StatsForecaster):
 
     def __init__(self, *, nmodels: int = 20, max_p: int = 3, max_q: int = 3, approximation: bool = True,
                  max_season: int = 24, season_length: int | None = None,
-                 series_time_limit_s: float | None = SERIES_TIME_LIMIT_S, n_jobs: int = 1) -> None:
+                 series_time_limit_s: float | None = SERIES_TIME_LIMIT_S, conformal_windows: int | None = None,
+                 n_jobs: int = 1) -> None:
         self.nmodels = nmodels
         self.max_p = max_p
         self.max_q = max_q
@@ -457,6 +559,7 @@ class ARIMAForecaster(StatsForecaster):
         self.max_season = max_season
         self.season_length = season_length
         self.series_time_limit_s = series_time_limit_s
+        self.conformal_windows = conformal_windows
         self.n_jobs = n_jobs
 
     def _model(self, season_length: int) -> Any:
@@ -476,11 +579,12 @@ class ThetaForecaster(StatsForecaster):
 
     def __init__(self, *, decomposition_type: str = "multiplicative", model: str | None = None,
                  season_length: int | None = None, series_time_limit_s: float | None = SERIES_TIME_LIMIT_S,
-                 n_jobs: int = 1) -> None:
+                 conformal_windows: int | None = None, n_jobs: int = 1) -> None:
         self.decomposition_type = decomposition_type
         self.model = model
         self.season_length = season_length
         self.series_time_limit_s = series_time_limit_s
+        self.conformal_windows = conformal_windows
         self.n_jobs = n_jobs
 
     def _model(self, season_length: int) -> Any:

@@ -1,5 +1,6 @@
 """Packaged forecasters: the predictor that answers ``forecast(horizon, history, series)``, its
-package metadata, and the per-step contributions T-007 explains a gradient-boosted forecast with.
+package metadata, and what T-007 explains each forecast step with: the tree contributions of a
+gradient-boosted forecast, the additive components (ETS states, STL) of a local model's.
 
 A forecast package is the fitted :class:`~specweave_ray.candidates.forecasters.Forecaster` (its
 pickle, hash-checked before it is read), which keeps every series' training history: the package
@@ -10,9 +11,10 @@ starts after them: a local statistical model is refitted on the extended history
 mlforecast's ``new_df`` (the same trees, features computed from the extended history).
 
 Answers are per series and step: ``unique_id``, ``ds``, ``step``, ``yhat`` and, where the family
-has them, ``yhat-lo-95``, ``yhat-lo-80``, ``yhat-hi-80``, ``yhat-hi-95`` (statsforecast's own
-intervals; the GBM's conformal ones only when it was fitted with ``conformal_windows >= 2``, and
-only up to the horizon they were calibrated for). A family without intervals returns none and
+has them, ``yhat-lo-95``, ``yhat-lo-80``, ``yhat-hi-80``, ``yhat-hi-95`` (a statistical model's
+own intervals or statsforecast's conformal ones, as T-006 chose; the GBM's conformal ones only
+when it was fitted with ``conformal_windows >= 2``; conformal ones only up to the horizon they were
+calibrated for). A family without intervals returns none and
 says so (``intervals_note``); none is made up.
 """
 
@@ -30,12 +32,17 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from specweave_ray.deploy._forecast_components import (
+    StepComponents,
+    components_kind,
+    forecast_components,
+)
 from specweave_ray.deploy.explain import tree_contributions
 from specweave_ray.exceptions import CandidateError, DataError
 from specweave_ray.problems.timeseries import SERIES, TIME
 
-__all__ = ["LEVELS", "MAX_HORIZON_FACTOR", "ForecastPredictor", "StepContributions", "forecast_metadata",
-           "with_conformal_intervals"]
+__all__ = ["LEVELS", "MAX_HORIZON_FACTOR", "ForecastPredictor", "StepComponents", "StepContributions",
+           "forecast_metadata", "with_conformal_intervals"]
 
 LEVELS = (80, 95)
 # A recursive or local model can forecast any number of steps; a request may ask for at most
@@ -50,12 +57,20 @@ def _is_gbm(model: Any) -> bool:
     return hasattr(model, "mlf_")
 
 
-def with_conformal_intervals(model: Any, windows: int) -> Any:
-    """A fitted global GBM without conformal scores, refitted on its own history with
-    ``windows`` conformal windows (the same booster and seed: the same point forecast, now with
-    the intervals T-006 measured); any other model as it is."""
-    if not _is_gbm(model) or getattr(model, "conformal_scores_", None) is not None:
+def with_conformal_intervals(model: Any, windows: int, *, local_windows: int | None = None) -> Any:
+    """The model with the intervals T-006 measured: a fitted global GBM without conformal scores
+    refitted on its own history with ``windows`` conformal windows (the same booster and seed:
+    the same point forecast); a local statistical model for which T-006 chose statsforecast's
+    conformal intervals (``local_windows``, None: its own) refitted on its history with them (the
+    same model fits: the same point forecast); any other model as it is."""
+    if _is_gbm(model):
+        if getattr(model, "conformal_scores_", None) is not None:
+            return model
+    elif not local_windows or "conformal_windows" not in model.get_params() \
+            or int(getattr(model, "conformal_windows", None) or 0) == int(local_windows):
         return model
+    else:
+        windows = int(local_windows)
     hist = model.history_
     X = hist.drop(columns="y").reset_index(drop=True)
     X.attrs["forecast"] = {"freq": model.freq_, "season_length": int(model.season_length_),
@@ -88,6 +103,9 @@ def _levels_of(model: Any) -> tuple[list[int], str]:
     except Exception as err:  # noqa: BLE001 - a family without intervals is a note, not a failure
         return [], f"none: {type(model).__name__} gives no prediction intervals ({type(err).__name__})"
     if all(c in fc.columns for c in _INTERVAL_ORDER):
+        if getattr(model, "conformal_h_", None):
+            return list(LEVELS), (f"statsforecast's conformal intervals from {model.conformal_windows} backtest "
+                                  f"windows of each series' history, up to {model.conformal_h_} steps")
         return list(LEVELS), "the model's own prediction intervals (statsforecast)"
     return [], f"none: {type(model).__name__} gives no prediction intervals"
 
@@ -111,8 +129,14 @@ def forecast_metadata(*, model: Any, columns: Mapping[str, Any]) -> dict[str, An
                                      "series": "list of series ids (default all)",
                                      "history": "new observations after the stored history",
                                      "future": "future values of the exogenous columns"}},
-        "fast_path": False, "explainer": "tree-contributions" if _is_gbm(model) else "not-applicable",
+        "fast_path": False, "explainer": _explainer(model),
     }
+
+
+def _explainer(model: Any) -> str:
+    """How T-007 explains the model's steps: tree contributions for the GBM; for a local model
+    its forecast's components (ETS states, or an STL decomposition)."""
+    return "tree-contributions" if _is_gbm(model) else components_kind(model)
 
 
 def _max_horizon(model: Any) -> int:
@@ -187,7 +211,7 @@ class ForecastPredictor:
 
     @property
     def explainer_kind(self) -> str:
-        return "tree-contributions" if _is_gbm(self.model) else "not-applicable"
+        return _explainer(self.model)
 
     # -- the request's parts -----------------------------------------------------------------
     def _horizon(self, horizon: Any) -> int:
@@ -400,6 +424,9 @@ class ForecastPredictor:
 
     def _local(self, h: int, ids: list[Any], new: pd.DataFrame | None) -> tuple[pd.DataFrame, str | None]:
         level = list(LEVELS) if self.intervals else None
+        calibrated = getattr(self.model, "conformal_h_", None)
+        note = (f"no intervals beyond the {calibrated} steps the conformal intervals were calibrated for"
+                if level and calibrated and h > calibrated else None)
         refit = [] if new is None else [s for s in ids if s in set(new[SERIES])]
         parts = []
         with self._lock:
@@ -414,7 +441,7 @@ class ForecastPredictor:
                                        "horizon": self.horizon, "step": self.horizon}
                 fresh = clone(self.model).fit(X, ext["y"].to_numpy())
                 parts.append(fresh.forecast(h, level=level))
-        return pd.concat(parts, ignore_index=True), None
+        return pd.concat(parts, ignore_index=True), note
 
     def _tidy(self, fc: pd.DataFrame, ids: list[Any], h: int, origin: Mapping[Any, Any],
               note: str | None) -> pd.DataFrame:
@@ -461,6 +488,24 @@ class ForecastPredictor:
                            future=request.get("future"))
 
     # -- explanations ------------------------------------------------------------------------
+    def components(self, horizon: int | None = None, series: Any = None) -> StepComponents:
+        """Per series and forecast step of a local statistical model, the additive components
+        of its point forecast from the stored history (they sum to ``yhat``): ETS's level,
+        trend and season from each series' fitted state, or, for any other model, the trend,
+        season and remainder of an STL of the history and forecast
+        (:mod:`~specweave_ray.deploy._forecast_components`).
+
+        Raises:
+            CandidateError: The model is the global GBM (its steps have tree contributions:
+                :meth:`contributions`).
+            DataError: As :meth:`forecast`.
+        """
+        if _is_gbm(self.model):
+            raise CandidateError("the global GBM's steps are explained by tree contributions (contributions())")
+        fc = self.forecast(horizon, series=series)
+        with self._lock:
+            return forecast_components(self.model, fc)
+
     def contributions(self, horizon: int | None = None, series: Any = None, *, history: Any = None,
                       future: Any = None) -> StepContributions:
         """Per series and forecast step, the tree contributions of every feature the GBM read

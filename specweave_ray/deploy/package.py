@@ -248,10 +248,13 @@ def _assemble_forecaster(inc: Increment, *, version: int, evaluation: Any, trial
     and the intervals it gives (:func:`~specweave_ray.deploy._forecast.forecast_metadata`)."""
     folder = inc.models_dir
     model = load_model({"model": model_info, "files": model_info["files"]}, folder)
-    calibrated = with_conformal_intervals(model, CONFORMAL_WINDOWS)
+    chosen = evaluation.params.get("intervals_method") == "conformal"
+    calibrated = with_conformal_intervals(model, CONFORMAL_WINDOWS, local_windows=int(
+        evaluation.metrics["conformal_windows"]) if chosen else None)
     if calibrated is not model:
-        # the trial's GBM has no intervals: the package holds the copy T-006 measured the
-        # coverage of (same booster and seed, conformal scores from backtests of its history)
+        # the package holds the copy T-006 measured the coverage of: the trial's GBM with
+        # conformal scores (same booster and seed), or a statistical model with statsforecast's
+        # conformal intervals where T-006 chose them on backtest windows (the same fits)
         model_info = {**model_info, **save_native(calibrated, folder, name=f"model-v{version}")}
         model = calibrated
     data = _data_config(inc)

@@ -6,8 +6,10 @@ The chosen model (the sweep's best, refitted on every training point) and every 
 is stored as ``mase_seasonality``), rmse, mae and bias, each with a 95% CI that resamples series
 (the unit a forecast is made for; lifts over the baselines use the same resamples, paired);
 the error by horizon step (``by_step.csv``, a plot); the prediction intervals at 80% and 95%
-where the model gives them (statsforecast's own; for the global GBM split-conformal ones from
-backtest windows of the training part, scores pooled over series after scaling each by its level),
+where the model gives them (a statistical model's own or statsforecast's conformal ones, whichever
+covered closer to nominal on backtest windows of the training part, :func:`choose_intervals`; for
+the global GBM split-conformal ones from backtest windows of the training part, scores pooled over
+series after scaling each by its level),
 with their measured coverage of the test window, on which they were never calibrated; the
 residual analysis of the chosen model (its one-step in-sample residuals on at most
 ``RESIDUAL_SERIES`` series: Ljung–Box per series, the share that look like white noise, a
@@ -32,12 +34,17 @@ from specweave_ray.problems.timeseries import SERIES, TIME, forecast_info
 from specweave_ray.workspace.increment import Increment
 from specweave_ray.workspace.records import read_record, track_experiment
 
-__all__ = ["evaluate_forecasts", "ljung_box_lags", "residual_diagnostics", "series_table", "table_scores"]
+__all__ = ["choose_intervals", "evaluate_forecasts", "ljung_box_lags", "residual_diagnostics", "series_table", "table_scores"]
 
 REPORTED = (*FORECAST_METRICS, "bias")
 LEVELS = (80, 95)
 PLOTTED_SERIES = 4
 CONFORMAL_WINDOWS = 6   # backtest windows of the GBM's conformal scores (fewer when the history is short)
+# A statistical model's intervals: its own or statsforecast's conformal ones, whichever covers
+# closer to 80/95% on up to INTERVAL_BACKTESTS windows of the training part (never the test
+# window), the conformal ones from up to STATS_CONFORMAL_WINDOWS windows of each series' history
+INTERVAL_BACKTESTS = 3
+STATS_CONFORMAL_WINDOWS = 4
 RESIDUAL_SERIES = 30    # the residual analysis refits and tests at most this many series (the first ones)
 
 
@@ -128,6 +135,58 @@ def _intervals(model: Any, X_test: pd.DataFrame, y: np.ndarray) -> tuple[dict[st
     return out, fc, "the model's own intervals (statsforecast)" if own else "split-conformal intervals"
 
 
+def _backtest_windows(model: Any) -> tuple[int, int] | None:
+    """(backtest windows, conformal windows) the shortest training history allows, or None:
+    every origin keeps two seasons and a point (a seasonal family needs them) or a horizon and a
+    point, the conformal scores at least 2 windows and the backtest at least 1."""
+    h, m = int(model.horizon_), int(model.season_length_)
+    shortest = int(model.history_.groupby(SERIES).size().min())
+    spare = (shortest - (2 * m + 1 if m > 1 else h + 1)) // h
+    if spare < 3:
+        return None
+    conformal = min(STATS_CONFORMAL_WINDOWS, spare - 1)
+    return min(INTERVAL_BACKTESTS, spare - conformal), conformal
+
+
+def choose_intervals(model: Any) -> tuple[str, dict[str, float], str]:
+    """A statistical model's own intervals or statsforecast's conformal ones, whichever covers
+    closer to nominal (the sum of |coverage − level| at 80 and 95%) on backtest windows of its
+    training history (:meth:`StatsForecaster.backtest_intervals`); ties keep its own.
+
+    Returns:
+        ``(method, metrics, note)``: ``"model"`` or ``"conformal"``; both backtest coverages
+        (``interval_backtest_coverage_80_model`` …), the windows used (``interval_backtest_windows``,
+        ``conformal_windows``); the sentence the evaluation prints.
+    """
+    windows = _backtest_windows(model)
+    if windows is None:
+        h, m = int(model.horizon_), int(model.season_length_)
+        need = (2 * m + 1 if m > 1 else h + 1) + 3 * h
+        return "model", {}, (f"the model's own intervals (conformal ones need {need} points a series: 2 seasons "
+                             f"and 3 windows of {h}; the shortest series is shorter)")
+    n_bt, n_cf = windows
+    bt = model.backtest_intervals(n_bt, n_cf, level=LEVELS)
+    y = bt["y"].to_numpy(dtype=np.float64)
+    metrics: dict[str, float] = {"interval_backtest_windows": float(n_bt), "conformal_windows": float(n_cf)}
+    distance = {}
+    for method in ("model", "conformal"):
+        gap = 0.0
+        for lv in LEVELS:
+            lo, hi = bt[f"{method}-lo-{lv}"].to_numpy(), bt[f"{method}-hi-{lv}"].to_numpy()
+            cover = float(np.mean((y >= lo) & (y <= hi)))
+            metrics[f"interval_backtest_coverage_{lv}_{method}"] = cover
+            gap += abs(cover - lv / 100)
+        distance[method] = gap
+    chosen = "conformal" if distance["conformal"] < distance["model"] else "model"
+    shown = {m: "/".join(f"{metrics[f'interval_backtest_coverage_{lv}_{m}']:.1%}" for lv in LEVELS)
+             for m in ("model", "conformal")}
+    how = ("statsforecast's conformal intervals (ConformalIntervals: the absolute errors of each series' "
+           f"forecasts from its last {n_cf} origins)" if chosen == "conformal" else "the model's own intervals")
+    note = (f"{how}, chosen on {n_bt} backtest windows of the training part (80/95% coverage there: own "
+            f"{shown['model']}, conformal from {n_cf} windows {shown['conformal']})")
+    return chosen, metrics, note
+
+
 def ljung_box_lags(n: int, season_length: int) -> int:
     """Lags of the Ljung–Box test: 2 seasons for seasonal data, 10 otherwise, at most n/5
     (Hyndman & Athanasopoulos, FPP3 §5.4), at least 1."""
@@ -207,7 +266,19 @@ def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, pr
     metrics.update({"mase_seasonality": float(info["season_length"]), "horizon": float(info["horizon"]),
                     "series": float(len(series)), "n_test": float(len(y))})
     cover, fc, interval_note = _intervals(model, X_test, y)
-    if not cover and "conformal_windows" in model.get_params():
+    interval_method = "model" if cover else None
+    if cover and hasattr(model, "backtest_intervals"):
+        # a statistical model: its own intervals or conformal ones, chosen on backtest windows of
+        # the training part; the conformal copy is the same model with the scores (same points)
+        interval_method, chosen, choice_note = choose_intervals(model)
+        metrics.update(chosen)
+        if interval_method == "conformal":
+            windows = int(chosen["conformal_windows"])
+            conformal = type(model)(**{**model.get_params(), "conformal_windows": windows}).fit(X_train, y_train)
+            cover, fc, _ = _intervals(conformal, X_test, y)
+            choice_note = "; ".join([choice_note, *[n for n in conformal.notes_ if n not in model.notes_]])
+        interval_note = choice_note
+    elif not cover and "conformal_windows" in model.get_params():
         # the global model's intervals: split conformal, from backtest windows of the training
         # part only (the same booster settings, so its point forecast is the chosen model's)
         conformal = type(model)(**{**model.get_params(), "conformal_windows": CONFORMAL_WINDOWS}).fit(X_train, y_train)
@@ -215,6 +286,7 @@ def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, pr
         if cover:
             windows = int(conformal.conformal_windows_)
             cover["conformal_windows"] = float(windows)
+            interval_method = "split-conformal"
             interval_note = (f"split-conformal intervals from {windows} backtest windows of the training part "
                              f"(absolute errors scaled by each series' mean level, one quantile per step pooled "
                              f"over {len(series)} series: {windows * len(series)} scores a step)")
@@ -258,6 +330,7 @@ def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, pr
         exp.log_params({"candidate": best.meta.get("candidate"), "trial_record": best.id,
                         "split": f"held-out test (each series' last {info['horizon']} points)",
                         "freq": info["freq"], "season_length": info["season_length"], "intervals": interval_note,
+                        "intervals_method": interval_method,
                         "notes": list(getattr(model, "notes_", [])),
                         **{f"model.{p}": v for p, v in best.params.items()}})
         exp.log_metrics({n: v for n, v in {**metrics, **lifts, **beside}.items() if np.isfinite(v)})

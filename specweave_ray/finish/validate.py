@@ -293,12 +293,27 @@ def _mlflow_mirror(ev: Evidence) -> Check:
 
 # -- helpers -----------------------------------------------------------------------------------
 def _explained(rec: Record) -> int:
-    """How many predictions the record explains: examples with contributions (tabular) or lists
-    with at least one explained item (a recommender's)."""
+    """How many predictions the record explains: examples whose contributions add up (from
+    ``base_value``, with ``other``, to ``output_value``, where the example gives them: SHAP rows,
+    a GBM's forecast steps, a statistical forecast's components), or lists with at least one
+    explained item (a recommender's)."""
     examples = read_json(rec.path / "examples.json") or []
     lists = read_json(rec.path / "explanations.json") or []
-    return (sum(1 for e in examples if e.get("contributions"))
+    return (sum(1 for e in examples if e.get("contributions") and _adds_up(e))
             + sum(1 for a in lists if not a.get("fallback") and a.get("explanations")))
+
+
+def _adds_up(example: Mapping[str, Any]) -> bool:
+    """``base_value + Σ contributions + other == output_value`` (relative 1e-6), or no such fields."""
+    if example.get("base_value") is None or example.get("output_value") is None:
+        return True
+    try:
+        total = float(example["base_value"]) + float(example.get("other") or 0.0) + sum(
+            float(c["contribution"]) for c in example["contributions"])
+        want = float(example["output_value"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return math.isclose(total, want, rel_tol=1e-6, abs_tol=1e-6)
 
 
 def _covers_top(rec: Record, k: int) -> bool:
