@@ -168,6 +168,7 @@ def test_sweep_records_ensembles_and_the_package_serves_one(tmp_path, seed: int)
     ens = comp["ensemble"]
     assert ens["built"] and {e["candidate"] for e in ens["ensembles"]} == {"ensemble-greedy", "ensemble-stack"}
     assert all(e["reason"] for e in ens["ensembles"]) and "## Ensemble" in (inc.experiments_dir / "comparison.md").read_text()
+    assert all(e["paired_se"] >= 0 and "paired SE" in e["reason"] for e in ens["ensembles"])
     kinds = {r["candidate"]: r["kind"] for r in comp["rows"]}
     assert kinds["ensemble-greedy"] == kinds["ensemble-stack"] == "ensemble"
     folds = trial_inputs(problems.get("regression"), X, y, cv=3, seed=seed).folds  # the sweep's own

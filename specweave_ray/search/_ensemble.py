@@ -301,6 +301,9 @@ def add_ensembles(inc: Increment, *, oof: Mapping[str, np.ndarray], best: Mappin
                                 target_p99_ms=target_p99_ms, other=other)
         tr, entry = _record(inc, ens, model, features, best=best, metric=metric, meta=meta, classes=classes,
                             latency=latency, chosen=chosen, reason=reason, rounds=rounds, build_s=build_s)
+        single_folds = _single_folds(ens, top)
+        if single_folds is not None:  # the paired rule's numbers, beside its sentence
+            entry["paired_margin"], entry["paired_se"] = paired_margin(ens.folds, single_folds, metric)
         results.append(tr)
         entries.append(entry)
     chosen = [e for e in entries if e["chosen"]]
