@@ -86,7 +86,8 @@ def _outputs(model: Any, features: Any, X: pd.DataFrame, kind: str) -> np.ndarra
     return np.asarray(model.predict_proba(Xt) if kind == "classification" else model.predict(Xt), dtype=np.float64)
 
 
-def one(name: str, kind: str, metric_name: str, X: pd.DataFrame, y: pd.Series, *, root: Path, seed: int) -> dict:
+def one(name: str, kind: str, metric_name: str, X: pd.DataFrame, y: pd.Series, *, root: Path, seed: int,
+        pool: int = 1) -> dict:
     from flaml import AutoML
     from sklearn.model_selection import train_test_split
 
@@ -128,7 +129,55 @@ def one(name: str, kind: str, metric_name: str, X: pd.DataFrame, y: pd.Series, *
     # > 1: the ensemble is better, in the metric's direction
     row["ens_vs_single"] = (row["ensemble"] / row["single"]) ** sign
     row["ens_vs_flaml"] = (row["ensemble"] / row["flaml"]) ** sign
+    if pool > 1:
+        row.update(pool_trials(inc, kind, metric_name, X_tr, y_tr, X_te, y_te_arr, k=pool, seed=seed))
     return row
+
+
+def pool_trials(inc: Increment, kind: str, metric_name: str, X_tr: pd.DataFrame, y_tr: pd.Series,
+                X_te: pd.DataFrame, y_te: np.ndarray, *, k: int, seed: int) -> dict[str, Any]:
+    """The greedy ensemble over each candidate's best trial against one over its top ``k`` trials
+    (nested CV on the sweep's folds, and held-out): the measurement behind keeping more than one
+    trial's out-of-fold outputs per candidate. The top trials are rerun here in process (their
+    recorded params, the sweep's folds) for their out-of-fold outputs, and their members refitted."""
+    from specweave_ray import problems
+    from specweave_ray.candidates.registry import resolve_estimator
+    from specweave_ray.search._ensemble import build_ensembles
+    from specweave_ray.search._inputs import trial_inputs
+    from specweave_ray.search.trial import refit, run_cv
+    from specweave_ray.workspace.records import list_records
+
+    problem = problems.get(kind)
+    metric = get_metric(metric_name)
+    inputs = trial_inputs(problem, X_tr, y_tr, cv=3, seed=seed)
+    cls = {e.name: resolve_estimator(e.estimator, problem_type=problem) for e in candidates(kind)}
+    trials: dict[str, list[Any]] = {}
+    for rec in list_records(inc, kind="trial"):
+        if rec.meta.get("status") == "finished" and "cv_mean" in rec.metrics:
+            trials.setdefault(rec.meta["candidate"], []).append(rec)
+    oof, params = {}, {}
+    t0 = time.perf_counter()
+    for cand, recs in trials.items():
+        recs.sort(key=lambda r: r.metrics["cv_mean"], reverse=metric.mode == "max")
+        for rank, rec in enumerate(recs[:k]):
+            name = f"{cand}#{rank + 1}"
+            res = run_cv(cls[cand], dict(rec.params), X_tr, inputs.y, inputs.folds, metric=metric_name,
+                         preprocessor=inputs.preprocessor, problem_type=problem.name, keep_oof=True)
+            oof[name], params[name] = np.asarray(res["_oof"], dtype=np.float64), (cand, dict(rec.params))
+    rerun_s = time.perf_counter() - t0
+    out: dict[str, Any] = {"pool_k": k, "pool_rerun_s": rerun_s}
+    for label, names in (("pool1", [n for n in oof if n.endswith("#1")]), (f"pool{k}", list(oof))):
+        ens = next(e for e in build_ensembles({n: oof[n] for n in names}, inputs.y, inputs.folds, metric,
+                                              output=_out(kind), seed=seed) if e.method == "greedy")
+        total = 0.0
+        for name, w in zip(ens.names, ens.weights, strict=True):
+            cand, p = params[name]
+            model, pre, _ = refit(cls[cand], p, X_tr, inputs.y, preprocessor=inputs.preprocessor)
+            total = total + w * _outputs(model, pre, X_te, kind)
+        out[f"{label}_cv"] = ens.cv_mean
+        out[f"{label}_heldout"] = score(metric, y_te, total)
+        out[f"{label}_members"] = {n: round(w, 3) for n, w in zip(ens.names, ens.weights, strict=True)}
+    return out
 
 
 def _out(kind: str) -> str:
@@ -147,6 +196,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--only", nargs="*", help="data set names to run (default: all four)")
+    parser.add_argument("--pool", type=int, default=1,
+                        help="also score the greedy ensemble over each candidate's top POOL trials (rerun here)")
     args = parser.parse_args()
     os.environ["SPECWEAVE_MLFLOW"] = "0"
     t0 = time.perf_counter()
@@ -158,7 +209,7 @@ def main() -> None:
             for name, kind, metric_name, X, y in datasets(args.rows, args.seed):
                 if args.only and name not in args.only:
                     continue
-                rows.append(one(name, kind, metric_name, X, y, root=Path(tmp), seed=args.seed))
+                rows.append(one(name, kind, metric_name, X, y, root=Path(tmp), seed=args.seed, pool=args.pool))
                 r = rows[-1]
                 print(f"{r['data']:>13} {r['metric']:>7}  single {r['single']:.4f} ({r['single_name']}, "
                       f"p99 {r['single_p99_ms']:.1f} ms)  ensemble {r['ensemble']:.4f} ({r['ensemble_name']}, "
@@ -167,6 +218,12 @@ def main() -> None:
                       f"ensemble/single {r['ens_vs_single']:.3f}  ensemble/flaml {r['ens_vs_flaml']:.3f}  "
                       f"chosen: {r['chosen']}", flush=True)
                 print(f"{'':>13} why: {r['why']}", flush=True)
+                if args.pool > 1:
+                    k = args.pool
+                    print(f"{'':>13} greedy over best trial per candidate: nested CV {r['pool1_cv']:.4f}, held-out "
+                          f"{r['pool1_heldout']:.4f}; over top {k}: nested CV {r[f'pool{k}_cv']:.4f}, held-out "
+                          f"{r[f'pool{k}_heldout']:.4f} (members {r[f'pool{k}_members']}; rerun "
+                          f"{r['pool_rerun_s']:.0f} s)", flush=True)
     finally:
         ray.shutdown()
     wins = sum(r["ens_vs_single"] >= 1 and r["ens_vs_flaml"] >= 1 for r in rows)

@@ -168,6 +168,7 @@ def test_sweep_records_ensembles_and_the_package_serves_one(tmp_path, seed: int)
     ens = comp["ensemble"]
     assert ens["built"] and {e["candidate"] for e in ens["ensembles"]} == {"ensemble-greedy", "ensemble-stack"}
     assert all(e["reason"] for e in ens["ensembles"]) and "## Ensemble" in (inc.experiments_dir / "comparison.md").read_text()
+    assert all(e["paired_se"] >= 0 and "paired SE" in e["reason"] for e in ens["ensembles"])
     kinds = {r["candidate"]: r["kind"] for r in comp["rows"]}
     assert kinds["ensemble-greedy"] == kinds["ensemble-stack"] == "ensemble"
     folds = trial_inputs(problems.get("regression"), X, y, cv=3, seed=seed).folds  # the sweep's own
@@ -245,3 +246,57 @@ def test_one_candidate_makes_no_ensemble_and_says_why(seed: int) -> None:
     made, info = add_ensembles(None, oof={"ridge": y}, best={"ridge": only}, fitted={"ridge": (None, None)}, y=y,
                                folds=_folds(50), metric=get_metric("rmse"), output="values", X=None, meta={})
     assert made == [] and not info["built"] and "needs two" in info["reason"]
+
+
+def test_paired_rule_chooses_a_consistent_gain_the_unpaired_rule_misses(seed: int) -> None:
+    """Folds of very unequal difficulty (noise 0.1 on two folds, 5 on the others): averaging two
+    independent members lowers every fold's rmse by ~30%. The ensemble's own fold scores spread so
+    widely that the old rule (its mean against the single's, with the SE of its folds) refuses it;
+    the paired rule sees the same gain on every fold and chooses it."""
+    from specweave_ray.search._ensemble import EnsembleScore, decide, paired_margin
+    from specweave_ray.search.coordinator import TrialResult
+
+    rng = np.random.default_rng(seed)
+    n, rmse = 1600, get_metric("rmse")
+    folds = _folds(n)
+    scale = np.empty(n)
+    for i, (_, va) in enumerate(folds):
+        scale[va] = 0.1 if i % 2 == 0 else 5.0
+    y = rng.normal(size=n)
+    oof = {"a": y + scale * rng.normal(size=n), "b": y + scale * rng.normal(size=n)}
+    greedy = next(e for e in build_ensembles(oof, y, folds, rmse, output="values") if e.method == "greedy")
+    best = min(oof, key=lambda m: np.mean(greedy.member_folds[m]))
+    single = TrialResult(best, "candidate", "t1", "exp-001", "finished", {},
+                         {"cv_mean": float(np.mean(greedy.member_folds[best]))})
+    assert set(greedy.names) == {"a", "b"}
+    margin, se = paired_margin(greedy.folds, greedy.member_folds[best], rmse)
+    assert margin > se > 0
+    ok, why = decide(greedy, best_single=single, metric=rmse, latency_p99_ms=1.0, target_p99_ms=100.0, other=None)
+    assert ok and "paired SE" in why and f"{margin:+.4f}" in why
+    # the old rule on the same numbers: the margin is within the ensemble's own fold spread
+    old = EnsembleScore("greedy", greedy.names, greedy.weights, greedy.folds)  # no member folds: unpaired
+    assert single.score - greedy.cv_mean < greedy.cv_se
+    ok, why = decide(old, best_single=single, metric=rmse, latency_p99_ms=1.0, target_p99_ms=100.0, other=None)
+    assert not ok and "unpaired" in why and "not more than its standard error" in why
+
+
+def test_paired_rule_refuses_a_tie_and_reads_the_record_folds() -> None:
+    """A tie on every fold is not chosen, nor a mean gain inside the folds' noise; the best
+    single's fold scores come from its trial record when it is not in the pool."""
+    from specweave_ray.search._ensemble import EnsembleScore, decide
+    from specweave_ray.search.coordinator import TrialResult
+
+    auc = get_metric("roc_auc")
+    folds = (0.80, 0.95, 0.88, 0.99)
+    single = TrialResult("xgb", "candidate", "t1", "exp-001", "finished", {},
+                         {"cv_mean": float(np.mean(folds)), "n_folds": 4,
+                          **{f"cv_fold_{i + 1}": f for i, f in enumerate(folds)}})
+    tie = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), folds)
+    ok, why = decide(tie, best_single=single, metric=auc, latency_p99_ms=1.0, target_p99_ms=None, other=None)
+    assert not ok and "paired margin +0.0000" in why and "not more than its paired standard error" in why
+    noisy = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.82, 0.93, 0.90, 0.98))  # +0.02 −0.02 +0.02 −0.01
+    ok, why = decide(noisy, best_single=single, metric=auc, latency_p99_ms=1.0, target_p99_ms=None, other=None)
+    assert not ok and "paired SE" in why
+    better = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.81, 0.96, 0.89, 0.995))  # higher on every fold
+    ok, why = decide(better, best_single=single, metric=auc, latency_p99_ms=1.0, target_p99_ms=None, other=None)
+    assert ok and "more than its paired standard error" in why

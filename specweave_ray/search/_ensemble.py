@@ -14,6 +14,8 @@ Two ensembles over each candidate's best trial, neither fitting a model a second
 Both are scored by nested cross-validation on the sweep's own folds: for each fold, the weights
 (or the meta-learner) are chosen on the other folds' out-of-fold rows and scored on this fold's,
 so neither sees the rows it is scored on. The final weights / meta-learner use every row.
+Each pool member is scored on the same folds' rows too, so :func:`decide` compares the ensemble
+with the best single candidate fold by fold (a paired difference and its standard error).
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ class EnsembleScore:
     folds: tuple[float, ...]
     stacker: Any = field(default=None, compare=False)
     oof: np.ndarray | None = field(default=None, compare=False, repr=False)  # nested-CV outputs per row
+    # each pool member's own score on the same folds' rows: what the paired rule compares with
+    member_folds: Mapping[str, tuple[float, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def cv_mean(self) -> float:
@@ -138,6 +142,7 @@ def build_ensembles(oof: Mapping[str, np.ndarray], y: np.ndarray, folds: Sequenc
     for o in outs:
         ok &= np.isfinite(o).reshape(len(y), -1).all(axis=1)
     greedy_folds, stack_folds = [], []
+    member_folds: dict[str, list[float]] = {n: [] for n in names}
     greedy_oof = np.full(outs[0].shape, np.nan)
     stack_oof = np.full(outs[0].shape, np.nan)
     for train_idx, valid_idx in folds:
@@ -151,14 +156,18 @@ def build_ensembles(oof: Mapping[str, np.ndarray], y: np.ndarray, folds: Sequenc
         st = fit_stack([o[tr] for o in outs], y[tr], output=output, seed=seed)
         stack_oof[va] = stack_predict(st, [o[va] for o in outs], output=output)
         stack_folds.append(score(metric, y[va], stack_oof[va]))
+        for n, o in zip(names, outs, strict=True):
+            member_folds[n].append(score(metric, y[va], o[va]))
     rows = np.flatnonzero(ok)
     w = greedy_selection([o[rows] for o in outs], y[rows], metric, rounds=rounds)
     keep = [i for i, wi in enumerate(w) if wi > 0]
     stacker = fit_stack([o[rows] for o in outs], y[rows], output=output, seed=seed)
+    singles = {n: tuple(f) for n, f in member_folds.items()}
     return [
         EnsembleScore("greedy", tuple(names[i] for i in keep), tuple(float(w[i]) for i in keep), tuple(greedy_folds),
-                      oof=greedy_oof),
-        EnsembleScore("stack", tuple(names), (), tuple(stack_folds), stacker=stacker, oof=stack_oof),
+                      oof=greedy_oof, member_folds=singles),
+        EnsembleScore("stack", tuple(names), (), tuple(stack_folds), stacker=stacker, oof=stack_oof,
+                      member_folds=singles),
     ]
 
 
@@ -176,24 +185,71 @@ def single_row_latency_ms(model: Any, features: Any, X: Any, *, output: str, n: 
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
 
 
+def paired_margin(ens_folds: Sequence[float], single_folds: Sequence[float], metric: MetricDef
+                  ) -> tuple[float, float]:
+    """The paired comparison of an ensemble with a single model scored on the same folds: the mean
+    of the per-fold differences (in the metric's direction: > 0 means the ensemble is better) and
+    its standard error, ``std(diff, ddof=1) / sqrt(k)``. The folds' own spread (an easy fold, a
+    hard one) cancels in the differences, so only how consistently the ensemble wins counts.
+
+    Example:
+        >>> from specweave_ray.metrics import get_metric
+        >>> m, se = paired_margin([0.91, 0.81, 0.96], [0.90, 0.80, 0.95], get_metric("roc_auc"))
+        >>> round(m, 4), round(se, 4)
+        (0.01, 0.0)
+    """
+    diff = (np.asarray(ens_folds, dtype=np.float64) - np.asarray(single_folds, dtype=np.float64))
+    diff = diff * (1.0 if metric.mode == "max" else -1.0)
+    se = float(np.std(diff, ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
+    return float(np.mean(diff)), se
+
+
+def _single_folds(ens: EnsembleScore, best_single: Any) -> tuple[float, ...] | None:
+    """The best single candidate's scores on the ensemble's folds: from its out-of-fold outputs on
+    exactly the rows the ensemble was scored on, else its trial record's ``cv_fold_i`` (the sweep's
+    folds), else None."""
+    if best_single.candidate in ens.member_folds:
+        return tuple(ens.member_folds[best_single.candidate])
+    metrics = getattr(best_single, "metrics", {}) or {}
+    folds = tuple(metrics.get(f"cv_fold_{i + 1}") for i in range(len(ens.folds)))
+    if ens.folds and all(f is not None for f in folds) and metrics.get("n_folds", len(folds)) == len(folds):
+        return tuple(float(f) for f in folds)
+    return None
+
+
 def decide(ens: EnsembleScore, *, best_single: Any, metric: MetricDef, latency_p99_ms: float | None,
            target_p99_ms: float | None, other: EnsembleScore | None) -> tuple[bool, str]:
-    """Whether ``ens`` replaces the best single candidate, and why (a sentence for the report)."""
-    margin = (ens.cv_mean - best_single.score) * (1 if metric.mode == "max" else -1)
-    se = ens.cv_se
-    head = (f"{ens.method} ensemble {metric.name} {ens.cv_mean:.4f} (nested CV, SE {se:.4f}) vs best single "
-            f"{best_single.candidate} {best_single.score:.4f}: ")
+    """Whether ``ens`` replaces the best single candidate, and why (a sentence for the report).
+
+    The rule is the paired one: per fold, the ensemble's nested-CV score minus the best single's
+    score on the same rows; chosen when the mean difference is more than its standard error
+    (:func:`paired_margin`). Only when the single's per-fold scores are unknown (a record without
+    them) does it fall back to the ensemble's mean against the single's CV mean, with the SE of the
+    ensemble's fold scores."""
+    single = _single_folds(ens, best_single)
+    if single is not None:
+        margin, se = paired_margin(ens.folds, single, metric)
+        head = (f"{ens.method} ensemble {metric.name} {ens.cv_mean:.4f} (nested CV) vs best single "
+                f"{best_single.candidate} {float(np.mean(single)):.4f} on the same {len(single)} folds, "
+                f"paired margin {margin:+.4f}, paired SE {se:.4f}: ")
+        what = "its paired standard error"
+    else:
+        margin = (ens.cv_mean - best_single.score) * (1 if metric.mode == "max" else -1)
+        se = ens.cv_se
+        head = (f"{ens.method} ensemble {metric.name} {ens.cv_mean:.4f} (nested CV, SE {se:.4f}) vs best single "
+                f"{best_single.candidate} {best_single.score:.4f} (unpaired: its fold scores are unknown): ")
+        what = "its standard error"
     if other is not None and metric.better(other.cv_mean, ens.cv_mean):
         return False, head + f"the {other.method} ensemble scored better ({other.cv_mean:.4f})"
     if len(ens.names) < 2:
         return False, head + f"greedy selection kept one member ({ens.names[0]}), no ensemble to choose"
-    if margin <= se:
-        return False, head + f"a margin of {margin:+.4f} is not more than its standard error"
+    if not margin > se:
+        return False, head + f"a margin of {margin:+.4f} is not more than {what}"
     if target_p99_ms is not None and latency_p99_ms is not None and latency_p99_ms >= target_p99_ms:
         return False, head + (f"better by {margin:+.4f} (> SE), but its single-row p99 latency {latency_p99_ms:.1f} ms "
                               f"breaks the spec's latency_p99 < {target_p99_ms:g} ms")
     lat = f"; single-row p99 {latency_p99_ms:.1f} ms" if latency_p99_ms is not None else ""
-    return True, head + f"better by {margin:+.4f}, more than its standard error{lat}"
+    return True, head + f"better by {margin:+.4f}, more than {what}{lat}"
 
 
 def ensemble_model(ens: EnsembleScore, fitted: Mapping[str, Any], *, output: str) -> EnsembleModel:
@@ -245,6 +301,9 @@ def add_ensembles(inc: Increment, *, oof: Mapping[str, np.ndarray], best: Mappin
                                 target_p99_ms=target_p99_ms, other=other)
         tr, entry = _record(inc, ens, model, features, best=best, metric=metric, meta=meta, classes=classes,
                             latency=latency, chosen=chosen, reason=reason, rounds=rounds, build_s=build_s)
+        single_folds = _single_folds(ens, top)
+        if single_folds is not None:  # the paired rule's numbers, beside its sentence
+            entry["paired_margin"], entry["paired_se"] = paired_margin(ens.folds, single_folds, metric)
         results.append(tr)
         entries.append(entry)
     chosen = [e for e in entries if e["chosen"]]

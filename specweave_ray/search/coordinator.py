@@ -466,8 +466,9 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
             lines.append(f"Best single candidate: {single['candidate']} ({m} {single['cv_mean']:.4f}, single-row "
                          f"p99 {single['single_latency_p99_ms']:.1f} ms); latency target: "
                          f"{f'latency_p99 < {target:g} ms' if target is not None else 'none in the spec'}.")
-            lines.append("An ensemble is chosen only when it beats the best single candidate by more than its "
-                         "standard error (nested CV on the sweep's folds) within the latency target.")
+            lines.append("An ensemble is chosen only when it beats the best single candidate by more than the "
+                         "standard error of their per-fold differences (the ensemble by nested CV, both on the "
+                         "sweep's folds) within the latency target.")
             lines.append("")
             for e in ens["ensembles"]:
                 members = ", ".join(f"{n} {w:.2f}" for n, w in zip(e["members"], e["weights"], strict=True)) \
