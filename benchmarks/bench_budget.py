@@ -131,10 +131,10 @@ def main() -> None:
                 continue
             rows.append(one(name, kind, metric, X, y, budget=args.budget, root=Path(tmp) / "incs", seed=args.seed))
     print(f"budget {args.budget:g} s per tool and data set")
-    print(f"{'data':<14}{'metric':<8}{'tool':>8}{'FLAML':>8}{'tool/FLAML':>11}{'tool s':>8}{'FLAML s':>8}"
+    print(f"{'data':<14}{'metric':<8}{'tool':>10}{'FLAML':>10}{'tool/FLAML':>11}{'tool s':>8}{'FLAML s':>8}"
           f"{'trials':>7}{'stopped':>8}  chose (tool / FLAML)")
     for r in rows:
-        print(f"{r['data']:<14}{r['metric']:<8}{r['tool']:>8.4f}{r['flaml']:>8.4f}{r['tool_vs_flaml']:>11.3f}"
+        print(f"{r['data']:<14}{r['metric']:<8}{r['tool']:>10.4f}{r['flaml']:>10.4f}{r['tool_vs_flaml']:>11.3f}"
               f"{r['tool_s']:>8.1f}{r['flaml_s']:>8.1f}{r['tool_trials']:>7}{r['tool_interrupted']:>8}"
               f"  {r['tool_chose']} / {r['flaml_chose']}")
     out = json.dumps(rows)
