@@ -349,10 +349,9 @@ def _job_status(cli_output: str) -> str | None:
 
 E2E_CONFIG = {
     "increment": "Cluster Fraud", "problem_type": "classification",
-    # small: the jobs prove where the driver runs and where its results land, not the search
-    "data": {"generate": "fraud", "rows": 1500, "target": "is_fraud", "params": {"positive_rate": 0.05}},
+    "data": {"generate": "fraud", "rows": 3000, "target": "is_fraud", "params": {"positive_rate": 0.03}},
     "baselines": {"rule": "amount > 900 and card_present == 0"},
-    "sweep": {"cv": 2, "stages": 1, "tuning_samples": 1},
+    "sweep": {"cv": 3, "stages": 2, "tuning_samples": 2},
     "candidates": [
         {"name": "logistic", "estimator": "logistic", "params": {"max_iter": 300, "C": {"loguniform": [0.01, 10.0]}},
          "num_samples": 2},
