@@ -29,13 +29,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Increment:
-    """One small fraud pipeline run (4000 rows, XGBoost and logistic, 3-fold CV) and package v1."""
+    """One small fraud pipeline run (2000 rows, XGBoost and logistic, 2-fold CV) and package v1."""
     from specweave_ray.pipeline._tasks import TASK_ORDER, ensure_increment, run_pipeline
 
     root = tmp_path_factory.mktemp("package") / "incs"
     cfg = {"increment": "Fraud Package", "problem_type": "classification", "seed": 3,
-           "data": {"generate": "fraud", "rows": 4000, "target": "is_fraud", "params": {"positive_rate": 0.04}},
-           "sweep": {"cv": 3, "stages": 1, "tuning_samples": 2, "num_cpus": 2},
+           "data": {"generate": "fraud", "rows": 2000, "target": "is_fraud", "params": {"positive_rate": 0.04}},
+           "sweep": {"cv": 2, "stages": 1, "tuning_samples": 2, "num_cpus": 2},
            "candidates": [
                {"name": "xgboost", "estimator": "xgboost", "num_samples": 2,
                 "params": {"n_estimators": 30, "max_depth": {"randint": [2, 5]}}},

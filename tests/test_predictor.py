@@ -128,18 +128,21 @@ def _run_to_evaluation(cfg: dict, root: Path, increment=None):
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Fraud with string labels and missing values: an XGBoost package (v1), then a torch-MLP one
-    (v2, the same increment rerun from T-004); an LTV regression with LightGBM."""
+    (v2, the same increment rerun from T-004); an LTV regression with LightGBM. The three runs
+    share one Ray (each would start and stop its own) and small data: these tests read packages."""
+    import ray
+
     from specweave_ray.data.datasets import make_fraud, make_ltv
-    from specweave_ray.deploy.package import build_package
+    from specweave_ray.search._ray.tune import ensure_ray
 
     tmp = tmp_path_factory.mktemp("predictor")
     root = tmp / "incs"
-    fraud = make_fraud(4000, positive_rate=0.05, seed=1)
+    fraud = make_fraud(2000, positive_rate=0.05, seed=1)
     fraud["label"] = np.where(fraud.pop("is_fraud") == 1, "fraud", "legit")
     fraud.loc[fraud.sample(frac=0.05, random_state=0).index, "customer_age"] = np.nan
     fraud.to_parquet(tmp / "fraud.parquet", index=False)
-    make_ltv(3000, seed=2).to_parquet(tmp / "ltv.parquet", index=False)
-    sweep = {"cv": 3, "stages": 1, "tuning_samples": 1, "num_cpus": 2}
+    make_ltv(1500, seed=2).to_parquet(tmp / "ltv.parquet", index=False)
+    sweep = {"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 2}
     fraud_cfg = {"increment": "Fraud Labels", "problem_type": "classification", "seed": 3, "sweep": sweep,
                  "data": {"path": str(tmp / "fraud.parquet"), "target": "label"}}
     out = {}
@@ -147,22 +150,36 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict:
         for var in ("SPECWEAVE_ROOT", "MLFLOW_TRACKING_URI"):
             mp.delenv(var, raising=False)
         mp.setenv("SPECWEAVE_MLFLOW", "0")  # the registry is test_package's business
-        inc = _run_to_evaluation({**fraud_cfg, "candidates": [
-            {"name": "xgboost", "estimator": "xgboost", "num_samples": 2,
-             "params": {"n_estimators": 30, "max_depth": {"randint": [2, 5]}}}]}, root)
-        out["xgboost"] = (inc, build_package(inc))
-        for task in ("T-004", "T-005", "T-006"):  # the same increment, another candidate
-            inc.tick(task, done=False)
-        _run_to_evaluation({**fraud_cfg, "candidates": [
-            {"name": "torch-mlp", "estimator": "torch-mlp",
-             "params": {"epochs": 4, "device": "cpu", "hidden_sizes": [16]}}]}, root, increment=inc)
-        out["torch"] = (inc, build_package(inc))
-        ltv = _run_to_evaluation({
-            "increment": "LTV Package", "problem_type": "regression", "seed": 3, "sweep": sweep,
-            "data": {"path": str(tmp / "ltv.parquet"), "target": "ltv"},
-            "candidates": [{"name": "lightgbm", "estimator": "lightgbm",
-                            "params": {"n_estimators": 40, "verbose": -1}}]}, root)
-        out["lightgbm"] = (ltv, build_package(ltv))
+        mp.delenv("RAY_ADDRESS", raising=False)
+        started = ensure_ray(num_cpus=2)
+        try:
+            out.update(_three_packages(fraud_cfg, sweep, tmp, root))
+        finally:
+            if started:
+                ray.shutdown()
+    return out
+
+
+def _three_packages(fraud_cfg: dict, sweep: dict, tmp: Path, root: Path) -> dict:
+    from specweave_ray.deploy.package import build_package
+
+    out = {}
+    inc = _run_to_evaluation({**fraud_cfg, "candidates": [
+        {"name": "xgboost", "estimator": "xgboost", "num_samples": 2,
+         "params": {"n_estimators": 30, "max_depth": {"randint": [2, 5]}}}]}, root)
+    out["xgboost"] = (inc, build_package(inc))
+    for task in ("T-004", "T-005", "T-006"):  # the same increment, another candidate
+        inc.tick(task, done=False)
+    _run_to_evaluation({**fraud_cfg, "candidates": [
+        {"name": "torch-mlp", "estimator": "torch-mlp",
+         "params": {"epochs": 4, "device": "cpu", "hidden_sizes": [16]}}]}, root, increment=inc)
+    out["torch"] = (inc, build_package(inc))
+    ltv = _run_to_evaluation({
+        "increment": "LTV Package", "problem_type": "regression", "seed": 3, "sweep": sweep,
+        "data": {"path": str(tmp / "ltv.parquet"), "target": "ltv"},
+        "candidates": [{"name": "lightgbm", "estimator": "lightgbm",
+                        "params": {"n_estimators": 40, "verbose": -1}}]}, root)
+    out["lightgbm"] = (ltv, build_package(ltv))
     return out
 
 

@@ -25,7 +25,10 @@ def test_run_into_an_s3_root_then_use_it_from_another_machine(tmp_path, monkeypa
     storage.unmount()
     cfg = _config(tmp_path, candidates=[{"name": "xgboost", "estimator": "xgboost",
                                          "params": {"n_estimators": 30, "max_depth": {"randint": [2, 5]}},
-                                         "num_samples": 2}])
+                                         "num_samples": 2}],
+                  # small: the test is about where the records go, not the search
+                  data={"generate": "fraud", "rows": 1500, "target": "is_fraud", "params": {"positive_rate": 0.05}},
+                  sweep={"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 2})
     with s3_server() as s3:
         uri = s3.uri("ml/increments")
         assert main(["run", str(cfg), "--root", uri]) == 0
