@@ -431,3 +431,55 @@ def test_a_symlink_planted_inside_the_increment_never_leads_a_write_out(incremen
         with track_experiment("escape", increment=increment):
             pass
     assert not any(outside.iterdir())
+
+
+def test_a_new_store_is_a_copy_of_the_machine_template_at_mlflow_s_schema(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import mlflow
+
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = tmp_path / "cache" / "specweave-ray" / f"mlflow-{mlflow.__version__}.db"
+    incs = []
+    for name in ("first", "second"):
+        root = tmp_path / name
+        inc = Increment.create("Template Store", problem_type="classification", root=root)
+        with track_experiment("eda", increment=inc) as exp:
+            exp.log_metric("rows", 10.0)
+        incs.append((inc, exp))
+        if name == "first":
+            assert template.is_file()  # built once, by the first new store
+            built = template.stat().st_mtime_ns
+    assert template.stat().st_mtime_ns == built  # the second store was copied, not built again
+
+    def schema(db: Path) -> tuple[str, list[tuple]]:
+        with sqlite3.connect(db) as con:
+            version = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+            tables = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+        return version, tables
+
+    # a store MLflow builds itself has the same schema as the copy
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'built.db'}").search_experiments(max_results=1)
+    for inc, exp in incs:
+        db = inc.root / "mlflow.db"
+        assert schema(db) == schema(tmp_path / "built.db")
+        run = _mlflow_client(inc.root).get_run(exp.meta["mlflow_run_id"])
+        assert run.data.metrics == {"rows": 10.0}
+        default = _mlflow_client(inc.root).get_experiment("0")
+        assert default.artifact_location == str(inc.root.resolve() / "mlruns" / "0")
+        assert not list(inc.root.glob(".mlflow.db.part"))
+
+
+def test_without_a_writable_cache_mlflow_builds_the_store_itself(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    inc = Increment.create("No Template", problem_type="classification", root=tmp_path / "root")
+    with track_experiment("eda", increment=inc) as exp:
+        exp.log_metric("rows", 3.0)
+    assert _mlflow_client(inc.root).get_run(exp.meta["mlflow_run_id"]).data.metrics == {"rows": 3.0}
