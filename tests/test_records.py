@@ -439,7 +439,6 @@ def test_a_new_store_is_a_copy_of_the_machine_template_at_mlflow_s_schema(tmp_pa
 
     import mlflow
 
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     template = tmp_path / "cache" / "specweave-ray" / f"mlflow-{mlflow.__version__}.db"
     incs = []
