@@ -569,9 +569,9 @@ def run_tune(
 
     n_nodes = len(alive_nodes())
     chunks = {e.name: chunk_workers(e, n_nodes) for e in experiments}
-    for name, workers in chunks.items():  # a local forecaster's trial fits its series in chunks
-        if name in payload["candidates"]:
-            payload["candidates"][name]["chunks"] = workers
+    for cand, workers in chunks.items():  # a local forecaster's trial fits its series in chunks
+        if cand in payload["candidates"]:
+            payload["candidates"][cand]["chunks"] = workers
     payload_ref = ray.put(payload)
     total = sum(budgets.values())
     if total == 0:
