@@ -135,13 +135,25 @@ def _intervals(model: Any, X_test: pd.DataFrame, y: np.ndarray) -> tuple[dict[st
     return out, fc, "the model's own intervals (statsforecast)" if own else "split-conformal intervals"
 
 
+def _first_origin(model: Any) -> int:
+    """The points every backtest origin keeps: two seasons and a point (a seasonal family needs
+    them), else a horizon and a point."""
+    h, m = int(model.horizon_), int(model.season_length_)
+    return 2 * m + 1 if m > 1 else h + 1
+
+
+def _conformal_copy(model: Any, windows: int, X: pd.DataFrame, y: pd.Series) -> Any:
+    """The chosen model's settings with ``windows`` conformal windows, fitted on the same points."""
+    return type(model)(**{**model.get_params(), "conformal_windows": windows}).fit(X, y)
+
+
 def _backtest_windows(model: Any) -> tuple[int, int] | None:
     """(backtest windows, conformal windows) the shortest training history allows, or None:
     every origin keeps two seasons and a point (a seasonal family needs them) or a horizon and a
     point, the conformal scores at least 2 windows and the backtest at least 1."""
-    h, m = int(model.horizon_), int(model.season_length_)
+    h = int(model.horizon_)
     shortest = int(model.history_.groupby(SERIES).size().min())
-    spare = (shortest - (2 * m + 1 if m > 1 else h + 1)) // h
+    spare = (shortest - _first_origin(model)) // h
     if spare < 3:
         return None
     conformal = min(STATS_CONFORMAL_WINDOWS, spare - 1)
@@ -160,8 +172,8 @@ def choose_intervals(model: Any) -> tuple[str, dict[str, float], str]:
     """
     windows = _backtest_windows(model)
     if windows is None:
-        h, m = int(model.horizon_), int(model.season_length_)
-        need = (2 * m + 1 if m > 1 else h + 1) + 3 * h
+        h = int(model.horizon_)
+        need = _first_origin(model) + 3 * h
         return "model", {}, (f"the model's own intervals (conformal ones need {need} points a series: 2 seasons "
                              f"and 3 windows of {h}; the shortest series is shorter)")
     n_bt, n_cf = windows
@@ -274,14 +286,14 @@ def evaluate_forecasts(inc: Increment, spec: Any, comp: Mapping[str, Any], *, pr
         metrics.update(chosen)
         if interval_method == "conformal":
             windows = int(chosen["conformal_windows"])
-            conformal = type(model)(**{**model.get_params(), "conformal_windows": windows}).fit(X_train, y_train)
+            conformal = _conformal_copy(model, windows, X_train, y_train)
             cover, fc, _ = _intervals(conformal, X_test, y)
             choice_note = "; ".join([choice_note, *[n for n in conformal.notes_ if n not in model.notes_]])
         interval_note = choice_note
     elif not cover and "conformal_windows" in model.get_params():
         # the global model's intervals: split conformal, from backtest windows of the training
         # part only (the same booster settings, so its point forecast is the chosen model's)
-        conformal = type(model)(**{**model.get_params(), "conformal_windows": CONFORMAL_WINDOWS}).fit(X_train, y_train)
+        conformal = _conformal_copy(model, CONFORMAL_WINDOWS, X_train, y_train)
         cover, fc, interval_note = _intervals(conformal, X_test, y)
         if cover:
             windows = int(conformal.conformal_windows_)
