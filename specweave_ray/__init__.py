@@ -22,6 +22,7 @@ __all__ = [
     "SweepResults",
     "choice",
     "load_spec",
+    "lograndint",
     "loguniform",
     "randint",
     "run_experiments",
@@ -38,6 +39,7 @@ _WHERE = {
     "SweepResults": ".search",
     "choice": ".spec",
     "load_spec": ".spec",
+    "lograndint": ".spec",
     "loguniform": ".spec",
     "randint": ".spec",
     "run_experiments": ".search",
@@ -50,7 +52,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from specweave_ray.deploy import Predictor
     from specweave_ray.exceptions import SpecweaveError
     from specweave_ray.search import SweepResults, run_experiments
-    from specweave_ray.spec import ModelExperiment, choice, load_spec, loguniform, randint, uniform
+    from specweave_ray.spec import (
+        ModelExperiment,
+        choice,
+        load_spec,
+        lograndint,
+        loguniform,
+        randint,
+        uniform,
+    )
     from specweave_ray.workspace import Increment, track_experiment, track_model
 
 

@@ -20,6 +20,7 @@ EXPECTED_ALL = [
     "SweepResults",
     "choice",
     "load_spec",
+    "lograndint",
     "loguniform",
     "randint",
     "run_experiments",

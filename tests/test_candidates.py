@@ -32,7 +32,8 @@ from specweave_ray.candidates import (
 )
 from specweave_ray.candidates import device as device_module
 from specweave_ray.exceptions import CandidateError, ConfigError
-from specweave_ray.spec import ModelExperiment
+from specweave_ray.spec import ModelExperiment, lograndint
+from specweave_ray.spec.search_space import as_domain
 
 lightgbm = pytest.importorskip("lightgbm")
 torch = pytest.importorskip("torch")
@@ -519,3 +520,14 @@ def test_importing_candidates_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_lograndint_reads_from_a_config_and_refuses_bounds_it_cannot_draw() -> None:
+    dom = as_domain({"lograndint": [4, 64]})
+    assert dom == lograndint(4, 64) and dom.to_json() == {"lograndint": [4, 64]}
+    exp = ModelExperiment("lightgbm", "lightgbm", {"num_leaves": {"lograndint": [4, 64]}, "verbose": -1})
+    assert exp.search_space == {"num_leaves": lograndint(4, 64)} and exp.fixed_params == {"verbose": -1}
+    with pytest.raises(CandidateError, match="lograndint needs low > 0"):
+        lograndint(0, 10)
+    with pytest.raises(CandidateError, match="needs low < high"):
+        as_domain({"lograndint": [64, 4]})

@@ -18,7 +18,14 @@ import sweep_helpers
 from ray import cloudpickle
 from sklearn.datasets import load_breast_cancer, make_regression
 
-from specweave_ray import Increment, ModelExperiment, loguniform, randint, run_experiments
+from specweave_ray import (
+    Increment,
+    ModelExperiment,
+    lograndint,
+    loguniform,
+    randint,
+    run_experiments,
+)
 from specweave_ray.exceptions import CandidateError, ConfigError, DataError, SweepError
 from specweave_ray.spec import SweepConfig
 from specweave_ray.workspace.records import list_records
@@ -55,7 +62,7 @@ def trial_records(inc):
 def test_search_with_asha_records_every_trial_and_compares(inc, cancer):
     X, y = cancer
     exps = [
-        ModelExperiment("xgboost", "xgboost", {"n_estimators": 40, "max_depth": randint(2, 6),
+        ModelExperiment("xgboost", "xgboost", {"n_estimators": lograndint(10, 60), "max_depth": randint(2, 6),
                                                 "learning_rate": loguniform(0.02, 0.3)}, num_samples=6),
         ModelExperiment("logistic", "logistic", {"max_iter": 500}),
     ]
@@ -70,6 +77,8 @@ def test_search_with_asha_records_every_trial_and_compares(inc, cancer):
         assert 0.0 <= r.metrics["cv_mean"] <= 1.0 and {"cv_std", "cv_fold_1", "fit_time_s"} <= set(r.metrics)
     xgb = [r for r in recs if r.meta["candidate"] == "xgboost"]
     assert len({(r.params["max_depth"], r.params["learning_rate"]) for r in xgb}) == 6  # Optuna proposed 6
+    # lograndint reaches the estimator as an int in [low, high) (Optuna's IntDistribution, log=True)
+    assert all(type(r.params["n_estimators"]) is int and 10 <= r.params["n_estimators"] < 60 for r in xgb)
     # ASHA: every staged trial reported per stage; at least one was stopped before the last stage
     stages = [len((r.path / "logs" / "metrics.jsonl").read_text().splitlines()) for r in xgb]
     assert max(stages) == 4 and any(r.meta["stopped_early"] for r in xgb), stages

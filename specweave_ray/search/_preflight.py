@@ -131,7 +131,7 @@ def _ends(dom: Domain) -> list[Any]:
     if dom.kind == "choice":
         return list(dom.args[0])
     low, high = dom.args[0], dom.args[1]
-    return [low, high - 1] if dom.kind == "randint" else [low, high]
+    return [low, high - 1] if dom.kind in ("randint", "lograndint") else [low, high]
 
 
 def _show(value: Any) -> str:

@@ -37,6 +37,7 @@ from specweave_ray.spec.search_space import (
     Domain,
     as_domain,
     choice,
+    lograndint,
     loguniform,
     quniform,
     randint,
@@ -47,6 +48,6 @@ __all__ = [
     "LOWER_IS_BETTER", "METRICS", "OPS", "TASKS", "ABTestConfig", "BaselineConfig", "DataConfig",
     "Domain", "MetricDef", "ModelExperiment", "NotebookConfig", "PipelineConfig", "Spec", "SweepConfig", "Target",
     "as_domain", "choice", "default_targets", "get_metric", "load_config", "load_spec",
-    "loguniform", "parse_config", "parse_spec", "parse_targets", "quniform", "randint",
+    "lograndint", "loguniform", "parse_config", "parse_spec", "parse_targets", "quniform", "randint",
     "render_increment_docs", "render_spec", "sweep_config", "uniform",
 ]

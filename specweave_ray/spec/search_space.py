@@ -18,15 +18,16 @@ from typing import Any
 
 from specweave_ray.exceptions import CandidateError
 
-__all__ = ["DOMAIN_KINDS", "Domain", "as_domain", "choice", "is_ray_domain", "loguniform",
+__all__ = ["DOMAIN_KINDS", "Domain", "as_domain", "choice", "is_ray_domain", "lograndint", "loguniform",
            "quniform", "randint", "uniform"]
 
-DOMAIN_KINDS = {"uniform": 2, "loguniform": 2, "randint": 2, "quniform": 3, "choice": 1}
+DOMAIN_KINDS = {"uniform": 2, "loguniform": 2, "randint": 2, "lograndint": 2, "quniform": 3, "choice": 1}
 
 
 @dataclass(frozen=True)
 class Domain:
-    """A search-space entry: ``kind`` is uniform, loguniform, randint (high exclusive), quniform or choice."""
+    """A search-space entry: ``kind`` is uniform, loguniform, randint or lograndint (high exclusive),
+    quniform or choice."""
 
     kind: str
     args: tuple[Any, ...]
@@ -45,8 +46,8 @@ class Domain:
                 raise CandidateError(f"{self.kind} bounds must be numbers, got {list(self.args)!r}")
             if not low < high:
                 raise CandidateError(f"{self.kind} needs low < high, got {low!r} >= {high!r}")
-            if self.kind == "loguniform" and low <= 0:
-                raise CandidateError(f"loguniform needs low > 0, got {low!r}")
+            if self.kind in ("loguniform", "lograndint") and low <= 0:
+                raise CandidateError(f"{self.kind} needs low > 0, got {low!r}")
 
     def to_json(self) -> dict[str, list[Any]]:
         return {self.kind: list(self.args[0]) if self.kind == "choice" else list(self.args)}
@@ -63,6 +64,12 @@ def loguniform(low: float, high: float) -> Domain:
 def randint(low: int, high: int) -> Domain:
     """Integers in ``[low, high)`` (Ray Tune's convention)."""
     return Domain("randint", (low, high))
+
+
+def lograndint(low: int, high: int) -> Domain:
+    """Integers in ``[low, high)`` drawn on a log scale (Ray Tune's ``lograndint``): as many draws
+    between 4 and 8 as between 32 and 64, for sizes such as tree counts and leaves."""
+    return Domain("lograndint", (low, high))
 
 
 def quniform(low: float, high: float, q: float) -> Domain:
