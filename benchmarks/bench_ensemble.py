@@ -1,13 +1,15 @@
 """Held-out score of the best single candidate, of the ensemble and of FLAML at the same budget.
 
-    python benchmarks/bench_ensemble.py [--rows 4000] [--json out.json]
+    python benchmarks/bench_ensemble.py [--rows 4000] [--test-rows 40000] [--json out.json]
 
-Four tables: the fraud and LTV worked examples (``data/datasets.py``, sampled to ``--rows``;
-fraud with 2% positives so a sample has enough of them), scikit-learn's breast cancer
-(classification) and diabetes (regression). For each: a 75/25 split, then
+Four tables: the fraud and LTV worked examples (``data/datasets.py``; fraud with 2% positives so a
+sample has enough of them), scikit-learn's breast cancer (classification) and diabetes
+(regression). Training rows: 75% of ``--rows`` (3,000); held out: the other 25% of the scikit-learn
+sets, and ``--test-rows`` more rows from the generators (bench_budget.py says why). Then
 
-* ``run_experiments`` (logistic/ridge, XGBoost, LightGBM; a few Optuna trials each, 3-fold CV,
-  no baselines, MLflow off), timed on the wall clock: that time is FLAML's budget;
+* ``run_experiments`` (logistic/ridge, XGBoost, LightGBM over the search spaces the tool ships; a
+  few Optuna trials each, 3-fold CV, no baselines, MLflow off), timed on the wall clock: that
+  time is FLAML's budget;
 * the best single candidate (by CV), the ensemble (the better of the greedy ensemble and the
   stack by nested CV, whether or not the sweep chose it) and what the sweep chose, each scored on
   the held-out rows with the primary metric;
@@ -35,6 +37,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_budget import shipped  # noqa: E402
+
 from specweave_ray import ModelExperiment, run_experiments  # noqa: E402
 from specweave_ray.candidates.serialization import load_native  # noqa: E402
 from specweave_ray.data.datasets import generate  # noqa: E402
@@ -46,33 +50,29 @@ from specweave_ray.workspace.records import read_record  # noqa: E402
 FLAML_METRIC = {"roc_auc": "roc_auc", "pr_auc": "ap", "rmse": "rmse"}
 
 
-def datasets(rows: int, seed: int) -> list[tuple[str, str, str, pd.DataFrame, pd.Series]]:
+def datasets(rows: int, seed: int, test_rows: int) -> list[tuple[str, str, str, pd.DataFrame, pd.Series, int]]:
     from sklearn.datasets import load_breast_cancer, load_diabetes
 
-    fraud = generate("fraud", n_rows=rows, seed=seed, positive_rate=0.02)
-    ltv = generate("ltv", n_rows=rows, seed=seed)
+    train = int(0.75 * rows)
+    fraud = generate("fraud", n_rows=train + test_rows, seed=seed, positive_rate=0.02)
+    ltv = generate("ltv", n_rows=train + test_rows, seed=seed)
     bc = load_breast_cancer(as_frame=True)
     db = load_diabetes(as_frame=True)
     return [
-        ("fraud", "classification", "pr_auc", fraud.drop(columns="is_fraud"), fraud["is_fraud"]),
-        ("ltv", "regression", "rmse", ltv.drop(columns="ltv"), ltv["ltv"]),
-        ("breast_cancer", "classification", "roc_auc", bc.data, bc.target),
-        ("diabetes", "regression", "rmse", db.data, db.target),
+        ("fraud", "classification", "pr_auc", fraud.drop(columns="is_fraud"), fraud["is_fraud"], train),
+        ("ltv", "regression", "rmse", ltv.drop(columns="ltv"), ltv["ltv"], train),
+        ("breast_cancer", "classification", "roc_auc", bc.data, bc.target, int(0.75 * len(bc.target))),
+        ("diabetes", "regression", "rmse", db.data, db.target, int(0.75 * len(db.target))),
     ]
 
 
 def candidates(kind: str) -> list[ModelExperiment]:
-    from specweave_ray.spec.search_space import loguniform, randint
+    from specweave_ray.spec.search_space import loguniform
 
     linear = (ModelExperiment("logistic", "logistic", {"max_iter": 1000, "C": loguniform(0.01, 10.0)}, num_samples=2)
               if kind == "classification" else
               ModelExperiment("ridge", "ridge", {"alpha": loguniform(0.01, 100.0)}, num_samples=2))
-    return [linear,
-            ModelExperiment("xgboost", "xgboost", {"n_estimators": 150, "n_jobs": 1, "max_depth": randint(3, 7),
-                                                   "learning_rate": loguniform(0.03, 0.3)}, num_samples=3),
-            ModelExperiment("lightgbm", "lightgbm", {"n_estimators": 150, "n_jobs": 1, "verbose": -1,
-                                                     "num_leaves": randint(8, 48),
-                                                     "learning_rate": loguniform(0.03, 0.3)}, num_samples=3)]
+    return [linear, *shipped(3)]
 
 
 def _load(inc: Increment, record: str) -> tuple[Any, Any]:
@@ -86,13 +86,13 @@ def _outputs(model: Any, features: Any, X: pd.DataFrame, kind: str) -> np.ndarra
     return np.asarray(model.predict_proba(Xt) if kind == "classification" else model.predict(Xt), dtype=np.float64)
 
 
-def one(name: str, kind: str, metric_name: str, X: pd.DataFrame, y: pd.Series, *, root: Path, seed: int,
-        pool: int = 1) -> dict:
+def one(name: str, kind: str, metric_name: str, X: pd.DataFrame, y: pd.Series, train: int, *, root: Path,
+        seed: int, pool: int = 1) -> dict:
     from flaml import AutoML
     from sklearn.model_selection import train_test_split
 
     metric = get_metric(metric_name)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=seed,
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, train_size=train, random_state=seed,
                                               stratify=y if kind == "classification" else None)
     inc = Increment.create(f"bench {name}", problem_type=kind, root=root)
     t0 = time.perf_counter()
@@ -193,6 +193,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--test-rows", type=int, default=40000, help="held-out rows of the generated sets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--only", nargs="*", help="data set names to run (default: all four)")
@@ -206,10 +207,10 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for name, kind, metric_name, X, y in datasets(args.rows, args.seed):
+            for name, kind, metric_name, X, y, train in datasets(args.rows, args.seed, args.test_rows):
                 if args.only and name not in args.only:
                     continue
-                rows.append(one(name, kind, metric_name, X, y, root=Path(tmp), seed=args.seed, pool=args.pool))
+                rows.append(one(name, kind, metric_name, X, y, train, root=Path(tmp), seed=args.seed, pool=args.pool))
                 r = rows[-1]
                 print(f"{r['data']:>13} {r['metric']:>7}  single {r['single']:.4f} ({r['single_name']}, "
                       f"p99 {r['single_p99_ms']:.1f} ms)  ensemble {r['ensemble']:.4f} ({r['ensemble_name']}, "
