@@ -51,8 +51,9 @@ def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_g
 
     With ``background``, an embedded Ray starts in a thread and this returns at once: the caller
     goes on with work that needs no Ray (a run's T-001 and T-002) while Ray's processes start
-    (seconds on 2 cores); the next call of this function (the sweep's), of :func:`planned_node`'s
-    callers' checks or of :func:`shutdown` waits for that start and raises what it raised.
+    (seconds on 2 cores); the next call of this function (the sweep's), :func:`wait_for_ray` and
+    :func:`shutdown` wait for that start and raise what it raised (:func:`planned_node` says
+    what it will have, for checks that need not wait).
     Connecting to a cluster is never put in the background (its resources are checked at once).
 
     Returns True when this call started Ray (so the caller shuts it down).
