@@ -30,6 +30,9 @@ CASES = {
                     r"\(columns: amount, "),
     "too many GPUs": ({"resources": {"cpu": 1, "gpu": 4}}, None,
                       r"candidate 'logistic' asks for 4 GPU per trial but the Ray cluster has 0"),
+    # decided on the CPUs the embedded Ray is being started with, before it is up
+    "too many CPUs": ({"resources": {"cpu": 4}}, None,
+                      r"candidate 'logistic' asks for 4 CPU per trial but the Ray cluster has 1"),
 }
 
 
@@ -98,3 +101,32 @@ def test_a_second_run_on_a_running_increment_is_refused_naming_the_first(tmp_pat
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_embedded_ray_starts_in_the_background_and_lives_until_shutdown(monkeypatch):
+    """The pre-flight starts the run's embedded Ray in a thread (T-001 and T-002 run meanwhile)
+    and the sweep's ``ensure_ray`` waits for it. That thread lives until ``shutdown``: Ray's
+    processes are bound to the thread that started them (``PR_SET_PDEATHSIG``), so had it ended
+    after ``ray.init``, the GCS and raylet would have died and this task never run."""
+    import threading
+
+    import ray
+
+    from specweave_ray import ModelExperiment
+    from specweave_ray.data import generate
+    from specweave_ray.search import _ray, preflight
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    X = generate("fraud", n_rows=200, seed=0).drop(columns=["is_fraud"])
+    started = preflight([ModelExperiment("logistic", "logistic", {"max_iter": 50})], X,
+                        problem_type="classification", sweep={"num_cpus": 1})
+    try:
+        assert started
+        assert _ray.planned_node() == {"CPU": 1.0, "GPU": None}
+        assert _ray.ensure_ray(num_cpus=1) is False  # waited for the start, and started no second Ray
+        assert ray.cluster_resources()["CPU"] == 1.0
+        starter = next(t for t in threading.enumerate() if t.name == "specweave-ray-start")
+        assert ray.get(ray.remote(lambda: "ran").remote()) == "ran"
+    finally:
+        _ray.shutdown()
+    assert not starter.is_alive() and not ray.is_initialized() and _ray.planned_node() is None

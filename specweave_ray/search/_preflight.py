@@ -33,7 +33,8 @@ def preflight(experiments: Sequence[ModelExperiment], X: Any, *, problem_type: s
               rule: str | None = None, seed: int = 0, sweep: SweepConfig | dict | None = None,
               cluster: bool = True) -> bool:
     """Check everything the sweeps of a run can refuse; with ``cluster``, connect to (or start) the
-    Ray the sweeps will use and check each candidate's resources there.
+    Ray the sweeps will use and check each candidate's resources there (an embedded Ray starts in
+    the background: the first sweep waits for it, see ``ensure_ray``).
 
     Returns:
         True when this call started Ray: the caller shuts it down once its sweeps are done (the
@@ -54,11 +55,20 @@ def preflight(experiments: Sequence[ModelExperiment], X: Any, *, problem_type: s
         check_candidate(e, problem_type=problem.name)
     if not cluster:
         return False
-    started = _ray.ensure_ray(address=sweep_cfg.address, num_cpus=sweep_cfg.num_cpus)
+    # An embedded Ray starts in the background: T-001 and T-002 run while its processes start
+    # (seconds); its resources are the ones asked for here, so its CPUs are checked without
+    # waiting. GPUs Ray detects itself: a candidate that asks for one waits for Ray's own count.
+    started = _ray.ensure_ray(address=sweep_cfg.address, num_cpus=sweep_cfg.num_cpus, background=True)
     try:
         # with their classes, as the sweep checks them (a local forecaster's trial needs one-CPU bundles only)
         resolved = [replace(e, estimator=resolve_estimator(e.estimator, problem_type=problem)) for e in everything]
-        _ray.check_resources(resolved, autoscale=sweep_cfg.autoscale, pending_timeout_s=sweep_cfg.pending_timeout_s)
+        node = _ray.planned_node()
+        if node is not None and node["GPU"] is None and any(float(e.resources["gpu"]) > 0 for e in resolved):
+            node = None
+        if node is None:
+            _ray.wait_for_ray()
+        _ray.check_resources(resolved, autoscale=sweep_cfg.autoscale, pending_timeout_s=sweep_cfg.pending_timeout_s,
+                             nodes=None if node is None else [{"CPU": node["CPU"], "GPU": node["GPU"] or 0.0}])
     except BaseException:
         if started:
             _ray.shutdown()

@@ -5,12 +5,14 @@ from specweave_ray.search._ray.tune import (
     check_resources,
     ensure_ray,
     node_id,
+    planned_node,
     refit_best,
     run_tune,
     shutdown,
     slots,
     to_tune_space,
+    wait_for_ray,
 )
 
-__all__ = ["check_resources", "ensure_ray", "node_id", "refit_best", "run_tune", "shutdown", "slots",
-           "to_tune_space"]
+__all__ = ["check_resources", "ensure_ray", "node_id", "planned_node", "refit_best", "run_tune", "shutdown",
+           "slots", "to_tune_space", "wait_for_ray"]

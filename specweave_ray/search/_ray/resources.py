@@ -120,10 +120,11 @@ def autoscaling(setting: bool | None) -> str | None:
 
 
 def check_resources(experiments: Sequence[ModelExperiment], *, autoscale: bool | None,
-                    pending_timeout_s: float) -> dict[str, float]:
-    """Fail fast when a candidate's trials fit on no node, unless the cluster autoscales; then log
-    that they wait (up to ``pending_timeout_s``). Returns the cluster's total CPUs and GPUs."""
-    nodes = alive_nodes()
+                    pending_timeout_s: float, nodes: Sequence[Mapping[str, float]] | None = None) -> dict[str, float]:
+    """Fail fast when a candidate's trials fit on no node (``nodes``, default Ray's alive ones),
+    unless the cluster autoscales; then log that they wait (up to ``pending_timeout_s``). Returns
+    the cluster's total CPUs and GPUs."""
+    nodes = alive_nodes() if nodes is None else list(nodes)
     have = {"cpu": sum(n.get("CPU", 0.0) for n in nodes), "gpu": sum(n.get("GPU", 0.0) for n in nodes)}
     short = []
     for exp in experiments:

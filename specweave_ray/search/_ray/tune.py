@@ -14,7 +14,10 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -42,8 +45,16 @@ _FAST_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR"
 _PAYLOADS: dict[str, Any] = {}  # per worker process: object-store payloads already deserialised
 
 
-def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None) -> bool:
+def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None,
+               background: bool = False) -> bool:
     """Connect to ``address`` / ``$RAY_ADDRESS``, or start an embedded local Ray.
+
+    With ``background``, an embedded Ray starts in a thread and this returns at once: the caller
+    goes on with work that needs no Ray (a run's T-001 and T-002) while Ray's processes start
+    (seconds on 2 cores); the next call of this function (the sweep's), :func:`wait_for_ray` and
+    :func:`shutdown` wait for that start and raise what it raised (:func:`planned_node` says
+    what it will have, for checks that need not wait).
+    Connecting to a cluster is never put in the background (its resources are checked at once).
 
     Returns True when this call started Ray (so the caller shuts it down).
     """
@@ -51,29 +62,120 @@ def ensure_ray(*, address: str | None = None, num_cpus: int | None = None, num_g
 
     for key, value in _FAST_ENV.items():
         os.environ.setdefault(key, value)
+    wait_for_ray()
     if ray.is_initialized():
         return False
+    _release()  # a background start whose Ray was shut down by ray.shutdown() itself
     addr = address or os.environ.get("RAY_ADDRESS")
     if addr:
         ray.init(address=addr, log_to_driver=False)
-    else:
-        # address="local": always a new embedded Ray. With address=None, ray.init joins the cluster
-        # named in /tmp/ray/ray_current_cluster (any `ray start --head` on this machine) and then
-        # refuses num_cpus: "When connecting to an existing cluster, num_cpus ... must not be provided".
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        return True
+    # address="local": always a new embedded Ray. With address=None, ray.init joins the cluster
+    # named in /tmp/ray/ray_current_cluster (any `ray start --head` on this machine) and then
+    # refuses num_cpus: "When connecting to an existing cluster, num_cpus ... must not be provided".
+    options = {"address": "local", "num_cpus": num_cpus or os.cpu_count(), "num_gpus": num_gpus,
+               "include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if not background:
+        ray.init(**options)
+        return True
+    if threading.current_thread() is threading.main_thread():
+        # what ray.init installs when called from the main thread (a SIGTERM ends the driver
+        # through sys.exit, so atexit shuts Ray down); from a thread it cannot, and warns
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    start = _Start({"CPU": float(options["num_cpus"]), "GPU": None if num_gpus is None else float(num_gpus)})
+    _STARTING.append(start)
+    start.thread = threading.Thread(target=start.run, args=(options,), name="specweave-ray-start", daemon=True)
+    start.thread.start()
     return True
 
 
+class _Start:
+    """An embedded Ray started in a thread, and that thread kept alive until ``shutdown``.
+
+    Ray starts its processes with ``PR_SET_PDEATHSIG`` (they die with their parent), and Linux
+    sends that signal when the parent *thread* ends: had the thread ended after ``ray.init``,
+    the GCS and the raylet would have been killed with it.
+    """
+
+    def __init__(self, node: dict[str, float | None]) -> None:
+        self.node = node  # the CPUs and GPUs asked for (GPU None: Ray detects them)
+        self.ready = threading.Event()
+        self.release = threading.Event()
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def run(self, options: dict[str, Any]) -> None:
+        import ray
+
+        # ray.init warns that it sets no SIGTERM handler outside the main thread: ensure_ray did
+        worker_log = logging.getLogger("ray._private.worker")
+        quiet = _DropMessage("SIGTERM handler is not set")
+        worker_log.addFilter(quiet)
+        try:
+            ray.init(**options)
+        except BaseException as err:  # noqa: BLE001 - raised in the thread that waits for Ray
+            self.error = err
+        finally:
+            worker_log.removeFilter(quiet)
+            self.ready.set()
+        self.release.wait()
+
+
+# the embedded Ray being started (or started) by ensure_ray(background=True); at most one
+_STARTING: list[_Start] = []
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    sys.exit(signum)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.start)
+
+
+def planned_node() -> dict[str, float | None] | None:
+    """The CPUs and GPUs (None: Ray will detect them) of the embedded Ray that
+    ``ensure_ray(background=True)`` started, or None when it started none (then ask Ray itself)."""
+    return dict(_STARTING[0].node) if _STARTING else None
+
+
+def wait_for_ray() -> None:
+    """Wait for a background start (``ensure_ray(background=True)``) and raise what it raised
+    (once: a failed start is forgotten, so the next ``ensure_ray`` tries again)."""
+    if not _STARTING:
+        return
+    start = _STARTING[0]
+    start.ready.wait()
+    if start.error is not None:
+        _release()
+        raise start.error
+
+
+def _release() -> None:
+    """End the start's thread (after ``ray.shutdown``, or after a failed start)."""
+    while _STARTING:
+        start = _STARTING.pop()
+        start.release.set()
+        if start.thread is not None:
+            start.thread.join()
+
+
 def check_resources(experiments: Sequence[ModelExperiment], *, autoscale: bool | None = None,
-                    pending_timeout_s: float = 900.0) -> dict[str, float]:
-    """Fail fast (not hang) when a candidate's trials fit on no node of the cluster.
+                    pending_timeout_s: float = 900.0, nodes: Sequence[Mapping[str, float]] | None = None,
+                    ) -> dict[str, float]:
+    """Fail fast (not hang) when a candidate's trials fit on no node of the cluster (``nodes``,
+    each one's resources; default: Ray's alive nodes).
 
     On an autoscaling cluster (``autoscale`` true; when None, ``SPECWEAVE_ALLOW_AUTOSCALE=1`` or
     an autoscaler seen in the cluster's status) log instead that those trials wait for a node.
     """
 
-    return check(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s)
+    return check(experiments, autoscale=autoscale, pending_timeout_s=pending_timeout_s, nodes=nodes)
 
 
 def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
@@ -710,7 +812,10 @@ def refit_best(payload_ref: Any, chosen: Mapping[str, tuple[ModelExperiment, dic
 def shutdown() -> None:
     import ray
 
+    with contextlib.suppress(Exception):  # a failed background start leaves nothing to shut down
+        wait_for_ray()
     ray.shutdown()
+    _release()
 
 
 ProgressFn = Callable[[Any], None]
