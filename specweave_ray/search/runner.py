@@ -244,7 +244,7 @@ def run_experiments(
     # a driver killed earlier left records `running`: they become `interrupted` (and unreused)
     mark_interrupted(inc)
     started_ray = _ray.ensure_ray(address=sweep_cfg.address, num_cpus=sweep_cfg.num_cpus)
-    sweep_exp = None
+    sweep_exp = coordinator = None
     try:
         _ray.check_resources(experiments, autoscale=sweep_cfg.autoscale,
                              pending_timeout_s=sweep_cfg.pending_timeout_s)
@@ -358,6 +358,11 @@ def run_experiments(
         # a URI root: the records and MLflow runs are there before this returns
         storage.push_now(inc.experiments_dir, *_mlflow.local_store(inc.root, inc.id))
     except SweepError as err:
+        if coordinator is not None:  # the finished trials' queued records, written before the sweep's
+            try:
+                coordinator.flush()
+            except Exception:  # noqa: BLE001 - the SweepError is what the caller must see
+                logger.exception("writing the trials' records failed")
         if sweep_exp is not None:  # stopped mid-sweep: finished trials are recorded, the sweep says why
             sweep_exp.close(error=err)
         raise
