@@ -8,7 +8,8 @@ the 108-month training part of every series, after holding out each series' last
 * (b) :func:`specweave_ray.run_experiments` with the ``ets`` candidate as one Ray Tune trial of
   ``CPUS`` CPUs (``resources: {cpu: CPUS}``), ``RollingOrigin(1)`` folds, no baselines, no
   cache, no refit, the MLflow mirror off; Ray is started before the clock. On one node (the
-  default) the trial fits every series with statsforecast's ``n_jobs`` = its CPUs; with
+  default) the trial's fold runs statsforecast's ``forecast`` (fit and forecast in one pass, as
+  (a)) over chunks of its series in a pool of its CPUs; with
   ``--nodes N`` Ray is a ``ray.cluster_utils.Cluster`` of N nodes sharing the CPUS, and the trial
   holds CPUS one-CPU bundles and fits its series in chunks, one Ray task each, on those nodes.
 
@@ -150,7 +151,7 @@ def main() -> None:
     print(f"statsforecast AutoETS, n_jobs={args.cpus}: {seconds_a:.1f} s ({out['statsforecast_series_per_s']} series/s), "
           f"MASE {mase_a:.4f}")
     how = (f"{chunks['tasks']} chunk tasks on {out['chunk_nodes']} nodes" if chunks["tasks"]
-           else f"statsforecast n_jobs={args.cpus} inside it, no chunks")
+           else f"statsforecast's forecast in a pool of {args.cpus} inside it, no chunk tasks")
     print(f"run_experiments (one Ray trial of {args.cpus} CPUs on {args.nodes} node{'s' * (args.nodes > 1)}, "
           f"{how}): {seconds_b:.1f} s ({out['run_experiments_series_per_s']} series/s), MASE {mase_b:.4f}, "
           f"series fallbacks {out['series_fallbacks']:g} (timed out {out['series_timed_out']:g})")

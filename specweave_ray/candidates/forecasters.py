@@ -30,6 +30,12 @@ Local (statistical) models fit one model per series; a series on which a model f
 fit runs past ``series_time_limit_s``, gets the naive forecast, counted in ``fallbacks_`` (and
 ``timed_out_``). In a sweep's trial the series are fitted in chunks spread over Ray workers
 (:func:`using_chunk_map`, set by ``search/_ray``; this module stays Ray-free).
+
+A backtest fold needs only the forecast of its window: ``fit(X, y, window=X_valid)`` on a
+statsforecast family (``fits_for_window``) fits and forecasts every series in one pass
+(statsforecast's ``forecast``, as the timeseries problem type's folds ask), keeping no per-series
+fitted model (none is shipped back from the worker processes, no conformal scores are computed);
+its ``predict`` of the window is the one ``fit(X, y).predict(X_valid)`` gives.
 """
 
 from __future__ import annotations
@@ -41,12 +47,14 @@ import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from specweave_ray.exceptions import CandidateError, DataError
 from specweave_ray.metrics import seasonal_scale
@@ -90,6 +98,12 @@ def _chunk_ids(ids: np.ndarray, workers: int) -> list[np.ndarray]:
     return [c for c in np.array_split(np.asarray(ids), n) if len(c)]
 
 
+def _pieces(data: pd.DataFrame, chunks: list[np.ndarray]) -> list[pd.DataFrame]:
+    """``data`` (sorted by series) cut into the rows of each chunk of contiguous series ids."""
+    at = data[SERIES].searchsorted([c[0] for c in chunks[1:]])
+    return [data.iloc[idx] for idx in np.split(np.arange(len(data)), at)]
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
     """The interval timer's handler: ends one series' fit (caught in ``_TimeLimited.fit``)."""
     raise TimeoutError("the series' fit ran past its time limit")
@@ -101,28 +115,66 @@ class _TimeLimited:
     AutoARIMA's search and AutoETS's candidate loop stop there, not after). A series over the
     limit, or one whose model raises, gets the naive model, marked on the fitted model
     (``_FALLBACK``) so the count survives pools, chunks and pickling. Only what
-    ``GroupedArray.fit`` calls (``new``, ``fit``) is wrapped: the fitted entries are the model's
-    own, so the fitted StatsForecast predicts and pickles as a plain one."""
+    ``GroupedArray.fit`` calls (``new``, ``fit``) and ``GroupedArray.forecast`` calls
+    (``forecast``: a series' fit and forecast in one pass) is wrapped: the fitted entries are the
+    model's own, so the fitted StatsForecast predicts and pickles as a plain one. ``forecast``
+    leaves no fitted model to mark: it appends each series' fallback kind (or None) to ``kinds``
+    (one wrapper a process: see :func:`_forecast_chunk`)."""
 
     def __init__(self, model: Any, limit_s: float | None) -> None:
         self.model = model
         self.limit_s = limit_s
         self.alias = getattr(model, "alias", None)
+        self.kinds: list[str | None] = []
 
     def __repr__(self) -> str:
         return repr(self.model)
 
+    @property
+    def uses_exog(self) -> bool:  # read by StatsForecast.forecast
+        return bool(getattr(self.model, "uses_exog", False))
+
     def new(self) -> _TimeLimited:
         return _TimeLimited(self.model.new(), self.limit_s)
 
-    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Any:
-        from statsforecast.models import Naive
-
+    @contextlib.contextmanager
+    def _limited(self) -> Iterator[None]:
+        """The timer armed around one series' work (only the main thread can take SIGALRM)."""
         armed = bool(self.limit_s) and threading.current_thread() is threading.main_thread()
-        kind = None
         if armed:
             old = signal.signal(signal.SIGALRM, _on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(self.limit_s))
+        try:
+            yield
+        finally:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+
+    def _fallback(self) -> Any:
+        from statsforecast.models import Naive
+
+        return Naive(alias=self.alias) if self.alias else Naive()
+
+    def forecast(self, y: np.ndarray, h: int, X: np.ndarray | None = None, X_future: np.ndarray | None = None,
+                 fitted: bool = False) -> dict[str, Any]:
+        """The model's fit and point forecast of one series in one pass (no ``level``: the
+        backtest window it serves is scored on points), limited, with the fallback, as ``fit``."""
+        kind = None
+        try:
+            with self._limited():
+                out = self.model.forecast(y=y, h=h, X=X, X_future=X_future, fitted=fitted)
+        except TimeoutError:
+            kind = "timeout"
+        except Exception:  # noqa: BLE001 - statsforecast's fallback rule: any model error
+            kind = "error"
+        self.kinds.append(kind)
+        if kind is None:
+            return out
+        return self._fallback().forecast(y=y, h=h, X=X, X_future=X_future, fitted=fitted)
+
+    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Any:
+        kind = None
         model = self.model
         pi = getattr(model, "prediction_intervals", None)
         if pi is not None and len(y) < 2 * pi.h + 1:
@@ -132,17 +184,13 @@ class _TimeLimited:
             model.prediction_intervals = None
             setattr(model, _OWN_INTERVALS, True)
         try:
-            return model.fit(y=y, X=X)
+            with self._limited():
+                return model.fit(y=y, X=X)
         except TimeoutError:
             kind = "timeout"
         except Exception:  # noqa: BLE001 - statsforecast's fallback rule: any model error
             kind = "error"
-        finally:
-            if armed:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, old)
-        fallback = Naive(alias=self.alias) if self.alias else Naive()
-        fitted = fallback.fit(y=y, X=X)
+        fitted = self._fallback().fit(y=y, X=X)
         setattr(fitted, _FALLBACK, kind)
         return fitted
 
@@ -159,6 +207,39 @@ def _fit_chunk(model: Any, freq: str, limit_s: float | None, df: pd.DataFrame, n
     return np.asarray(sf.uids), sf.fitted_
 
 
+def _forecast_chunk(model: Any, freq: str, limit_s: float | None, h: int, df: pd.DataFrame
+                    ) -> tuple[pd.DataFrame, list[str | None]]:
+    """Fit and forecast ``h`` steps of every series of ``df`` in one pass, in this process
+    (statsforecast's ``forecast``, which keeps no fitted model): (the forecast frame, each
+    series' fallback kind or None).
+
+    In this process rather than statsforecast's own ``n_jobs`` pool: that pool pickles the
+    model to its workers, so the wrapper's fallback kinds (no fitted model is left to mark) would
+    stay there; the caller spreads the chunks instead (:func:`_map_local`, or the chunk map)."""
+    from statsforecast import StatsForecast
+
+    wrapped = _TimeLimited(model, limit_s)
+    sf = StatsForecast(models=[wrapped], freq=freq, n_jobs=1)
+    with threadpool_limits(limits=1):  # one BLAS thread a process, as statsforecast's pool workers
+        fc = sf.forecast(df=df, h=h)
+    return fc, wrapped.kinds
+
+
+def _map_local(fn: Callable[[pd.DataFrame], Any], data: pd.DataFrame, n_jobs: int) -> list[Any]:
+    """``fn`` over ``data``'s series: in this process with one job, else in a pool of ``n_jobs``
+    processes over chunks of about ``MIN_CHUNK`` contiguous series (at least one a job), which the
+    processes take in turn as they finish (one slow chunk holds up one process, not the others)."""
+    ids = pd.unique(data[SERIES])
+    if n_jobs < 2 or len(ids) < 2:
+        return [fn(data)]
+    n = min(len(ids), max(n_jobs, len(ids) // MIN_CHUNK))
+    chunks = [c for c in np.array_split(np.asarray(ids), n) if len(c)]
+    # the pool statsforecast's own forecast uses (forked on Linux: the workers share this
+    # process's imports and data)
+    with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks))) as pool:
+        return list(pool.map(fn, _pieces(data, chunks)))
+
+
 class Forecaster(BaseEstimator):
     """Base class: the long frame → per-series histories, MASE scales, aligned forecasts.
 
@@ -173,12 +254,23 @@ class Forecaster(BaseEstimator):
 
     requires_raw_frame = True   # the sweep hands it the long frame, never encoded features
     supports_gpu = False
+    # fit(..., window=X_valid) fits and forecasts the window in one pass (``_fit_window``); a
+    # family without it fits as usual and predicts the window from its fitted models
+    fits_for_window = False
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> Forecaster:
+    def fit(self, X: pd.DataFrame, y: Any = None, *, window: pd.DataFrame | None = None) -> Forecaster:
         """Keep each series' history and fit the family.
 
+        Args:
+            window: The rows (``unique_id``, ``ds``) a backtest fold will predict, the steps after
+                each series' history. A family with ``fits_for_window`` then fits and forecasts
+                them in one pass and keeps only that forecast: ``predict`` answers those rows
+                (and ``forecast`` up to as many steps, points only) exactly as after a plain fit,
+                anything more is refused (refit without ``window``).
+
         Raises:
-            DataError: ``X`` lacks ``unique_id``/``ds`` or was not framed, or ``y`` is missing.
+            DataError: ``X`` lacks ``unique_id``/``ds`` or was not framed, or ``y`` is missing;
+                a ``window`` row is not a step after its series' history.
         """
         missing = [c for c in (SERIES, TIME) if c not in getattr(X, "columns", ())]
         if missing or y is None:
@@ -200,11 +292,19 @@ class Forecaster(BaseEstimator):
         self.scales_ = {sid: seasonal_scale(g.to_numpy(), self.season_length_) for sid, g in grouped["y"]}
         self.last_ = grouped[TIME].max().to_dict()
         self.notes_: list[str] = []
-        self._fit(df)
+        if window is not None and len(window) and self.fits_for_window:
+            _, _, steps = self._row_steps(window)
+            self._fit_window(df, int(steps.max()))
+        else:
+            self._fit(df)
         return self
 
     # -- what a family implements -------------------------------------------------------------
     def _fit(self, df: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _fit_window(self, df: pd.DataFrame, h: int) -> None:
+        """Fit for the next ``h`` steps only (``fits_for_window`` families)."""
         raise NotImplementedError
 
     def _fitted(self, df: pd.DataFrame) -> pd.DataFrame | None:
@@ -258,6 +358,22 @@ class Forecaster(BaseEstimator):
             DataError: a row's series was not fitted, or its time is not a step after the history.
         """
         check_is_fitted(self, "history_")
+        ids, ds, steps = self._row_steps(X)
+        future = X[[c for c in X.columns if c in self.exogenous_ or c in (SERIES, TIME)]] if self.exogenous_ else None
+        fc = self.forecast(int(steps.max()), X_future=future)
+        keyed = fc.set_index([SERIES, TIME])["yhat"]
+        out = keyed.reindex(pd.MultiIndex.from_arrays([ids, ds])).to_numpy(dtype=np.float64)
+        if np.isnan(out).any():
+            bad = int(np.flatnonzero(np.isnan(out))[0])
+            raise DataError(f"no forecast for {ids[bad]!r} at {ds[bad]} (off the series' {self.freq_} grid?)")
+        return out
+
+    def _row_steps(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray]:
+        """The rows' series ids, times and steps after their series' history.
+
+        Raises:
+            DataError: a row's series was not fitted, or its time is not a step after the history.
+        """
         ds = pd.DatetimeIndex(X[TIME])
         ids = X[SERIES].to_numpy()
         unknown = sorted({str(s) for s in pd.unique(ids) if s not in self.last_})
@@ -270,14 +386,7 @@ class Forecaster(BaseEstimator):
             bad = int(np.flatnonzero(steps < 1)[0])
             raise DataError(f"row {bad + 1} ({ids[bad]!r} at {ds[bad]}) is not after the series' history "
                             f"(which ends {last[bad]})")
-        future = X[[c for c in X.columns if c in self.exogenous_ or c in (SERIES, TIME)]] if self.exogenous_ else None
-        fc = self.forecast(int(steps.max()), X_future=future)
-        keyed = fc.set_index([SERIES, TIME])["yhat"]
-        out = keyed.reindex(pd.MultiIndex.from_arrays([ids, ds])).to_numpy(dtype=np.float64)
-        if np.isnan(out).any():
-            bad = int(np.flatnonzero(np.isnan(out))[0])
-            raise DataError(f"no forecast for {ids[bad]!r} at {ds[bad]} (off the series' {self.freq_} grid?)")
-        return out
+        return ids, ds, steps
 
 
 def _steps(last: pd.DatetimeIndex, ds: pd.DatetimeIndex, offset: Any) -> np.ndarray:
@@ -299,12 +408,17 @@ class StatsForecaster(Forecaster):
     ``series_time_limit_s`` (the ETS, ARIMA and Theta families; ``None``: none) caps one series'
     fit (:class:`_TimeLimited`).
 
+    ``fit(X, y, window=X_valid)`` (a backtest fold) runs statsforecast's ``forecast`` instead, in
+    chunks in a pool of ``n_jobs`` processes (:func:`_map_local`) or through the chunk map: ``sf_``
+    is then None and ``window_`` holds the window's point forecasts (``window_h_`` steps).
+
     Attributes (after ``fit``): ``fallbacks_`` (series that got the naive model), ``timed_out_``
-    (of those, the ones over the time limit), ``chunks_`` (how many fits), ``fit_counts_`` (the
-    first two, as the trial records them).
+    (of those, the ones over the time limit), ``chunks_`` (how many chunks the series were fitted
+    in), ``fit_counts_`` (the first two, as the trial records them).
     """
 
     fits_in_chunks = True  # the sweep gives its trials one-CPU bundles and a chunk map (search/_ray)
+    fits_for_window = True
 
     # statsforecast's column for the model: its alias
     _ALIAS = "model"
@@ -334,13 +448,11 @@ class StatsForecaster(Forecaster):
         fit_one = functools.partial(_fit_chunk, model, self.freq_, limit)
         if mapper is None or len(chunks) < 2:
             # the cheap path: every series here, statsforecast's own process pool (the trial's CPUs)
-            parts = [fit_one(data, max(1, int(getattr(self, "n_jobs", 1) or 1)))]
+            parts = [fit_one(data, self._jobs())]
         else:
             # one task per chunk through the trial runner's map (Ray tasks in the trial's
             # placement group); each chunk is a contiguous run of the sorted ids
-            at = data[SERIES].searchsorted([c[0] for c in chunks[1:]])
-            pieces = np.split(np.arange(len(data)), at)
-            parts = mapper[0](fit_one, [(data.iloc[idx], 1) for idx in pieces])
+            parts = mapper[0](fit_one, [(piece, 1) for piece in _pieces(data, chunks)])
         # one StatsForecast as if fitted in one process: the full frame's ids, last dates and
         # arrays (statsforecast's own _prepare_fit), the chunks' fitted models stacked in order
         self.sf_._prepare_fit(data)
@@ -349,19 +461,50 @@ class StatsForecaster(Forecaster):
             raise CandidateError("the chunks' fitted series are not the frame's series, in order")
         self.sf_.fitted_ = np.vstack([fm for _, fm in parts])
         self.sf_.n_jobs = 1
-        kinds = [getattr(m, _FALLBACK, None) for m in self.sf_.fitted_[:, 0]]
+        self.window_h_ = self.window_ = None
+        self._count([getattr(m, _FALLBACK, None) for m in self.sf_.fitted_[:, 0]], chunks=len(parts))
+        fitted = self.sf_.fitted_[:, 0]
+        own = sum(bool(getattr(m, _OWN_INTERVALS, False)) for m in fitted)
+        if own:
+            self.notes_.append(f"{own} of {len(fitted)} series are too short for conformal windows of "
+                               f"{self.horizon_} steps (2 windows and a point: {2 * self.horizon_ + 1}): "
+                               "they keep the model's own intervals")
+
+    def _fit_window(self, df: pd.DataFrame, h: int) -> None:
+        # statsforecast's forecast (fit and forecast in one pass per series, nothing kept): the
+        # same point forecasts as fit then predict, without shipping every fitted model back
+        # from the workers, and without conformal scores (a window is scored on its points)
+        model = self._model(self.season_length_)
+        limit = getattr(self, "series_time_limit_s", None)
+        data = df[[SERIES, TIME, "y"]]
+        one = functools.partial(_forecast_chunk, model, self.freq_, limit, h)
+        mapper = _CHUNK_MAP.get()
+        chunks = _chunk_ids(pd.unique(data[SERIES]), mapper[1]) if mapper else []
+        if len(chunks) >= 2:
+            parts = mapper[0](one, [(piece,) for piece in _pieces(data, chunks)])  # as _fit's chunks
+        else:
+            parts = _map_local(one, data, self._jobs())
+        fc = pd.concat([part for part, _ in parts], ignore_index=True)
+        fc = fc.reset_index() if SERIES not in fc.columns else fc
+        if len(fc) != h * len(self.last_):
+            raise CandidateError("the chunks' forecasts are not every series' window")
+        self.sf_ = None
+        self.window_h_, self.window_ = h, fc.rename(columns={self._ALIAS: "yhat"})[[SERIES, TIME, "yhat"]]
+        self._count([k for _, kinds in parts for k in kinds], chunks=len(parts))
+
+    def _jobs(self) -> int:
+        return max(1, int(getattr(self, "n_jobs", 1) or 1))
+
+    def _count(self, kinds: list[str | None], *, chunks: int) -> None:
+        """The series' fallbacks (their kinds, None for none) as attributes and a note."""
+        limit = getattr(self, "series_time_limit_s", None)
         self.fallbacks_ = sum(k is not None for k in kinds)
         self.timed_out_ = kinds.count("timeout")
-        self.chunks_ = len(parts)
+        self.chunks_ = chunks
         self.fit_counts_ = {"series_fallbacks": self.fallbacks_, "series_timed_out": self.timed_out_}
         if self.fallbacks_:
             self.notes_.append(f"{self.fallbacks_} of {len(kinds)} series got the naive fallback "
                                f"({self.timed_out_} over the per-series time limit of {limit} s)")
-        own = sum(bool(getattr(m, _OWN_INTERVALS, False)) for m in self.sf_.fitted_[:, 0])
-        if own:
-            self.notes_.append(f"{own} of {len(kinds)} series are too short for conformal windows of "
-                               f"{self.horizon_} steps (2 windows and a point: {2 * self.horizon_ + 1}): "
-                               "they keep the model's own intervals")
 
     def _fitted(self, df: pd.DataFrame) -> pd.DataFrame | None:
         from statsforecast import StatsForecast
@@ -377,6 +520,15 @@ class StatsForecaster(Forecaster):
         return fv.rename(columns={self._ALIAS: "fitted"})[[SERIES, TIME, "y", "fitted"]]
 
     def _forecast(self, h: int, X_future: pd.DataFrame | None, level: Sequence[int] | None) -> pd.DataFrame:
+        if getattr(self, "sf_", None) is None:  # fitted for a backtest window (fit(..., window=))
+            if level or h > self.window_h_:
+                raise CandidateError(f"this forecaster was fitted for a backtest window of {self.window_h_} steps "
+                                     f"(fit(..., window=...)) and keeps only those points; refit it without "
+                                     f"window= to forecast {h} steps" + (" with intervals" if level else ""))
+            fc = self.window_
+            if h < self.window_h_:
+                fc = fc[fc.groupby(SERIES, sort=False).cumcount().to_numpy() < h].reset_index(drop=True)
+            return fc.copy()
         calibrated = getattr(self, "conformal_h_", None)
         if level and calibrated and h > calibrated:
             level = None  # conformal scores exist for the calibrated steps only: points beyond them

@@ -137,6 +137,11 @@ class ProblemType(abc.ABC):
         """``metric`` of a fitted ``model`` on a validation part ``(X, y)``."""
         return metric(y, predict_for(metric, model, X))
 
+    def fit_fold(self, estimator: Any, X_train: Any, y_train: Any, X_valid: Any) -> Any:
+        """``estimator`` fitted on a fold's training part, for :meth:`score_model` on its
+        validation part ``X_valid`` (which a type may hand the fit: forecasting). Default: ``fit``."""
+        return estimator.fit(X_train, y_train)
+
     # -- data --------------------------------------------------------------------------------
     def frame(self, df: pd.DataFrame, *, target: str | None = None,
               columns: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.Series]:

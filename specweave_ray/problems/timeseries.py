@@ -164,6 +164,15 @@ class TimeSeries(ProblemType):
         pred = model.predict(X)
         return forecast_scores(np.asarray(y, dtype=np.float64), pred, X[SERIES].to_numpy(), model.scales_)[metric.name]
 
+    def fit_fold(self, estimator: Any, X_train: pd.DataFrame, y_train: Any, X_valid: pd.DataFrame) -> Any:
+        """A backtest fold's fit. A forecaster that can (``fits_for_window``: the statsforecast
+        families) fits and forecasts the window in one pass, ``fit(..., window=X_valid)``: the
+        same forecasts of the window, without the per-series fitted models that only later
+        forecasts would read."""
+        if getattr(estimator, "fits_for_window", False):
+            return estimator.fit(X_train, y_train, window=X_valid)
+        return estimator.fit(X_train, y_train)
+
     # -- data --------------------------------------------------------------------------------
     def frame(self, df: pd.DataFrame, *, target: str | None = None,
               columns: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.Series]:

@@ -101,6 +101,8 @@ def run_cv(
             t = time.perf_counter()
             if staged:
                 fitted[i] = next(runs[i])
+            elif problem is not None:
+                fitted[i] = problem.fit_fold(clone(estimator), X_tr, y_tr, X_va)
             else:
                 fitted[i] = clone(estimator).fit(X_tr, y_tr)
             fit_time += time.perf_counter() - t
