@@ -11,6 +11,7 @@ tracking store does not hold the records back. :meth:`Coordinator.flush` waits f
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 import functools
 import hashlib
@@ -202,7 +203,8 @@ class Coordinator:
             done: Future[TrialResult] = Future()
             done.set_result(write())
             return done
-        fut = self._writer.submit(write)
+        # in this thread's context: the run's lineage (workspace.records.run_lineage) is a context variable
+        fut = self._writer.submit(contextvars.copy_context().run, write)
         self._writes.append(fut)
         return fut
 
