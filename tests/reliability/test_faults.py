@@ -123,14 +123,14 @@ def test_ctrl_c_records_running_trials_interrupted_and_the_rerun_finishes_them(c
     try:
         # Ctrl-C once c0 and c1 are recorded and a held trial is running (it touches hold.started):
         # waited for, not slept for, so a loaded machine can't send it too early
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not (
                 len([r for r in list_records(inc) if r.kind == "trial"]) >= 2
                 and Path(f"{hold}.started").exists()):
             time.sleep(0.2)
         time.sleep(0.5)  # let the other slot's held trial start too (not required)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
