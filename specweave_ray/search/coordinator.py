@@ -253,8 +253,11 @@ class Coordinator:
                              "message": _fault_message(error) if fault else _error_message(error),
                              "cause": dict(cause or {"kind": "exception"}), "traceback": error}
         if started is not None:
-            meta["started"] = _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="milliseconds")
+            meta["started"] = _stamp(started)
             meta["duration_s"] = round(ended - started, 4)
+        # when Tune reported the end, not when the writer thread got to it (spans must not overlap
+        # the next trial on the freed resources)
+        meta["ended"] = _stamp(ended)
         exp = open_experiment(f"{name}-trial-{index:03d}", increment=self.increment, kind=meta["kind"],
                               model=meta["model"], meta=meta, mirror=False, params=params, metrics=metrics,
                               notes="\n\n".join(notes))
@@ -535,3 +538,7 @@ def cached_records(increment: Increment) -> list[Record]:
     """Finished trial/baseline records that carry a cache key."""
     return [r for r in list_records(increment) if r.status == "finished" and r.meta.get("cache_key")
             and r.kind in ("trial", "baseline")]
+
+
+def _stamp(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds")

@@ -267,7 +267,7 @@ class Experiment:
             }
         elif self.meta.get("status") == "running":
             self.meta["status"] = "finished"
-        self.meta["ended"] = _now()
+        self.meta["ended"] = self.meta.get("ended") or _now()  # a writer may give the end it saw
         if self.meta.get("duration_s") is None:
             self.meta["duration_s"] = round(time.perf_counter() - self._t0, 4)
         self._write_meta()  # a URI root: a meta.json write uploads its whole record, itself last
