@@ -237,6 +237,26 @@ def test_decide_needs_more_than_the_standard_error_and_the_latency_target() -> N
     assert not ok and "greedy ensemble scored better" in why
 
 
+def test_the_latency_target_counts_the_served_clients() -> None:
+    """A p99 target measured at T-008's 16 concurrent clients: each request waits behind the
+    others, so a single-row p99 well under the target can still break it when served."""
+    from specweave_ray.search._ensemble import EnsembleScore, decide, served_p99_ms
+    from specweave_ray.search.coordinator import TrialResult
+
+    auc = get_metric("roc_auc")
+    single = TrialResult("xgb", "candidate", "t1", "exp-001", "finished", {}, {"cv_mean": 0.90})
+    ens = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.93, 0.95, 0.94, 0.94))
+    assert served_p99_ms(7.0, 16) == 112.0 and served_p99_ms(7.0, 1) == 7.0
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=7.0, target_p99_ms=100.0, other=None)
+    assert ok and "single-row p99 latency 7.0 ms" in why  # in process: one client
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=7.0, target_p99_ms=100.0, other=None,
+                     clients=16)
+    assert not ok and "at 16 concurrent clients, estimated 112.0 ms" in why and "latency_p99 < 100 ms" in why
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=5.0, target_p99_ms=100.0, other=None,
+                     clients=16)
+    assert ok and "estimated 80.0 ms" in why
+
+
 def test_one_candidate_makes_no_ensemble_and_says_why(seed: int) -> None:
     from specweave_ray.search._ensemble import add_ensembles
     from specweave_ray.search.coordinator import TrialResult

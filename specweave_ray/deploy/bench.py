@@ -48,9 +48,13 @@ __all__ = ["ENGINES", "bench_forecast", "bench_http", "bench_inprocess", "bench_
 
 ENGINES = ("local", "ray-serve")
 _QUANTILES = ("p50", "p95", "p99", "mean")
+# the concurrent keep-alive clients of an HTTP benchmark (T-008's load; the ensemble's latency
+# check in the sweep estimates for the same number)
+HTTP_CLIENTS = 16
 
 
 # -- in-process ------------------------------------------------------------------------------
+
 def bench_inprocess(predictor: Any, rows: pd.DataFrame, *, n_single: int = 2000,
                     batch_sizes: Sequence[int] = (1, 32, 256, 2048),
                     batch_budget_s: float = 0.5) -> dict[str, float]:
@@ -189,7 +193,7 @@ def bench_forecast(predictor: Any, requests: Sequence[Mapping[str, Any]], *, n_s
 
 
 # -- over HTTP -------------------------------------------------------------------------------
-def bench_http(url: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]], *, concurrency: int = 16,
+def bench_http(url: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]], *, concurrency: int = HTTP_CLIENTS,
                total_requests: int = 4000, timeout_s: float = 60.0,
                warmup_requests: int | None = None) -> dict[str, float]:
     """Send ``total_requests`` single-row JSON POSTs to ``url`` from ``concurrency`` clients.
@@ -421,7 +425,7 @@ def bench_rows(predictor: Any, inc: Any, *, limit: int = 2000) -> pd.DataFrame:
 
 def run_bench(increment: Any, *, root: Any = None, version: str | int = "latest",
               http: bool = False, engine: str = "local", n_single: int = 2000,
-              batch_sizes: Sequence[int] = (1, 32, 256, 2048), concurrency: int = 16,
+              batch_sizes: Sequence[int] = (1, 32, 256, 2048), concurrency: int = HTTP_CLIENTS,
               total_requests: int = 4000, timeout_s: float = 120.0,
               address: str | None = None) -> tuple[str, dict[str, float], list[Any]]:
     """Benchmark an increment's model and record it against the spec's latency/throughput targets.

@@ -28,6 +28,7 @@ from specweave_ray._fs import atomic_write_text, exclusive, read_json
 from specweave_ray.deploy import Predictor, package_for_evaluation
 from specweave_ray.deploy._explain_report import write_explainability
 from specweave_ray.deploy._release import release_gate, write_ab_plan
+from specweave_ray.deploy.bench import HTTP_CLIENTS
 from specweave_ray.evaluate import evaluate_holdout
 from specweave_ray.exceptions import ConfigError, IncrementError, SweepError
 from specweave_ray.finish.notebooks import NOTEBOOKS, write_notebooks
@@ -401,6 +402,8 @@ def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool, task: 
         update["ensemble_latency_p99_ms"] = next(
             (t.value for t in run.spec.targets if t.metric == "latency_p99" and t.relative_to is None
              and t.op in ("<", "<=")), None)
+        # T-008 holds that target against the HTTP p99 of its concurrent clients (deploy.bench)
+        update["ensemble_latency_clients"] = HTTP_CLIENTS
     sweep = cfg.sweep.model_copy(update=update)
     return run_experiments(
         experiments, run.X_train, run.y_train, increment=run.inc, problem_type=run.problem.name,
