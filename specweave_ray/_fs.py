@@ -115,21 +115,22 @@ def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``folder/.lock`` (blocks until free)."""
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[int]:
+    """Hold an exclusive advisory lock on ``folder/.lock`` (blocks until free); yields its fd."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder / ".lock"):
-        yield
+    with file_lock(folder / ".lock") as fd:
+        yield fd
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive advisory ``flock`` on ``path`` (created if missing; blocks until free)."""
+def file_lock(path: str | os.PathLike[str]) -> Iterator[int]:
+    """Hold an exclusive advisory ``flock`` on ``path`` (created if missing; blocks until free);
+    yields the file's descriptor (open for reading and writing)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield fd
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
@@ -172,17 +173,28 @@ def claim_numbered_dir(
     get the same number; ``mkdir`` without ``exist_ok`` is the second line of defence.
     """
     parent = Path(parent)
-    with folder_lock(parent):
-        return make_next_dir(parent, pattern=pattern, make_name=make_name)
+    with folder_lock(parent) as fd:
+        return make_next_dir(parent, pattern=pattern, make_name=make_name, lock_fd=fd)
 
 
 def make_next_dir(
-    parent: Path, *, pattern: re.Pattern[str], make_name: Callable[[int], str]
+    parent: Path, *, pattern: re.Pattern[str], make_name: Callable[[int], str], lock_fd: int | None = None
 ) -> Path:
     """The body of :func:`claim_numbered_dir`, for a caller already holding ``folder_lock(parent)``
-    (``flock`` is per open file, so taking the lock again in the same process would deadlock)."""
-    taken = [int(m.group(1)) for p in parent.iterdir() if (m := pattern.match(p.name))]
-    number = max(taken, default=0) + 1
+    (``flock`` is per open file, so taking the lock again in the same process would deadlock).
+
+    With ``lock_fd`` (the held ``.lock`` file) the number claimed is written there with the
+    folder's ``stat`` after the ``mkdir``; the next claim that finds the folder unchanged since
+    (same mtime, link count and inode) takes the next number without listing the folder. Listing
+    it every time made claiming quadratic: 10,000 claims took 62 s here, the last ones ~10 ms
+    each. Any entry made or removed by anyone, with or without the lock, changes the folder's
+    mtime (its link count too for a sub-folder, should two land in one timestamp tick), and then
+    the folder is listed as before."""
+    number = _trusted_last(parent, lock_fd)
+    if number is None:
+        taken = [int(m.group(1)) for p in parent.iterdir() if (m := pattern.match(p.name))]
+        number = max(taken, default=0)
+    number += 1
     while True:
         path = parent / make_name(number)
         try:
@@ -190,7 +202,26 @@ def make_next_dir(
         except FileExistsError:
             number += 1
             continue
+        if lock_fd is not None:
+            note = f"{number} {_stat_key(parent)}\n".encode()
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, note, 0)
         return path
+
+
+def _stat_key(folder: Path) -> str:
+    st = os.stat(folder)
+    return f"{st.st_mtime_ns} {st.st_nlink} {st.st_ino}"
+
+
+def _trusted_last(folder: Path, lock_fd: int | None) -> int | None:
+    """The number the last claim wrote into the lock file, when the folder has not changed since."""
+    if lock_fd is None:
+        return None
+    number, _, key = os.pread(lock_fd, 200, 0).decode("ascii", "replace").strip().partition(" ")
+    if not number.isdigit() or key != _stat_key(folder):
+        return None
+    return int(number)
 
 
 def relative_posix(base: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:

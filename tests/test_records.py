@@ -329,6 +329,23 @@ def test_concurrent_writers_never_share_a_number(root: Path, increment: Incremen
     assert all(r.meta["mlflow_run_id"] is None for r in list_records(increment))
 
 
+def test_numbering_sees_folders_made_behind_its_back(inc: Increment) -> None:
+    """The next number comes from the last claim's note in the lock file only while the folder is
+    unchanged since: a folder made by hand (no lock) in between, or a record removed, is seen."""
+    first = open_experiment("a", increment=inc, mirror=False)
+    (inc.experiments_dir / "exp-002-by-hand").mkdir()
+    assert open_experiment("b", increment=inc, mirror=False).id == "exp-003-b"
+    assert open_experiment("c", increment=inc, mirror=False).id == "exp-004-c"  # from the note
+    (inc.experiments_dir / "exp-007-copied").mkdir()
+    assert open_experiment("d", increment=inc, mirror=False).id == "exp-008-d"
+    shutil.rmtree(inc.experiments_dir / "exp-007-copied")
+    shutil.rmtree(inc.experiments_dir / "exp-008-d")
+    assert open_experiment("e", increment=inc, mirror=False).id == "exp-005-e"  # listed again: max + 1
+    (inc.experiments_dir / ".lock").write_text("garbage")
+    assert open_experiment("f", increment=inc, mirror=False).id == "exp-006-f"
+    assert first.id == "exp-001-a"
+
+
 def test_concurrent_writers_all_reach_mlflow(root: Path, increment: Increment) -> None:
     # a fresh root: the processes also race to create the sqlite store itself
     ids = _run_writers(increment, 4, 2, mirror=True)  # fewer: each process imports MLflow (~2 s CPU)
