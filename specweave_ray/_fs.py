@@ -203,10 +203,12 @@ def make_next_dir(
             number += 1
             continue
         if lock_fd is not None:
-            note = f"{number} {_stat_key(parent)}\n".encode()
-            os.ftruncate(lock_fd, 0)
-            os.pwrite(lock_fd, note, 0)
+            # one fixed-width write over the last note (an ftruncate first cost 0.4 ms a claim here)
+            os.pwrite(lock_fd, f"{number} {_stat_key(parent)}".ljust(_NOTE_WIDTH).encode(), 0)
         return path
+
+
+_NOTE_WIDTH = 96  # "number mtime_ns nlink inode", padded: wider than any such line
 
 
 def _stat_key(folder: Path) -> str:
@@ -218,7 +220,7 @@ def _trusted_last(folder: Path, lock_fd: int | None) -> int | None:
     """The number the last claim wrote into the lock file, when the folder has not changed since."""
     if lock_fd is None:
         return None
-    number, _, key = os.pread(lock_fd, 200, 0).decode("ascii", "replace").strip().partition(" ")
+    number, _, key = os.pread(lock_fd, _NOTE_WIDTH, 0).decode("ascii", "replace").strip().partition(" ")
     if not number.isdigit() or key != _stat_key(folder):
         return None
     return int(number)
