@@ -508,10 +508,12 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
             lines.append(f"{ens.get('reason', 'no ensemble')}.")
         else:
             single = ens["best_single"]
-            target = ens.get("target_latency_p99_ms")
+            target, clients = ens.get("target_latency_p99_ms"), int(ens.get("latency_clients") or 1)
+            served = (f" at {clients} concurrent clients (estimated as {clients} x the single-row p99: one "
+                      f"server answers one request at a time)" if clients > 1 else " (single-row, in process)")
             lines.append(f"Best single candidate: {single['candidate']} ({m} {single['cv_mean']:.4f}, single-row "
                          f"p99 {single['single_latency_p99_ms']:.1f} ms); latency target: "
-                         f"{f'latency_p99 < {target:g} ms' if target is not None else 'none in the spec'}.")
+                         f"{f'latency_p99 < {target:g} ms{served}' if target is not None else 'none in the spec'}.")
             lines.append("An ensemble is chosen only when it beats the best single candidate by more than the "
                          "standard error of their per-fold differences (the ensemble by nested CV, both on the "
                          "sweep's folds) within the latency target.")
