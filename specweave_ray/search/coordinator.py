@@ -112,6 +112,7 @@ class Coordinator:
         # of JSON encoding, five fsyncs and a folder claim that held up the next trial's start)
         self._writer: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record-writer")
         self._writes: list[Future[TrialResult]] = []
+        self._prune_at = _KEEP_WRITES
         self._recorded: set[str] = set()   # trial ids whose record is written or queued
         self._notify_lock = threading.Lock()
         self._oof_in: dict[str, np.ndarray] = {}                    # trial id → its final OOF outputs
@@ -197,8 +198,17 @@ class Coordinator:
             index = self._counts[name]
             self._recorded.add(trial_id)
             oof = self._oof_in.pop(trial_id, None)
+            # a recorded trial's events are done with: what it reported and its config go into the
+            # record; the driver keeps only its TrialResult (memory flat in the trials but for that)
+            started = self._started.pop(trial_id, None)
+            self._configs.pop(trial_id, None)
+            self._last.pop(trial_id, None)
+            if len(self._writes) >= self._prune_at:  # written ones are done with too, but for errors
+                self._writes = [f for f in self._writes if not f.done() or f.exception() is not None]
+                self._prune_at = max(_KEEP_WRITES, 2 * len(self._writes))  # amortised: a long queue is not rescanned
         write = functools.partial(self._write, trial_id, dict(config), dict(last), index, oof, ended=time.time(),
-                                  error=error, stopped_early=stopped_early, cause=cause, status=status)
+                                  started=started, error=error, stopped_early=stopped_early, cause=cause,
+                                  status=status)
         if self._writer is None:  # after flush (nothing the sweep does): written here and now
             done: Future[TrialResult] = Future()
             done.set_result(write())
@@ -209,7 +219,7 @@ class Coordinator:
         return fut
 
     def _write(self, trial_id: str, config: Mapping[str, Any], last: Mapping[str, Any], index: int,
-               oof: np.ndarray | None, *, ended: float, error: str | None, stopped_early: bool,
+               oof: np.ndarray | None, *, ended: float, started: float | None, error: str | None, stopped_early: bool,
                cause: Mapping[str, Any] | None, status: str) -> TrialResult:
         """On the writer thread: the record's four writes (meta, params, metrics, notes), its
         history append and its close, each atomic as every record write is; then the result."""
@@ -220,7 +230,6 @@ class Coordinator:
         metrics = {k: float(v) for k, v in last.items()
                    if not k.startswith(INFO_PREFIX) and not k.startswith("_") and k not in _TUNE_KEYS
                    and isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
-        started = self._started.get(trial_id)
         meta = {
             **self.meta,
             "kind": "trial" if cand.kind == "candidate" else "baseline",
@@ -379,6 +388,9 @@ class Coordinator:
         if self._mirror is not None:
             self._mirror.shutdown(wait=True)
             self._mirror = None
+
+
+_KEEP_WRITES = 512  # queued-record futures kept before the written ones are let go
 
 
 _TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
