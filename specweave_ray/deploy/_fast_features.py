@@ -75,6 +75,30 @@ class _Numeric:
             x /= self.scale
         out[:, self.out] = x
 
+    def fill_frame(self, frame: pd.DataFrame, out: np.ndarray) -> None:
+        """From a validated DataFrame's columns, each written straight into its output column
+        (no float64 copy of the block, no take of the frame): the large-frame path."""
+        for col, j, stat, mean, scale in self._plan:
+            s = frame[col]
+            dtype = s.dtype
+            if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+                x = s.to_numpy()  # no copy; an int column is cast inside the subtraction below
+            else:  # nullable, boolean or object columns of numbers (validated): as before
+                x = (s.to_numpy(dtype=np.float64, na_value=np.nan)
+                     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+                     else pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).to_numpy(
+                         dtype=np.float64, na_value=np.nan))
+            if x.dtype.kind == "f":
+                missing = np.isnan(x)
+                if missing.any():
+                    x = np.where(missing, stat, x)
+            # StandardScaler's float64 subtraction then division (x - 0.0 and x / 1.0 are exact
+            # where it has no mean or scale); computed contiguous, then one strided write
+            # (measured: ~3x faster than both operations on the strided output column)
+            column = np.subtract(x, mean, dtype=np.float64)
+            np.divide(column, scale, out=column)
+            out[:, j] = column
+
     def fill_one(self, row: Mapping[str, Any], out: list[float]) -> None:
         # Plain Python floats: IEEE subtraction and division round exactly as NumPy's do, so
         # this is bit-identical to fill() and several times faster on one row.
@@ -112,6 +136,32 @@ class _OneHot:
                                                   strict=True):
             values = columns[col]
             index = self._lookup(col, mapping, unknown, values)
+            hit = index >= 0
+            out[rows[hit], offset + index[hit]] = 1.0
+
+    def fill_frame(self, frame: pd.DataFrame, out: np.ndarray) -> None:
+        """From a validated DataFrame: ``pd.factorize`` hashes each value once and only the
+        distinct values are looked up (measured on 64k rows of text: 1.3 ms, against 3.4 ms for
+        the text conversion of ``features._as_categories`` plus ``get_indexer``; a categorical
+        column costs its codes only)."""
+        rows = np.arange(out.shape[0])
+        for col, offset, mapping, unknown in zip(self.columns, self.offsets, self.mappings, self.unknown,
+                                                  strict=True):
+            s = frame[col]
+            codes, uniques = pd.factorize(s, use_na_sentinel=True)  # None, NaN, NaT, NA: -1
+            uniques = list(uniques)
+            if not all(type(u) is str for u in uniques) and not (s.dtype == bool and uniques):
+                # numbers: factorize counts 1, 1.0 and True as one value, and a float32's text
+                # differs from the Python float's that features._as_categories writes
+                values = _as_categories(s.to_frame()).iloc[:, 0].to_numpy()
+                index = self._lookup(col, mapping, unknown, values)
+            else:
+                table = np.array([*(mapping.get(u if type(u) is str else str(bool(u)), unknown) for u in uniques),
+                                  mapping.get(MISSING, unknown)], dtype=np.intp)
+                index = table[codes]  # code -1 takes the last entry: the missing value's column
+                if (table == _ERROR).any() and (index == _ERROR).any():
+                    bad = int(codes[int(np.argmax(index == _ERROR))])
+                    raise ValueError(f"column {col!r}: unknown category {uniques[bad] if bad >= 0 else MISSING!r}")
             hit = index >= 0
             out[rows[hit], offset + index[hit]] = 1.0
 
@@ -174,6 +224,9 @@ class _Dates:
         values = [list(columns[c]) for c in self.columns]
         self.fill([dict(zip(self.columns, row, strict=True)) for row in zip(*values, strict=True)], out)
 
+    def fill_frame(self, frame: pd.DataFrame, out: np.ndarray) -> None:
+        self.fill_columns({c: frame[c] for c in self.columns}, out)
+
     def fill_one(self, row: Mapping[str, Any], out: list[float]) -> None:
         x = np.zeros((1, self.out.stop))
         self.fill([row], x)
@@ -212,22 +265,13 @@ class FastEncoder:
         return out
 
     def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """The matrix of a validated DataFrame (the schema's columns), column at a time: what
-        ``ColumnTransformer.transform`` gives, without its per-call checks and copies."""
-        columns: dict[str, Any] = {}
+        """The matrix of a validated DataFrame (holding the schema's columns, in any order), a
+        column at a time into one preallocated matrix: what ``ColumnTransformer.transform``
+        gives, without its per-call checks and copies."""
+        out = np.zeros((len(frame), self.n_features), dtype=np.float64)
         for block in self.blocks:
-            for c in block.columns:
-                s = frame[c]
-                if isinstance(block, _Numeric):
-                    columns[c] = (s.to_numpy(dtype=np.float64, na_value=np.nan)
-                                  if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
-                                  else pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).to_numpy(
-                                      dtype=np.float64, na_value=np.nan))
-                elif isinstance(block, _OneHot):
-                    columns[c] = _as_categories(s.to_frame()).iloc[:, 0].to_numpy()
-                else:
-                    columns[c] = s
-        return self.encode_columns(columns, len(frame))
+            block.fill_frame(frame, out)
+        return out
 
     def encode_one(self, row: Mapping[str, Any]) -> np.ndarray:
         """One record's feature vector (1-D); the single-row serving path."""

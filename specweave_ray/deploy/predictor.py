@@ -222,9 +222,10 @@ class Predictor:
                 if frame.empty:
                     raise DataError("no rows given")
                 return frame if self.features is None else self._in_range(self.features.transform(frame))
-            if rows.empty:
+            n_rows, n_columns = rows.shape  # (DataFrame.empty costs twice as much)
+            if not n_rows or not n_columns:
                 raise DataError("no rows given")
-            if len(rows) <= _SMALL_FRAME:  # a few rows: as dicts, at the dict path's speed
+            if n_rows <= _SMALL_FRAME:  # a few rows: as dicts, at the dict path's speed
                 records = self._validator.frame_records(rows)
                 return self._encode_fast(records[0] if len(records) == 1 else records)
             # the fast encoder a column at a time: ColumnTransformer's own checks and copies
@@ -381,17 +382,22 @@ def _torch_scorer(model: Any, k: int | None) -> tuple[Any, Callable[[Any], np.nd
 
     net = model.model_.eval()
     mean, scale = model.x_mean_, model.x_scale_
+    standardise = _standardiser(mean, scale)
 
     def outputs(X: Any) -> np.ndarray:
-        x = ((np.asarray(X, dtype=np.float32) - mean) / scale).astype(np.float32)
         with torch.no_grad():
-            return net(torch.from_numpy(x)).numpy()
+            return net(torch.from_numpy(standardise(X))).numpy()
 
     if k is not None:
         def proba(X: Any) -> np.ndarray:
-            x = ((np.asarray(X, dtype=np.float32) - mean) / scale).astype(np.float32)
             with torch.no_grad():
-                return torch.softmax(net(torch.from_numpy(x)), dim=1).numpy().astype(np.float64)
+                logits = net(torch.from_numpy(standardise(X)))
+                if logits.shape[0] > _ONE_THREAD_ROWS:
+                    # torch's softmax along rows of a few logits costs more than the network on
+                    # a large batch (measured at 64k rows x 2: 5-8 ms against 0.03 ms along the
+                    # columns of the transposed view); the two agree to a float32 ulp
+                    return torch.softmax(logits.t(), dim=0).t().numpy().astype(np.float64)
+                return torch.softmax(logits, dim=1).numpy().astype(np.float64)
         return net, proba
 
     def regress(X: Any) -> np.ndarray:
@@ -399,3 +405,33 @@ def _torch_scorer(model: Any, k: int | None) -> tuple[Any, Callable[[Any], np.nd
         return out[:, 0].astype(np.float64) if model.n_outputs_ == 1 and model.y_1d_ else out.astype(np.float64)
 
     return net, regress
+
+
+_BLOCK_ROWS = 4096  # rows per block of a float64 standardisation: its buffer stays in cache
+
+
+def _standardiser(mean: np.ndarray, scale: np.ndarray) -> Callable[[Any], np.ndarray]:
+    """``X`` → ``((float32(X) - mean) / scale)`` as float32: the estimator's own arithmetic and
+    dtypes (``mean`` may be float64), in place on the one float32 copy instead of four
+    whole-matrix copies."""
+    mean, scale = np.asarray(mean), np.asarray(scale)
+    in_float32 = np.result_type(np.float32, mean.dtype, scale.dtype) == np.float32
+
+    def standardise(X: Any) -> np.ndarray:
+        out = np.asarray(X, dtype=np.float32)  # the float32 rounding first, as the estimator
+        if isinstance(X, np.ndarray) and np.may_share_memory(out, X):  # not the caller's matrix
+            out = out.copy()
+        if in_float32:
+            np.subtract(out, mean, out=out)
+            np.divide(out, scale, out=out)
+            return out
+        tmp = np.empty((min(_BLOCK_ROWS, out.shape[0]), out.shape[1]))
+        for start in range(0, out.shape[0], _BLOCK_ROWS):
+            block = out[start:start + _BLOCK_ROWS]
+            part = tmp[:block.shape[0]]
+            np.subtract(block, mean, out=part)  # in float64, then rounded to float32 once
+            np.divide(part, scale, out=part)
+            np.copyto(block, part, casting="same_kind")
+        return out
+
+    return standardise
