@@ -59,10 +59,9 @@ class _Numeric:
 
     def fill_columns(self, columns: Mapping[str, Any], out: np.ndarray) -> None:
         """From whole columns (lists of numbers/None or float arrays): the batch paths."""
-        x = np.empty((out.shape[0], len(self.columns)), dtype=np.float64)
-        for i, c in enumerate(self.columns):
-            x[:, i] = columns[c]  # None becomes NaN in a float64 assignment from a list
-        self._impute_scale(x, out)
+        for col, j, stat, mean, scale in self._plan:
+            # None becomes NaN in a float64 conversion of a list
+            _write_scaled(np.asarray(columns[col], dtype=np.float64), j, stat, mean, scale, out)
 
     def _impute_scale(self, x: np.ndarray, out: np.ndarray) -> None:
         missing = np.isnan(x)
@@ -88,16 +87,7 @@ class _Numeric:
                      if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
                      else pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).to_numpy(
                          dtype=np.float64, na_value=np.nan))
-            if x.dtype.kind == "f":
-                missing = np.isnan(x)
-                if missing.any():
-                    x = np.where(missing, stat, x)
-            # StandardScaler's float64 subtraction then division (x - 0.0 and x / 1.0 are exact
-            # where it has no mean or scale); computed contiguous, then one strided write
-            # (measured: ~3x faster than both operations on the strided output column)
-            column = np.subtract(x, mean, dtype=np.float64)
-            np.divide(column, scale, out=column)
-            out[:, j] = column
+            _write_scaled(x, j, stat, mean, scale, out)
 
     def fill_one(self, row: Mapping[str, Any], out: list[float]) -> None:
         # Plain Python floats: IEEE subtraction and division round exactly as NumPy's do, so
@@ -115,6 +105,20 @@ class _Numeric:
         plan = tuple((c, self.out.start + i, float(self.statistics[i]), float(mean[i]), float(scale[i]))
                      for i, c in enumerate(self.columns))
         object.__setattr__(self, "_plan", plan)
+
+
+def _write_scaled(x: np.ndarray, j: int, stat: float, mean: float, scale: float, out: np.ndarray) -> None:
+    """``out[:, j]`` = the imputed, standardised column ``x`` (numbers, NaN for missing)."""
+    if x.dtype.kind == "f":
+        missing = np.isnan(x)
+        if missing.any():
+            x = np.where(missing, stat, x)
+    # StandardScaler's float64 subtraction then division (x - 0.0 and x / 1.0 are exact where
+    # it has no mean or scale), computed on the contiguous column and written out once
+    # (measured: ~3x faster than both operations on the strided output column)
+    column = np.subtract(x, mean, dtype=np.float64)
+    np.divide(column, scale, out=column)
+    out[:, j] = column
 
 
 @dataclass(frozen=True)
