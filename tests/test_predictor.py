@@ -140,6 +140,22 @@ def test_validator_accepts_missing_values_and_types_the_frame() -> None:
         validator.check_records([GOOD, {**GOOD, "hour": "x"}, {k: v for k, v in GOOD.items() if k != "shop"}])
 
 
+def test_one_row_frames_read_as_to_numpy_reads_them() -> None:
+    from specweave_ray.deploy._rows import _first_row
+
+    frame = _mixed_frame(50, 3).assign(flag=np.arange(50) % 2 == 0, small=np.float32(0.1), n=np.arange(50))
+    frame.loc[3, "shop"] = np.nan
+    forms = {"as is": frame, "shuffled": frame[list(reversed(frame.columns))],
+             "dropped": frame.drop(columns=["count", "member"]), "every other": frame.iloc[:, ::2],
+             "nullable": frame.astype({"count": "Int64"}), "categorical": frame.astype({"shop": "category"})}
+    for name, form in forms.items():
+        for i in (0, 3, 7):
+            one = form.iloc[[i]]
+            got, want = _first_row(one), one.to_numpy(dtype=object)[0].tolist()
+            assert [type(v) for v in got] == [type(v) for v in want], name
+            assert pd.Series(got, dtype=object).equals(pd.Series(want, dtype=object)), name
+
+
 # -- packages from real pipeline runs ------------------------------------------------------------
 def _run_to_evaluation(cfg: dict, root: Path, increment=None):
     """Run the pipeline's tasks up to T-006 (the later ones build and benchmark packages
