@@ -271,13 +271,15 @@ class FastEncoder:
             block.fill_columns(columns, out)
         return out
 
-    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+    def encode_frame(self, frame: pd.DataFrame, dtype: Any = np.float64) -> np.ndarray:
         """The matrix of a validated DataFrame (holding the schema's columns, in any order), a
         column at a time into one preallocated matrix: what ``ColumnTransformer.transform``
-        gives, without its per-call checks and copies."""
-        out = np.zeros((len(frame), self.n_features), dtype=np.float64)
-        for block in self.blocks:
-            block.fill_frame(frame, out)
+        gives, without its per-call checks and copies. With ``dtype=np.float32`` each value is
+        computed in float64 and rounded once on the write (a value beyond float32 becomes inf)."""
+        out = np.zeros((len(frame), self.n_features), dtype=dtype)
+        with np.errstate(over="ignore"):
+            for block in self.blocks:
+                block.fill_frame(frame, out)
         return out
 
     def encode_one(self, row: Mapping[str, Any]) -> np.ndarray:
