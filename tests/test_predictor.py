@@ -156,6 +156,21 @@ def test_one_row_frames_read_as_to_numpy_reads_them() -> None:
             assert pd.Series(got, dtype=object).equals(pd.Series(want, dtype=object)), name
 
 
+def test_torch_standardisation_is_the_estimators_arithmetic() -> None:
+    from specweave_ray.deploy.predictor import _standardiser
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 40.0, (10_000, 7))  # more rows than one block
+    mean64, scale32 = X.mean(axis=0), X.std(axis=0).astype(np.float32)
+    for mean in (mean64, mean64.astype(np.float32)):
+        expected = ((np.asarray(X, dtype=np.float32) - mean) / scale32).astype(np.float32)
+        for given in (X, X.astype(np.float32), X[:3]):
+            before = given.copy()
+            got = _standardiser(mean, scale32)(given)
+            assert got.dtype == np.float32 and np.array_equal(got, expected[:len(given)])
+            assert np.array_equal(given, before)  # the caller's matrix is not written
+
+
 # -- packages from real pipeline runs ------------------------------------------------------------
 def _run_to_evaluation(cfg: dict, root: Path, increment=None):
     """Run the pipeline's tasks up to T-006 (the later ones build and benchmark packages

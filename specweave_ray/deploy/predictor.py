@@ -55,6 +55,7 @@ Rows = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _ONE_THREAD_ROWS = 64  # XGBoost scores up to this many rows on one thread
 _SMALL_FRAME = 32  # DataFrames up to this many rows are scored through the dict-row path
+_ROW_SOFTMAX_ROWS = 64  # torch's softmax along rows up to this many rows, along columns above
 
 
 class Predictor:
@@ -413,7 +414,7 @@ def _torch_scorer(model: Any, k: int | None) -> tuple[Any, Callable[[Any], np.nd
         def proba(X: Any) -> np.ndarray:
             with torch.no_grad():
                 logits = net(torch.from_numpy(standardise(X)))
-                if logits.shape[0] > _ONE_THREAD_ROWS:
+                if logits.shape[0] > _ROW_SOFTMAX_ROWS:
                     # torch's softmax along rows of a few logits costs more than the network on
                     # a large batch (measured at 64k rows x 2: 5-8 ms against 0.03 ms along the
                     # columns of the transposed view); the two agree to a float32 ulp
@@ -436,17 +437,19 @@ def _standardiser(mean: np.ndarray, scale: np.ndarray) -> Callable[[Any], np.nda
     dtypes (``mean`` may be float64), in place on the one float32 copy instead of four
     whole-matrix copies."""
     mean, scale = np.asarray(mean), np.asarray(scale)
-    in_float32 = np.result_type(np.float32, mean.dtype, scale.dtype) == np.float32
+    work = np.result_type(np.float32, mean.dtype, scale.dtype)
 
     def standardise(X: Any) -> np.ndarray:
         out = np.asarray(X, dtype=np.float32)  # the float32 rounding first, as the estimator
+        if out.ndim != 2:
+            return ((out - mean) / scale).astype(np.float32)
         if out is X or not out.flags.owndata:  # never write into the caller's matrix
             out = out.copy()
-        if in_float32:
+        if work == np.float32:
             np.subtract(out, mean, out=out)
             np.divide(out, scale, out=out)
             return out
-        tmp = np.empty((min(_BLOCK_ROWS, out.shape[0]), out.shape[1]))
+        tmp = np.empty((min(_BLOCK_ROWS, out.shape[0]), out.shape[1]), dtype=work)
         for start in range(0, out.shape[0], _BLOCK_ROWS):
             block = out[start:start + _BLOCK_ROWS]
             part = tmp[:block.shape[0]]
