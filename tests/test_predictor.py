@@ -151,7 +151,7 @@ def test_one_row_frames_read_as_to_numpy_reads_them() -> None:
     for name, form in forms.items():
         for i in (0, 3, 7):
             one = form.iloc[[i]]
-            got, want = _first_row(one), one.to_numpy(dtype=object)[0].tolist()
+            got, want = _first_row(one, one.shape[1]), one.to_numpy(dtype=object)[0].tolist()
             assert [type(v) for v in got] == [type(v) for v in want], name
             assert pd.Series(got, dtype=object).equals(pd.Series(want, dtype=object)), name
 

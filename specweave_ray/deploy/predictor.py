@@ -230,6 +230,10 @@ class Predictor:
             n_rows, n_columns = rows.shape  # (DataFrame.empty costs twice as much)
             if not n_rows or not n_columns:
                 raise DataError("no rows given")
+            if n_rows == 1:
+                row = self._validator.frame_row(rows)
+                if row is not None:
+                    return self._encode_fast(row)
             if n_rows <= _SMALL_FRAME:  # a few rows: as dicts, at the dict path's speed
                 records = self._validator.frame_records(rows)
                 return self._encode_fast(records[0] if len(records) == 1 else records)
