@@ -60,6 +60,35 @@ def test_fast_encoder_equals_column_transformer(seed: int) -> None:
     assert set(groups) == set(train.columns)
 
 
+def test_fast_encoder_frame_path_equals_column_transformer(seed: int) -> None:
+    """The large-frame path reads columns straight from the frame: every dtype a validated
+    column may come in, any column order, unseen and missing categories."""
+    train = _mixed_frame(3000, seed)
+    ct = build_preprocessor(train).fit(train)
+    encoder = compile_encoder(ct)
+    rows = _mixed_frame(500, seed + 1)
+    rows.loc[:19, "shop"] = "never-seen"
+    rows.loc[20:39, "device"] = "smart-tv"
+    rows.loc[40:49, "amount"] = np.nan
+    rows.loc[50:54, "shop"] = np.nan
+    slow = ct.transform(rows)
+    member = rows["member"].astype(object)
+    member[:7] = None  # a boolean column with missing values: object dtype, Python bools
+    variants = {
+        "as is": rows,
+        "shuffled columns": rows[list(reversed(rows.columns))],
+        "categorical dtype": rows.astype({"shop": "category", "device": "category"}),
+        "text dtype": rows.astype({"shop": "string", "device": "string"}),
+        "pd.NA for missing": rows.assign(shop=rows["shop"].astype(object).where(rows["shop"].notna(), pd.NA)),
+        "int count as float": rows.astype({"count": "float64"}),
+        "nullable ints": rows.astype({"count": "Int64"}),
+        "object bools with None": rows.assign(member=member),
+    }
+    for name, frame in variants.items():
+        expected = slow if name != "object bools with None" else ct.transform(frame)
+        np.testing.assert_allclose(encoder.encode_frame(frame), expected, rtol=0, atol=1e-9, err_msg=name)
+
+
 def test_fast_encoder_refuses_steps_it_does_not_know() -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import MinMaxScaler
@@ -109,6 +138,37 @@ def test_validator_accepts_missing_values_and_types_the_frame() -> None:
     assert pd.api.types.is_datetime64_any_dtype(frame["seen"])
     with pytest.raises(DataError, match=r"row 1: field 'hour'.*row 2: missing field 'shop'"):
         validator.check_records([GOOD, {**GOOD, "hour": "x"}, {k: v for k, v in GOOD.items() if k != "shop"}])
+
+
+def test_one_row_frames_read_as_to_numpy_reads_them() -> None:
+    from specweave_ray.deploy._rows import _first_row
+
+    frame = _mixed_frame(50, 3).assign(flag=np.arange(50) % 2 == 0, small=np.float32(0.1), n=np.arange(50))
+    frame.loc[3, "shop"] = np.nan
+    forms = {"as is": frame, "shuffled": frame[list(reversed(frame.columns))],
+             "dropped": frame.drop(columns=["count", "member"]), "every other": frame.iloc[:, ::2],
+             "nullable": frame.astype({"count": "Int64"}), "categorical": frame.astype({"shop": "category"})}
+    for name, form in forms.items():
+        for i in (0, 3, 7):
+            one = form.iloc[[i]]
+            got, want = _first_row(one, one.shape[1]), one.to_numpy(dtype=object)[0].tolist()
+            assert [type(v) for v in got] == [type(v) for v in want], name
+            assert pd.Series(got, dtype=object).equals(pd.Series(want, dtype=object)), name
+
+
+def test_torch_standardisation_is_the_estimators_arithmetic() -> None:
+    from specweave_ray.deploy.predictor import _standardiser
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 40.0, (10_000, 7))  # more rows than one block
+    mean64, scale32 = X.mean(axis=0), X.std(axis=0).astype(np.float32)
+    for mean in (mean64, mean64.astype(np.float32)):
+        expected = ((np.asarray(X, dtype=np.float32) - mean) / scale32).astype(np.float32)
+        for given in (X, X.astype(np.float32), X[:3]):
+            before = given.copy()
+            got = _standardiser(mean, scale32)(given)
+            assert got.dtype == np.float32 and np.array_equal(got, expected[:len(given)])
+            assert np.array_equal(given, before)  # the caller's matrix is not written
 
 
 # -- packages from real pipeline runs ------------------------------------------------------------
@@ -343,6 +403,45 @@ def test_dataframe_and_dict_paths_give_the_same_numbers_for_every_family() -> No
         assert (p.predict(frame) == p.predict(records)).all()
         typed = frame.astype({"hour": "float64", "merchant_category": "category"})  # other dtypes, same values
         np.testing.assert_allclose(p.predict_proba(typed), slow, rtol=0, atol=1e-6, err_msg=family)
+
+
+def test_frame_paths_read_any_column_order_and_dtype() -> None:
+    """Large frames (read a column at a time) and one-row frames (read block by block) give the
+    scikit-learn path's numbers with the columns shuffled and with extension dtypes."""
+    from predictor_helpers import odd_rows, tiny_predictors
+
+    predictors, rows = tiny_predictors()
+    frame = odd_rows(rows.head(100))
+    shuffled = frame[list(reversed(frame.columns))]
+    typed = frame.astype({"merchant_category": "category", "hour": "Int64"})
+    for family, p in predictors.items():
+        slow = p.raw_predict(p.features.transform(p.validate(frame)))
+        if family == "xgboost":  # scored from a float32 matrix: XGBoost's own rounding, same bits
+            assert np.array_equal(p.predict_proba(frame), p.raw_predict(p.encode(frame)))
+        for name, form in (("shuffled", shuffled), ("typed", typed)):
+            np.testing.assert_allclose(p.predict_proba(form), slow, rtol=0, atol=1e-6, err_msg=f"{family} {name}")
+            one = np.vstack([p.predict_proba(form.iloc[[i]]) for i in (0, 12, 22, 60)])
+            np.testing.assert_allclose(one, slow[[0, 12, 22, 60]], rtol=0, atol=1e-6, err_msg=f"{family} {name} one row")
+
+
+def test_large_frames_refuse_what_dict_rows_refuse() -> None:
+    from predictor_helpers import tiny_predictors
+
+    predictors, rows = tiny_predictors(families=("xgboost",))
+    p = predictors["xgboost"]
+    frame = rows.head(100).copy()
+    for bad, message in (
+            (frame.assign(amount=np.r_[np.inf, frame["amount"].to_numpy()[1:]]), "'amount' must be a finite number"),
+            (frame.assign(merchant_category=[7, *frame["merchant_category"][1:]]), "'merchant_category' must be a string, got 7"),
+            (frame.assign(hour=frame["hour"].astype(object).where(frame.index != 0, "x")), "'hour' must be a number, got 'x'"),
+            # XGBoost's large frames are encoded in float32: the message still names the value
+            (frame.assign(amount=np.r_[1e308, frame["amount"].to_numpy()[1:]]),
+             r"row 0: a value is too large for the model: encoded feature '#0' is \d\.\d+e\+\d+, beyond float32"),
+            (frame.drop(columns=["hour"]), "missing field 'hour'"),
+            (frame.assign(is_fraud=0), "unexpected field 'is_fraud' \\(the target")):
+        for form in (bad, bad.head(1)):
+            with pytest.raises(DataError, match=message):
+                p.predict_proba(form)
 
 
 def test_dataframe_path_names_bad_columns_and_values() -> None:

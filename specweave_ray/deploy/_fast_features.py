@@ -59,10 +59,9 @@ class _Numeric:
 
     def fill_columns(self, columns: Mapping[str, Any], out: np.ndarray) -> None:
         """From whole columns (lists of numbers/None or float arrays): the batch paths."""
-        x = np.empty((out.shape[0], len(self.columns)), dtype=np.float64)
-        for i, c in enumerate(self.columns):
-            x[:, i] = columns[c]  # None becomes NaN in a float64 assignment from a list
-        self._impute_scale(x, out)
+        for col, j, stat, mean, scale in self._plan:
+            # None becomes NaN in a float64 conversion of a list
+            _write_scaled(np.asarray(columns[col], dtype=np.float64), j, stat, mean, scale, out)
 
     def _impute_scale(self, x: np.ndarray, out: np.ndarray) -> None:
         missing = np.isnan(x)
@@ -74,6 +73,21 @@ class _Numeric:
         if self.scale is not None:
             x /= self.scale
         out[:, self.out] = x
+
+    def fill_frame(self, frame: pd.DataFrame, out: np.ndarray) -> None:
+        """From a validated DataFrame's columns, each written straight into its output column
+        (no float64 copy of the block, no take of the frame): the large-frame path."""
+        for col, j, stat, mean, scale in self._plan:
+            s = frame[col]
+            dtype = s.dtype
+            if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+                x = s.to_numpy()  # no copy; an int column is cast inside the subtraction below
+            else:  # nullable, boolean or object columns of numbers (validated): as before
+                x = (s.to_numpy(dtype=np.float64, na_value=np.nan)
+                     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+                     else pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).to_numpy(
+                         dtype=np.float64, na_value=np.nan))
+            _write_scaled(x, j, stat, mean, scale, out)
 
     def fill_one(self, row: Mapping[str, Any], out: list[float]) -> None:
         # Plain Python floats: IEEE subtraction and division round exactly as NumPy's do, so
@@ -93,6 +107,20 @@ class _Numeric:
         object.__setattr__(self, "_plan", plan)
 
 
+def _write_scaled(x: np.ndarray, j: int, stat: float, mean: float, scale: float, out: np.ndarray) -> None:
+    """``out[:, j]`` = the imputed, standardised column ``x`` (numbers, NaN for missing)."""
+    if x.dtype.kind == "f":
+        missing = np.isnan(x)
+        if missing.any():
+            x = np.where(missing, stat, x)
+    # StandardScaler's float64 subtraction then division (x - 0.0 and x / 1.0 are exact where
+    # it has no mean or scale), computed on the contiguous column and written out once
+    # (measured: ~3x faster than both operations on the strided output column)
+    column = np.subtract(x, mean, dtype=np.float64)
+    np.divide(column, scale, out=column)
+    out[:, j] = column
+
+
 @dataclass(frozen=True)
 class _OneHot:
     columns: tuple[str, ...]
@@ -105,15 +133,44 @@ class _OneHot:
             self.fill_one(r, out[i])
 
     def fill_columns(self, columns: Mapping[str, Any], out: np.ndarray) -> None:
-        """From whole columns: each value looked up once in the recorded mapping (a list of
-        values, or the text array ``features._as_categories`` makes of a DataFrame column)."""
+        """From whole columns (lists of texts and None gathered from dict rows, or a
+        DataFrame's columns)."""
         rows = np.arange(out.shape[0])
         for col, offset, mapping, unknown in zip(self.columns, self.offsets, self.mappings, self.unknown,
                                                   strict=True):
             values = columns[col]
-            index = self._lookup(col, mapping, unknown, values)
+            if isinstance(values, list):
+                values = np.asarray(values, dtype=object)
+            index = self._factorized(col, mapping, unknown, values)
+            if index is None:
+                if isinstance(values, pd.Series):
+                    values = _as_categories(values.to_frame()).iloc[:, 0].to_numpy()
+                index = self._lookup(col, mapping, unknown, values)
             hit = index >= 0
             out[rows[hit], offset + index[hit]] = 1.0
+
+    def fill_frame(self, frame: pd.DataFrame, out: np.ndarray) -> None:
+        self.fill_columns({c: frame[c] for c in self.columns}, out)
+
+    @staticmethod
+    def _factorized(col: str, mapping: dict[str, int], unknown: int, values: Any) -> np.ndarray | None:
+        """Each value's column within the block (or _ZEROS) by ``pd.factorize``: each value is
+        hashed once and only the distinct ones are looked up (measured on 64k texts: 1.3 ms,
+        against 3.4 ms for the text conversion of ``features._as_categories`` plus
+        ``get_indexer``; a categorical column costs its codes only). None where a distinct value
+        is not text: factorize counts 1, 1.0 and True as one value, and a float32's text differs
+        from the Python float's that ``features._as_categories`` writes."""
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)  # None, NaN, NaT, NA: -1
+        uniques = list(uniques)
+        if not all(type(u) is str for u in uniques) and not (values.dtype == bool and uniques):
+            return None
+        table = np.array([*(mapping.get(u if type(u) is str else str(bool(u)), unknown) for u in uniques),
+                          mapping.get(MISSING, unknown)], dtype=np.intp)
+        index = table[codes]  # code -1 takes the last entry: the missing value's column
+        if (table == _ERROR).any() and (index == _ERROR).any():
+            bad = int(codes[int(np.argmax(index == _ERROR))])
+            raise ValueError(f"column {col!r}: unknown category {uniques[bad] if bad >= 0 else MISSING!r}")
+        return index
 
     @staticmethod
     def _lookup(col: str, mapping: dict[str, int], unknown: int, values: Any) -> np.ndarray:
@@ -174,6 +231,9 @@ class _Dates:
         values = [list(columns[c]) for c in self.columns]
         self.fill([dict(zip(self.columns, row, strict=True)) for row in zip(*values, strict=True)], out)
 
+    def fill_frame(self, frame: pd.DataFrame, out: np.ndarray) -> None:
+        self.fill_columns({c: frame[c] for c in self.columns}, out)
+
     def fill_one(self, row: Mapping[str, Any], out: list[float]) -> None:
         x = np.zeros((1, self.out.stop))
         self.fill([row], x)
@@ -211,23 +271,16 @@ class FastEncoder:
             block.fill_columns(columns, out)
         return out
 
-    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """The matrix of a validated DataFrame (the schema's columns), column at a time: what
-        ``ColumnTransformer.transform`` gives, without its per-call checks and copies."""
-        columns: dict[str, Any] = {}
-        for block in self.blocks:
-            for c in block.columns:
-                s = frame[c]
-                if isinstance(block, _Numeric):
-                    columns[c] = (s.to_numpy(dtype=np.float64, na_value=np.nan)
-                                  if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
-                                  else pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).to_numpy(
-                                      dtype=np.float64, na_value=np.nan))
-                elif isinstance(block, _OneHot):
-                    columns[c] = _as_categories(s.to_frame()).iloc[:, 0].to_numpy()
-                else:
-                    columns[c] = s
-        return self.encode_columns(columns, len(frame))
+    def encode_frame(self, frame: pd.DataFrame, dtype: Any = np.float64) -> np.ndarray:
+        """The matrix of a validated DataFrame (holding the schema's columns, in any order), a
+        column at a time into one preallocated matrix: what ``ColumnTransformer.transform``
+        gives, without its per-call checks and copies. With ``dtype=np.float32`` each value is
+        computed in float64 and rounded once on the write (a value beyond float32 becomes inf)."""
+        out = np.zeros((len(frame), self.n_features), dtype=dtype)
+        with np.errstate(over="ignore"):
+            for block in self.blocks:
+                block.fill_frame(frame, out)
+        return out
 
     def encode_one(self, row: Mapping[str, Any]) -> np.ndarray:
         """One record's feature vector (1-D); the single-row serving path."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from specweave_ray.deploy._fast_features import is_missing
 from specweave_ray.exceptions import DataError
@@ -38,6 +39,7 @@ class RowValidator:
         self.columns = tuple(self.schema)
         self.kinds = {c: spec.get("kind", "string") for c, spec in self.schema.items()}
         self._keys = frozenset(self.columns)
+        self._column_list = list(self.columns)
         self._numbers = tuple(c for c, k in self.kinds.items() if k == "number")
         self._strings = tuple(c for c, k in self.kinds.items() if k == "string")
         self._others = tuple(c for c, k in self.kinds.items() if k not in ("number", "string"))
@@ -169,16 +171,17 @@ class RowValidator:
     # DataFrames ---------------------------------------------------------------------------
     def check_frame(self, df: pd.DataFrame, *, coerce: bool = True) -> pd.DataFrame:
         """``df`` in the schema's column order and dtypes; DataError naming every bad column.
-        With ``coerce=False`` the checked columns keep their own dtypes (the fast encoder reads
-        them as they are)."""
+        With ``coerce=False`` the frame comes back as it is, columns in its own order and dtypes
+        (the fast encoder reads them by name)."""
         df, errors = self._named(df)
         for c in self.columns:
             if c in df.columns:
                 errors += _check_column(c, self.kinds[c], df[c])
         if errors:
             raise _data_error(errors)
-        df = df[list(self.columns)].reset_index(drop=True)
-        return self._coerce(df) if coerce else df
+        if not coerce:  # the encoder reads columns by name: no take of the frame (12 ms at 64k rows)
+            return df
+        return self._coerce(df[list(self.columns)].reset_index(drop=True))
 
     def check_columns(self, df: pd.DataFrame) -> pd.DataFrame:
         """``df`` with text column names, once they are exactly the schema's (else DataError)."""
@@ -202,11 +205,23 @@ class RowValidator:
     def frame_records(self, df: pd.DataFrame) -> list[dict[str, Any]]:
         """A small DataFrame's rows as dicts of Python scalars (the dict path is faster than
         any per-column pandas work below a few dozen rows)."""
-        df, errors = self._named(df)
-        if errors:
-            self.check_frame(df)  # raises, naming the bad values as well as the columns
-        names = list(df.columns)
+        if df.columns.tolist() == self._column_list:  # the schema's names, in its order
+            names = self._column_list
+        else:
+            df, errors = self._named(df)
+            if errors:
+                self.check_frame(df)  # raises, naming the bad values as well as the columns
+            names = df.columns.tolist()
+        if len(df) == 1:
+            return [dict(zip(names, _first_row(df, len(names)), strict=True))]
         return [dict(zip(names, row, strict=True)) for row in df.to_numpy(dtype=object).tolist()]
+
+    def frame_row(self, df: pd.DataFrame) -> dict[str, Any] | None:
+        """A one-row frame holding exactly the schema's columns in its order, as one dict row
+        (the serving path's single row: the fewest pandas calls); None for any other frame."""
+        if df.columns.tolist() != self._column_list:
+            return None
+        return dict(zip(self._column_list, _first_row(df, len(self._column_list)), strict=True))
 
     def _coerce(self, df: pd.DataFrame) -> pd.DataFrame:
         out = {}
@@ -229,6 +244,28 @@ class RowValidator:
                         pass
             out[c] = s
         return pd.DataFrame(out, columns=list(self.columns))
+
+
+def _first_row(df: pd.DataFrame, n_columns: int) -> list[Any]:
+    """A one-row frame's values as Python scalars, in column order: what
+    ``df.to_numpy(dtype=object)[0].tolist()`` gives, read from each NumPy block of the frame
+    instead of interleaving the blocks into one object array (measured on a fresh 11-column
+    frame of three dtypes: ~2 us against ~6-8 us; the serving path's single rows). Frames holding
+    extension arrays (nullable, categorical, text, dates) take ``to_numpy``."""
+    blocks = getattr(getattr(df, "_mgr", None), "blocks", None)  # pandas' internals, read only
+    out: list[Any] | None = [None] * n_columns if blocks is not None else None
+    for block in blocks or ():
+        values = block.values
+        if type(values) is not np.ndarray or values.ndim != 2:
+            out = None
+            break
+        where = block.mgr_locs.indexer  # the block's column positions: a slice or an array
+        if type(where) is slice and where.step in (None, 1):
+            out[where] = values[:, 0].tolist()
+        else:
+            for j, v in zip(block.mgr_locs.as_array.tolist(), values[:, 0].tolist(), strict=True):
+                out[j] = v
+    return out if out is not None else df.to_numpy(dtype=object)[0].tolist()
 
 
 def _check_value(column: str, kind: str, value: Any) -> tuple[Any, str | None]:
@@ -264,6 +301,8 @@ def _check_column(column: str, kind: str, s: pd.Series) -> list[str]:
     if kind == "number":
         if pd.api.types.is_bool_dtype(dtype):
             return [_column_problem(column, "a number", s)]
+        if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+            return []  # integers are finite
         if pd.api.types.is_numeric_dtype(dtype):
             values = s.to_numpy(dtype="float64", na_value=np.nan)
             bad = np.isinf(values)
@@ -284,6 +323,10 @@ def _check_column(column: str, kind: str, s: pd.Series) -> list[str]:
         return []
     if dtype == np.dtype(object):
         values = s.to_numpy()
+        # pandas' typed loop (skipping missing values) first: 0.36 ms on 64k texts, against
+        # 0.9 ms for the set of types
+        if infer_dtype(values, skipna=True) in ("string", "empty"):
+            return []
         types = set(map(type, values))
         if types <= _PLAIN_STRINGS:
             return []
