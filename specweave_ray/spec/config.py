@@ -104,8 +104,9 @@ class SweepConfig(_Frozen):
     autoscale: bool | None = None
     # the longest a trial waits for a node able to host it before the sweep stops (SweepError)
     pending_timeout_s: float = Field(default=900.0, gt=0)
-    # each trial runs in a forked child of its Ray worker (search/_isolate.py): its exit code or
-    # signal is recorded, and these limits are enforced on it (None: no limit)
+    # each trial runs in a forked child of its Ray worker (search/_isolate.py; one long-lived child
+    # per worker, forked anew after a trial that failed): its exit code or signal is recorded, and
+    # these limits are enforced on it (None: no limit)
     trial_timeout_s: float | None = Field(default=None, gt=0)
     trial_memory_mb: float | None = Field(default=None, gt=0)
     isolate_trials: bool = True

@@ -25,7 +25,7 @@ from typing import Any
 
 from specweave_ray.candidates.forecasters import using_chunk_map
 from specweave_ray.exceptions import TrialFault
-from specweave_ray.search._isolate import ask_worker, parse_tag, run_isolated
+from specweave_ray.search._isolate import ask_worker, parse_tag, run_isolated, run_served
 from specweave_ray.search._ray.resources import PendingWatch, alive_nodes, bundles_of, chunk_workers
 from specweave_ray.search._ray.resources import check_resources as check
 from specweave_ray.search.trial import ERROR_KEY, refit, run_cv
@@ -222,36 +222,50 @@ def _trainable(config: dict[str, Any], payload_box: Any = None) -> None:
         # not call Ray: it asks the worker through _isolate.ask_worker)
         serve = _chunk_server(ray.util.get_current_placement_group(), limits, chunk_nodes)
 
-    def body(report: Callable[[dict[str, Any]], None]) -> None:
-        def fit_chunks(fn: Callable, items: list[tuple]) -> list:
-            return ask_worker(("map", fn, items)) if isolate else serve(("map", fn, items), None)
-
-        with using_chunk_map(fit_chunks, workers) if workers else contextlib.nullcontext():
-            run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
-                   metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
-                   problem_type=payload.get("problem_type"), keep_oof=bool(payload.get("keep_oof")),
-                   stages=cand["stages"], cpus=cand["cpus"],
-                   gpu_ids=gpu_ids, report=report, node=node)
-
     def report(result: dict[str, Any]) -> None:
         if chunk_nodes:  # where the chunks ran, for the record (meta.json "chunks")
             result = {**result, "info_chunk_nodes": ",".join(sorted(set(chunk_nodes))),
                       "info_chunk_tasks": len(chunk_nodes)}
         tune.report(result)
 
+    arg = (config, node, gpu_ids)
     if not isolate:
-        body(report)
+        _cv_trial(payload, arg, report, lambda fn, items: serve(("map", fn, items), None))
         return
     try:
-        # in a forked child: its exit code / signal, memory and time limits are seen here (_isolate)
-        run_isolated(body, report, node=node, timeout_s=limits.get("timeout_s"),
-                     memory_mb=limits.get("memory_mb"), serve=serve)
+        # in the worker's long-lived forked child (_isolate.run_served): its exit code / signal,
+        # memory and time limits are seen here; a new child after a trial that did not end cleanly
+        run_served((key, tuple(gpu_ids), os.environ.get("CUDA_VISIBLE_DEVICES")), _served_trial(payload), arg,
+                   report, node=node, timeout_s=limits.get("timeout_s"), memory_mb=limits.get("memory_mb"),
+                   serve=serve)
     except Exception as err:  # noqa: BLE001 - a failed trial is reported, its worker lives on
         # Reported as the trial's last result, not raised: Tune throws away the actor of a trial
         # that raised and starts a new one (seconds each), while this worker is healthy (the trial
         # died in its child). The searcher, the scheduler and the coordinator read ERROR_KEY.
         tune.report({payload["metric"]: float("nan"),
                      ERROR_KEY: "".join(traceback.format_exception(err))[-20000:]})
+
+
+def _cv_trial(payload: dict[str, Any], arg: tuple[dict[str, Any], str | None, list[str]],
+              report: Callable[[dict[str, Any]], None], fit_chunks: Callable[[Callable, list[tuple]], list]) -> None:
+    """One trial's CV: ``arg`` is its ``(config, node, gpu_ids)``; chunked fits go to ``fit_chunks``."""
+    config, node, gpu_ids = arg
+    cand = payload["candidates"][config["candidate"]]
+    workers = int(cand.get("chunks") or 0)
+    with using_chunk_map(fit_chunks, workers) if workers else contextlib.nullcontext():
+        run_cv(cand["cls"], config["params"], payload["X"], payload["y"], payload["folds"],
+               metric=payload["metric"], preprocessor=None if cand["raw"] else payload["preprocessor"],
+               problem_type=payload.get("problem_type"), keep_oof=bool(payload.get("keep_oof")),
+               stages=cand["stages"], cpus=cand["cpus"],
+               gpu_ids=gpu_ids, report=report, node=node)
+
+
+def _served_trial(payload: dict[str, Any]) -> Callable[[Any, Callable[[dict[str, Any]], None]], None]:
+    """What the fork server's child runs per trial (it has ``payload`` from the fork)."""
+    def run(arg: Any, send: Callable[[dict[str, Any]], None]) -> None:
+        _cv_trial(payload, arg, send, lambda fn, items: ask_worker(("map", fn, items)))
+
+    return run
 
 
 def _chunk_task(fn: Callable, args: tuple, limits: dict[str, Any]) -> tuple[str, Any, str]:
