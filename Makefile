@@ -30,7 +30,7 @@ run-forecast: setup  ## forecasting: weekly sales of stores x products, 12 weeks
 	$(BIN)/specweave-ray run configs/sales-forecasting.yaml --root .specweave/increments
 
 test: setup  ## the whole suite (real Ray, MLflow, Optuna)
-	$(BIN)/python -m pytest -q --durations=30  # the slowest tests, in CI's log
+	$(BIN)/python -m pytest -q --durations=60  # the slowest tests, in CI's log
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

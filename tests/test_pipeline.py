@@ -143,8 +143,11 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
     assert any(d.startswith(f"{evaluation.id}: roc_auc is ") and d.endswith(", 0.123 in MLflow") for d in details)
 
 
-def test_run_data_file_with_string_labels_and_regression(tmp_path, root):
-    # the default candidates and budgets (no config): small data and 2 folds keep it near a minute
+def test_run_data_file_with_string_labels_and_regression(tmp_path, root, monkeypatch):
+    # the default candidates and budgets (no config): small data and 2 folds keep it near a minute.
+    # No MLflow mirror: nothing here reads it (test_run_classification_end_to_end_then_rerun_skips
+    # validates the mirror), and each of the ~90 records would also be written to sqlite
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
     df = make_fraud(1000, positive_rate=0.1, seed=1)
     df["label"] = np.where(df.pop("is_fraud") == 1, "fraud", "legit")
     path = tmp_path / "tx.csv"
@@ -161,6 +164,8 @@ def test_run_data_file_with_string_labels_and_regression(tmp_path, root):
     ltv.to_parquet(p2, index=False)
     cfg = _config(tmp_path, increment="LTV Small", problem_type="regression",
                   data={"path": str(p2), "target": "ltv"}, baselines={"enabled": True},
+                  # one stage, 2 folds: what is checked is the regression metrics and baselines
+                  sweep={"cv": 2, "stages": 1, "tuning_samples": 1, "num_cpus": 2},
                   candidates=[{"name": "ridge", "estimator": "ridge", "params": {"alpha": 1.0}},
                               {"name": "lightgbm", "estimator": "lightgbm",
                                "params": {"n_estimators": 40, "verbose": -1}}])
