@@ -3,7 +3,8 @@
 Feeds the driver-side :class:`~specweave_ray.search.coordinator.Coordinator` the events Ray
 Tune's callback hands it for each trial (``trial_started``, one ``trial_result`` per stage,
 ``trial_completed``; every 20th trial ``trial_failed`` with a worker's error text), as fast as it
-takes them, then ``flush`` and the comparison, built once. No Ray and no trials run: at Ray's
+takes them (at most ``--max-queued`` records ahead of the writer thread, as trials that end
+no faster than their records are written), then ``flush`` and the comparison, built once. No Ray and no trials run: at Ray's
 ~0.3 s of overhead per short trial on 2 cores a 10,000-trial sweep takes ~25 minutes, and what
 grows with the trial count on the driver is this component (bench_soak runs 500 real trials with
 faults through Ray and checks the same records). It prints, at 1,000 trials and at the end:
@@ -63,6 +64,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--stages", type=int, default=2, help="results reported per trial")
+    parser.add_argument("--max-queued", type=int, default=64,
+                        help="records queued before the feed waits for the writer (Tune's trials end no faster "
+                             "than their records are written; 0: never wait)")
     parser.add_argument("--mlflow", action="store_true", help="mirror every record to MLflow (slow)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -89,6 +93,8 @@ def main() -> int:
         t_start = time.perf_counter()
         for i in range(n):
             tid, config = f"trial_{i:05d}", {"candidate": exp.name, "params": {"C": 10 ** (-3 + 4 * (i % 89) / 89)}}
+            if args.max_queued and i >= args.max_queued:
+                futures[i - args.max_queued].result()  # not timed: the trials' own time in a sweep
             t0 = time.perf_counter()
             coord.trial_started(tid, config)
             for stage in range(1, args.stages + 1):
