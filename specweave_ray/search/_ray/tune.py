@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 _FAST_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0",
              "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
              "RAY_AIR_NEW_OUTPUT": "0", "RAY_TRAIN_V2_ENABLED": "0",
-             # Ctrl-C raises KeyboardInterrupt out of Tuner.fit (Tune's own handler would end the
-             # sweep as if it had finished), so the runner records the running trials interrupted
+             # Ctrl-C is ours (_interrupt_watch): Tune's own handler would end the sweep as if it
+             # had finished, and the runner must record the running trials interrupted
              "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 _PAYLOADS: dict[str, Any] = {}  # per worker process: object-store payloads already deserialised
 
@@ -648,6 +648,54 @@ def _make_budget_watch(time_budget_s: float, first_wave: int, wanted: set[str], 
     return BudgetCallback(), BudgetStopper(), key
 
 
+_INTERRUPTED = threading.Event()  # a first Ctrl-C during this process's sweep
+
+
+def _interrupted() -> bool:
+    return _INTERRUPTED.is_set()
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt  # a second Ctrl-C: at once, wherever the driver is
+    _INTERRUPTED.set()
+    logger.warning("Ctrl-C: stopping the sweep; its running trials are recorded interrupted (Ctrl-C again "
+                   "to stop at once)")
+
+
+@contextlib.contextmanager
+def _interrupt_watch() -> Any:
+    """A first Ctrl-C during the sweep sets a flag that Tune's stopper reads at its next step
+    (no new trials, the running ones stopped, as the time budget stops them), then ``run_tune``
+    raises KeyboardInterrupt once ``Tuner.fit`` has returned. Not the default KeyboardInterrupt
+    raised wherever the driver happens to be: one raised inside a ``with lock:`` of the
+    coordinator, of its writer's executor or of Ray's client code can leave that lock held, and
+    the interrupted run then hung recording its interrupted trials (seen once in a fresh-clone
+    test run: the driver never ended after its Ctrl-C). Off the main thread Ctrl-C is left as it is."""
+    from ray.tune.stopper import Stopper
+
+    class InterruptStopper(Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return _interrupted()  # by reference: Tune pickles its stoppers, an Event does not pickle
+
+    _INTERRUPTED.clear()
+    try:
+        old = signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        yield InterruptStopper()
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+    if _INTERRUPTED.is_set():
+        _INTERRUPTED.clear()
+        raise KeyboardInterrupt
+
+
 def run_tune(
     experiments: Sequence[ModelExperiment],
     payload: dict[str, Any],
@@ -726,39 +774,40 @@ def run_tune(
         stop = CombinedStopper(stopper, budget_stopper)
     own_tmp = storage_path is None
     storage = storage_path or tempfile.mkdtemp(prefix="specweave-tune-")
-    try:
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                metric=metric, mode=mode, num_samples=total, reuse_actors=True,
-                search_alg=_make_searcher(experiments, metric=metric, mode=mode, seed=seed, budgets=budgets, prior=prior),
-                scheduler=_make_scheduler(staged, metric=metric, mode=mode,
-                                          stages=max((c["stages"] for c in payload["candidates"].values()), default=1)),
-                max_concurrent_trials=max_concurrent,
-                # Tune's default folder name spells out every param (~150 characters); the record
-                # holds them, the folder only has to be findable from it
-                trial_dirname_creator=_trial_dirname),
-            run_config=tune.RunConfig(
-                name=name, storage_path=storage, storage_filesystem=storage_filesystem, verbose=0,
-                callbacks=callbacks, stop=stop,
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
-        )
-        # Without Tune's file loggers (off for speed) its ResultGrid warns once per trial that
-        # result.json is missing; our records hold every result, so those warnings are noise.
-        quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
+    with _interrupt_watch() as on_ctrl_c:  # a first Ctrl-C stops the sweep at Tune's next step
         try:
-            tuner.fit()
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    metric=metric, mode=mode, num_samples=total, reuse_actors=True,
+                    search_alg=_make_searcher(experiments, metric=metric, mode=mode, seed=seed, budgets=budgets, prior=prior),
+                    scheduler=_make_scheduler(staged, metric=metric, mode=mode,
+                                              stages=max((c["stages"] for c in payload["candidates"].values()), default=1)),
+                    max_concurrent_trials=max_concurrent,
+                    # Tune's default folder name spells out every param (~150 characters); the record
+                    # holds them, the folder only has to be findable from it
+                    trial_dirname_creator=_trial_dirname),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=storage, storage_filesystem=storage_filesystem, verbose=0,
+                    callbacks=callbacks, stop=CombinedStopper(stop, on_ctrl_c),
+                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                    checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
+            )
+            # Without Tune's file loggers (off for speed) its ResultGrid warns once per trial that
+            # result.json is missing; our records hold every result, so those warnings are noise.
+            quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)
+            try:
+                tuner.fit()
+            finally:
+                quiet.setLevel(level)
+            pending.raise_if_expired()
         finally:
-            quiet.setLevel(level)
-        pending.raise_if_expired()
-    finally:
-        if time_budget_s is not None:
-            _keep_estimate(budget_key, None)
-        if own_tmp:
-            shutil.rmtree(storage, ignore_errors=True)
+            if time_budget_s is not None:
+                _keep_estimate(budget_key, None)
+            if own_tmp:
+                shutil.rmtree(storage, ignore_errors=True)
     return payload_ref
 
 
