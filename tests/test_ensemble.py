@@ -255,6 +255,10 @@ def test_the_latency_target_counts_the_served_clients() -> None:
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=5.0, target_p99_ms=100.0, other=None,
                      clients=16)
     assert ok and "estimated 80.0 ms" in why
+    # the served path encodes a row in microseconds: the model's own call is what queues
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=7.0, target_p99_ms=100.0, other=None,
+                     clients=16, model_p99_ms=2.0)
+    assert ok and "estimated 32.0 ms (16 x its model call p99 2.00 ms)" in why
 
 
 def test_one_candidate_makes_no_ensemble_and_says_why(seed: int) -> None:
