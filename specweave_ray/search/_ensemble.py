@@ -195,8 +195,8 @@ def single_row_latency_ms(model: Any, features: Any, X: Any, *, output: str, n: 
 
 def served_p99_ms(single_row_p99_ms: float, clients: int) -> float:
     """The p99 latency ``clients`` concurrent clients of one server process will see, estimated
-    from a single row's p99 (the model's call on an encoded row, as served): the server scores one request at a time, so under a closed loop of
-    ``clients`` each request waits behind the others (Little's law: latency = clients x service
+    from a single row's p99 (the model's call on an encoded row, as served): the server scores
+    one request at a time, so under a closed loop of ``clients`` each request waits behind the others (Little's law: latency = clients x service
     time when the server is saturated). An upper-side estimate, on purpose: it gates a choice.
     The pipeline's T-008 measures the real one over HTTP with 16 clients: in a fresh-clone run of
     the fraud example an ensemble chosen on its single-row p99 alone read 101.6 ms there, against
