@@ -12,7 +12,6 @@ tracking store does not hold the records back. :meth:`Coordinator.flush` waits f
 from __future__ import annotations
 
 import contextvars
-import datetime as _dt
 import functools
 import hashlib
 import io
@@ -35,7 +34,7 @@ from specweave_ray.spec.experiment import ModelExperiment
 from specweave_ray.workspace import _mlflow
 from specweave_ray.workspace._lineage import source_hash
 from specweave_ray.workspace.increment import Increment
-from specweave_ray.workspace.records import Record, list_records, open_experiment
+from specweave_ray.workspace.records import Record, list_records, open_experiment, stamp
 
 logger = logging.getLogger(__name__)
 
@@ -262,11 +261,11 @@ class Coordinator:
                              "message": _fault_message(error) if fault else _error_message(error),
                              "cause": dict(cause or {"kind": "exception"}), "traceback": error}
         if started is not None:
-            meta["started"] = _stamp(started)
+            meta["started"] = stamp(started)
             meta["duration_s"] = round(ended - started, 4)
         # when Tune reported the end, not when the writer thread got to it (spans must not overlap
         # the next trial on the freed resources)
-        meta["ended"] = _stamp(ended)
+        meta["ended"] = stamp(ended)
         exp = open_experiment(f"{name}-trial-{index:03d}", increment=self.increment, kind=meta["kind"],
                               model=meta["model"], meta=meta, mirror=False, params=params, metrics=metrics,
                               notes="\n\n".join(notes))
@@ -552,7 +551,3 @@ def cached_records(increment: Increment) -> list[Record]:
     """Finished trial/baseline records that carry a cache key."""
     return [r for r in list_records(increment) if r.status == "finished" and r.meta.get("cache_key")
             and r.kind in ("trial", "baseline")]
-
-
-def _stamp(t: float) -> str:
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds")

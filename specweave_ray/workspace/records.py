@@ -64,8 +64,13 @@ def _writing(what: Path) -> Iterator[None]:
         raise RecordError(f"cannot write the record {what}: {err}") from err
 
 
+def stamp(t: float) -> str:
+    """A record's time: `t` (seconds since the epoch) as UTC ISO 8601 to the millisecond."""
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return stamp(time.time())
 
 
 @functools.lru_cache(maxsize=1)
