@@ -324,3 +324,85 @@ def test_paired_rule_refuses_a_tie_and_reads_the_record_folds() -> None:
     better = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.81, 0.96, 0.89, 0.995))  # higher on every fold
     ok, why = decide(better, best_single=single, metric=auc, latency_p99_ms=1.0, target_p99_ms=None, other=None)
     assert ok and "more than its paired standard error" in why
+
+
+def _ensemble_entries(inc, best: dict, *, oof, fitted, y, folds, X) -> list[dict]:
+    from specweave_ray.search._ensemble import add_ensembles
+
+    _, info = add_ensembles(inc, oof=oof, best=best, fitted=fitted, y=y, folds=folds, metric=get_metric("rmse"),
+                            output="values", X=X, meta={})
+    keep = ("candidate", "members", "weights", "cv_mean", "cv_se", "paired_margin", "paired_se", "chosen")
+    return [{k: e[k] for k in keep} for e in info["ensembles"]] + [info["best_single"]["candidate"]]
+
+
+def test_the_ensemble_does_not_depend_on_the_order_trials_finished(tmp_path, monkeypatch, seed: int) -> None:
+    """The same trial results in two orders (under Ray, the order trials finish in) give the same
+    best trial per candidate and the same ensemble records, to the bit: on a tied score the best
+    trial and the best single are chosen by what they are, not by which came first."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import cross_val_predict
+
+    from specweave_ray.search.coordinator import TrialResult, best_per_candidate
+    from specweave_ray.workspace.increment import Increment
+
+    monkeypatch.setenv("SPECWEAVE_MLFLOW", "0")
+    rmse = get_metric("rmse")
+    a1 = TrialResult("a", "candidate", "t1", "exp-001", "finished", {"alpha": 1.0}, {"cv_mean": 2.0})
+    a2 = TrialResult("a", "candidate", "t2", "exp-002", "finished", {"alpha": 0.5}, {"cv_mean": 2.0})
+    assert best_per_candidate([a1, a2], rmse)["a"] is best_per_candidate([a2, a1], rmse)["a"] is a2
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(240, 4)), columns=list("abcd"))
+    y = X["a"].to_numpy() + 0.5 * X["b"].to_numpy() ** 2 + rng.normal(scale=0.3, size=240)
+    folds = _folds(240, k=3, seed=seed)
+    models = {"r1": Ridge(alpha=1.0), "r2": Ridge(alpha=300.0), "sq": LinearRegression()}
+    Xs = {"r1": X, "r2": X, "sq": X.assign(b2=X["b"] ** 2)}
+    oof = {n: cross_val_predict(m, Xs[n], y, cv=folds) for n, m in models.items()}
+    fitted = {n: (LinearRegression().fit(X, y), None) for n in models}  # the refits serve the latency probe only
+    # r1 and sq tie on the recorded CV score: which one is "the best single" must not be dict order
+    best = {n: TrialResult(n, "candidate", f"t-{n}", f"exp-{n}", "finished", {}, {"cv_mean": 1.0})
+            for n in ("r1", "r2", "sq")}
+    best["r2"] = TrialResult("r2", "candidate", "t-r2", "exp-r2", "finished", {}, {"cv_mean": 3.0})
+    runs = []
+    for i, order in enumerate((("r1", "r2", "sq"), ("sq", "r2", "r1"))):
+        inc = Increment.create(f"Order {i}", problem_type="regression", root=tmp_path / f"incs{i}")
+        runs.append(_ensemble_entries(inc, {n: best[n] for n in order}, oof={n: oof[n] for n in reversed(order)},
+                                      fitted=fitted, y=y, folds=folds, X=X))
+    assert runs[0] == runs[1]
+    assert runs[0][-1] == "r1"  # the tie goes to the first name
+
+
+@pytest.mark.slow
+def test_two_sweeps_on_the_same_data_and_seed_give_the_same_ensemble(tmp_path, seed: int) -> None:
+    """Two sweeps, same data and seed (a torch MLP with no seed of its own in its params, LightGBM
+    on two threads): the same trial scores, and the same ensemble members, weights and nested-CV
+    scores, to the bit. An unseeded torch MLP drew fresh initial weights in every fit."""
+    import ray
+
+    from specweave_ray import ModelExperiment, run_experiments
+    from specweave_ray.workspace.increment import Increment
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(300, 5)), columns=[f"f{i}" for i in range(5)])
+    y = (X["f0"] + X["f1"] * X["f2"] + rng.normal(scale=0.5, size=300) > 0).astype(int)
+    runs = []
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPECWEAVE_MLFLOW", "0")
+        try:
+            for i in range(2):
+                inc = Increment.create(f"Repeat {i}", problem_type="classification", root=tmp_path / f"incs{i}")
+                run_experiments(
+                    [ModelExperiment("logistic", "logistic", {"max_iter": 500}),
+                     ModelExperiment("torch-mlp", "torch-mlp", {"epochs": 4, "hidden_sizes": [16], "device": "cpu"}),
+                     ModelExperiment("lightgbm", "lightgbm", {"n_estimators": 30, "verbose": -1, "n_jobs": 2})],
+                    X, y, increment=inc, cv=3, metric="roc_auc", seed=seed, baselines=False,
+                    sweep={"num_cpus": 2, "stages": 1})
+                comp = json.loads((inc.experiments_dir / "comparison.json").read_text())
+                runs.append(({r["candidate"]: r["cv_mean"] for r in comp["rows"]},
+                             [{k: e[k] for k in ("members", "weights", "cv_mean", "paired_margin", "paired_se")}
+                              for e in comp["ensemble"]["ensembles"]]))
+        finally:
+            ray.shutdown()
+    assert runs[0] == runs[1]
+    assert {"ensemble-greedy", "ensemble-stack", "torch-mlp"} <= set(runs[0][0])

@@ -216,7 +216,8 @@ class TorchMLPClassifier(ClassifierMixin, TorchMLPBase):
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. CUDA
             asked for but unusable falls back to CPU and sets ``device_warning_``.
         num_threads: torch threads during fit/predict (restored afterwards); ``None`` leaves them.
-        random_state: Seed of initialisation, shuffling and dropout.
+        random_state: Seed of initialisation, shuffling and dropout; 0 by default, so a fit is
+            repeatable (as XGBoost's and LightGBM's are by default); ``None`` draws a fresh one.
 
     Attributes:
         classes_, n_features_in_, x_mean_, x_scale_, model_, optimizer_, device_,
@@ -244,7 +245,7 @@ class TorchMLPClassifier(ClassifierMixin, TorchMLPBase):
         class_weight: str | dict[Any, float] | None = None,
         device: str = "auto",
         num_threads: int | None = None,
-        random_state: int | None = None,
+        random_state: int | None = 0,
     ) -> None:
         self.hidden_sizes = hidden_sizes
         self.dropout = dropout
@@ -319,7 +320,7 @@ class TorchMLPRegressor(RegressorMixin, TorchMLPBase):
         batch_size: int = 256,
         device: str = "auto",
         num_threads: int | None = None,
-        random_state: int | None = None,
+        random_state: int | None = 0,
     ) -> None:
         self.hidden_sizes = hidden_sizes
         self.dropout = dropout

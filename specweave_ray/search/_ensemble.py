@@ -317,8 +317,8 @@ def add_ensembles(inc: Increment, *, oof: Mapping[str, np.ndarray], best: Mappin
     """
     pool = sorted(n for n in oof if n in fitted and n in best and best[n].kind == "candidate")
     left_out = sorted(n for n, t in best.items() if t.kind == "candidate" and n not in pool)
-    singles = sorted((best[n] for n in best if best[n].kind == "candidate"), key=lambda t: t.score,
-                     reverse=metric.mode == "max")
+    sign = -1.0 if metric.mode == "max" else 1.0  # best first; a tie goes to the first name, not to dict order
+    singles = sorted((best[n] for n in best if best[n].kind == "candidate"), key=lambda t: (sign * t.score, t.candidate))
     info: dict[str, Any] = {"built": False, "chosen": None, "pool": pool, "left_out": left_out}
     if len(pool) < 2 or not singles:
         info["reason"] = (f"no ensemble: {len(pool)} candidate(s) with out-of-fold outputs and a refit model "

@@ -15,6 +15,7 @@ import contextvars
 import functools
 import hashlib
 import io
+import json
 import logging
 import threading
 import time
@@ -435,16 +436,23 @@ def _error_message(text: str) -> str:
 
 # -- comparison -----------------------------------------------------------------------------
 def best_per_candidate(results: Mapping[str, TrialResult] | list[TrialResult], metric: MetricDef) -> dict[str, TrialResult]:
+    """Each candidate's best finished trial, by name. The same whatever order ``results`` come in
+    (the order trials finished in under Ray): on a tied score a complete trial wins over one ASHA
+    stopped early (it scored fewer boosting rounds), then the one with the first params, then
+    the first trial id."""
     items = results.values() if isinstance(results, Mapping) else results
     best: dict[str, TrialResult] = {}
     for tr in items:
         if tr.status != "finished" or tr.score is None:
             continue
         cur = best.get(tr.candidate)
-        # a trial ASHA stopped early scored fewer boosting rounds; prefer complete ones on ties
-        if cur is None or metric.better(tr.score, cur.score) or (tr.score == cur.score and cur.stopped_early):
+        if cur is None or metric.better(tr.score, cur.score) or (tr.score == cur.score and _tie(tr) < _tie(cur)):
             best[tr.candidate] = tr
-    return best
+    return dict(sorted(best.items()))
+
+
+def _tie(tr: TrialResult) -> tuple[bool, str, str]:
+    return tr.stopped_early, json.dumps(tr.params, sort_keys=True, default=repr), tr.trial_id
 
 
 def lift(score: float, baseline: float, metric: MetricDef) -> float | None:
