@@ -226,6 +226,13 @@ def _trusted_last(folder: Path, lock_fd: int | None) -> int | None:
     return int(number)
 
 
+def cache_dir() -> Path:
+    """The user's cache folder for the package (``$XDG_CACHE_HOME/specweave-ray``, else
+    ``~/.cache/specweave-ray``): rebuildable files only (the MLflow store template, compiled
+    models), never a record."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "specweave-ray"
+
+
 def relative_posix(base: str | os.PathLike[str], path: str | os.PathLike[str]) -> str:
     """``path`` relative to ``base`` with ``/`` (what a doc written into a repository may name:
     no machine's absolute path); the absolute path where none exists (another drive)."""

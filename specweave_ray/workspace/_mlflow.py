@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from specweave_ray._fs import file_lock
+from specweave_ray._fs import cache_dir, file_lock
 from specweave_ray.workspace import storage
 from specweave_ray.workspace._lineage import redact_uri
 
@@ -110,7 +110,7 @@ def _client(uri: str) -> Any:
 
 
 def _template_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "specweave-ray"
+    return cache_dir()
 
 
 def _from_template(db: Path) -> None:
