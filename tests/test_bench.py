@@ -175,6 +175,8 @@ def test_cli_drift_bad_input_exits_2(inc: Increment, features: pd.DataFrame, tmp
 def test_cli_serve_refuses_bad_options(inc: Increment, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", inc.id, "--root", str(inc.root), "--replicas", "3"]) == 2
     assert "--replicas needs --engine ray-serve" in capsys.readouterr().err
+    assert main(["serve", inc.id, "--root", str(inc.root), "--compile", "--engine", "ray-serve"]) == 2
+    assert "--compile needs --engine local" in capsys.readouterr().err
     assert main(["serve", inc.id, "--root", str(inc.root), "--port", "70000"]) == 2
     assert "--port must be between 1 and 65535" in capsys.readouterr().err
     with socket.socket() as taken:
@@ -185,3 +187,17 @@ def test_cli_serve_refuses_bad_options(inc: Increment, capsys: pytest.CaptureFix
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     assert main(["serve", inc.id, "--root", str(inc.root), "--version", "9"]) == 2
     assert "no model package v9" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_package_compiles_against_its_background_rows(inc: Increment, features: pd.DataFrame, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from specweave_ray.deploy.predictor import Predictor
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    plain = Predictor.load(inc.id, root=inc.root)
+    p = Predictor.load(inc.id, root=inc.root).compile()  # checked on model-v1.background.parquet
+    assert p.family == "xgboost" and p.compiled.parent == tmp_path / "specweave-ray" / "compiled"
+    records = features.head(50).to_dict("records")
+    np.testing.assert_allclose(p.predict_proba(records[0]), plain.predict_proba(records[0]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p.predict_proba(records), plain.predict_proba(records), rtol=1e-5, atol=1e-6)
