@@ -9,7 +9,10 @@ and min/max (what a package's ``input_schema`` holds). Then, in one run, interle
 * raw: the family's own call on rows already encoded and scaled (XGBoost ``inplace_predict``,
   LightGBM ``Booster.predict``, the torch network's forward on a float32 tensor);
 * ``Predictor.predict_proba`` on: one dict row, a one-row DataFrame, a 64k-row DataFrame and
-  64k dict rows (schema check and feature pipeline included).
+  64k dict rows (schema check and feature pipeline included);
+* for XGBoost and LightGBM, the same after ``Predictor.compile()`` (rows ``xgboost+compiled``,
+  ``lightgbm+compiled``: the trees compiled to C by TL2cgen, in a fresh cache folder, so the
+  compile time printed is a first build), against the same raw booster call.
 
 Single rows: p50 over ``--single`` calls, raw and Predictor alternating in blocks of 100.
 Batches: the best of ``--repeats`` calls each, alternating. Targets (issue 16, part 5):
@@ -154,12 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench_inference: python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     predictors, held_out = fitted_predictors(args.train)
+    from specweave_ray.deploy.predictor import Predictor
+
+    cache = tempfile.mkdtemp(prefix="bench-inference-compiled-")
+    for family in ("xgboost", "lightgbm"):
+        p = predictors[family]
+        compiled = Predictor(p.metadata, p.folder, model=p.model, features=p.features)
+        t0 = time.perf_counter()
+        compiled.compile(held_out.head(100), folder=cache)
+        print(f"{family}: compiled in {time.perf_counter() - t0:.2f} s ({compiled.compiled.name})", flush=True)
+        predictors[f"{family}+compiled"] = compiled
     records = json_rows(held_out)
     frames = [held_out.iloc[[i]] for i in range(200)]
     big = pd.concat([held_out] * (-(-args.rows // len(held_out))), ignore_index=True).head(args.rows)
     big_records = json_rows(big)
     results: dict[str, Any] = {"cpus": os.cpu_count(), "rows": args.rows}
-    print(f"{'family':<10} {'input':<22} {'raw':>12} {'Predictor':>12} {'ratio':>7}  target")
+    print(f"{'family':<17} {'input':<22} {'raw':>12} {'Predictor':>12} {'ratio':>7}  target")
     for family, p in predictors.items():
         raw = raw_call(p)
         encoded = [raw_input(p, p.encode(r)) for r in records[:200]]
@@ -169,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             r_s, p_s = single(raw, encoded, p.predict_proba, rows, args.single)
             res[label] = {"raw_p50_us": r_s * 1e6, "predictor_p50_us": p_s * 1e6, "ratio": p_s / r_s,
                           "pass": p_s / r_s <= SINGLE_TARGET}
-            print(f"{family:<10} {label:<22} {r_s * 1e6:9.1f} us {p_s * 1e6:9.1f} us {p_s / r_s:6.2f}x"
+            print(f"{family:<17} {label:<22} {r_s * 1e6:9.1f} us {p_s * 1e6:9.1f} us {p_s / r_s:6.2f}x"
                   f"  <= {SINGLE_TARGET}x {'PASS' if p_s / r_s <= SINGLE_TARGET else 'MISS'}", flush=True)
         big_x = raw_input(p, p.encode(big))
         for label, x in ((f"{args.rows // 1024}k-row DataFrame", big), (f"{args.rows // 1024}k dict rows", big_records)):
@@ -177,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = r_s / p_s  # throughput ratio: Predictor rows/s over raw rows/s
             res[label] = {"raw_rows_s": args.rows / r_s, "predictor_rows_s": args.rows / p_s,
                           "throughput_ratio": ratio, "pass": ratio >= BATCH_TARGET}
-            print(f"{family:<10} {label:<22} {args.rows / r_s / 1e6:6.2f} Mrow/s {args.rows / p_s / 1e6:6.2f} Mrow/s"
+            print(f"{family:<17} {label:<22} {args.rows / r_s / 1e6:6.2f} Mrow/s {args.rows / p_s / 1e6:6.2f} Mrow/s"
                   f" {ratio:6.2f}x  >= {BATCH_TARGET}x {'PASS' if ratio >= BATCH_TARGET else 'MISS'}", flush=True)
         results[family] = res
     print(f"load after: {os.getloadavg()[0]:.1f}")
