@@ -5,7 +5,8 @@ runs the pipeline through T-007, which packages the model as ``model-v1``. Then,
 single-row JSON POSTs from ``--concurrency`` keep-alive clients (a bounded closed loop, the load
 generator in this process, sharing the cores with the server):
 
-* (a) the ``local`` engine (uvicorn, one process) in a subprocess;
+* (a) the ``local`` engine (uvicorn, one process) in a subprocess; (a') the same with
+  ``--compile`` (XGBoost's trees compiled to C by TL2cgen);
 * (b) the baseline: a bare Starlette app on the same uvicorn settings returning a constant JSON
   answer of the same shape and size (no parsing, no model): the ceiling of the HTTP stack here;
 * (c) the ``ray-serve`` engine (local Ray, one replica, batching), and with ``--throughput``
@@ -105,13 +106,14 @@ def measure_bare(records: list[dict[str, Any]], answer: str, args: argparse.Name
 
 
 def measure_engine(inc: Any, engine: str, records: list[dict[str, Any]],
-                   args: argparse.Namespace, env: dict[str, str] | None = None) -> dict[str, float]:
+                   args: argparse.Namespace, env: dict[str, str] | None = None,
+                   extra_args: tuple[str, ...] = ()) -> dict[str, float]:
     from specweave_ray.deploy.bench import bench_http, serving
 
     saved = {k: os.environ.get(k) for k in env or {}}
     os.environ.update(env or {})  # the server subprocess inherits it
     try:
-        with serving(inc.path, engine=engine, startup_timeout_s=180) as base:
+        with serving(inc.path, engine=engine, startup_timeout_s=180, extra_args=extra_args) as base:
             return bench_http(f"{base}/predict", records, concurrency=args.concurrency,
                               total_requests=args.requests, timeout_s=120)
     finally:
@@ -185,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsingle-row JSON POST /predict, {args.concurrency} concurrent keep-alive clients, "
           f"{args.requests} requests, loopback, load generator in this process")
     local = measure_engine(inc, "local", records, args)
+    compiled = measure_engine(inc, "local", records, args, extra_args=("--compile",))
     bare = measure_bare(records, answer, args)
-    results.update(local=local, bare=bare)
-    rows = [("(a) specweave-ray serve (local engine)", local), ("(b) bare Starlette, constant JSON", bare)]
+    results.update(local=local, local_compiled=compiled, bare=bare)
+    rows = [("(a) specweave-ray serve (local engine)", local), ("(a') the same with --compile", compiled),
+            ("(b) bare Starlette, constant JSON", bare)]
     if not args.no_ray:
         results["ray_serve"] = measure_engine(inc, "ray-serve", records, args)
         rows.append(("(c) ray-serve engine (1 replica, batching)", results["ray_serve"]))
@@ -201,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     rps, p99 = local["http_throughput_rps"], local["http_latency_p99_ms"]
     print(f"    local {rps:.0f} req/s (target >= 2500) {verdict(rps >= 2500)}; "
           f"p99 {p99:.1f} ms (target <= 20 ms) {verdict(p99 <= 20)}")
-    print(f"    local / bare throughput: {rps / bare['http_throughput_rps']:.2f}x")
+    print(f"    local / bare throughput: {rps / bare['http_throughput_rps']:.2f}x; "
+          f"--compile / local: {compiled['http_throughput_rps'] / rps:.2f}x")
     for key in ("ray_serve", "ray_serve_throughput"):
         if key in results:
             print(f"    {key} / local throughput: {results[key]['http_throughput_rps'] / rps:.3f}x")
