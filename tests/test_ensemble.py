@@ -161,7 +161,9 @@ def test_sweep_records_ensembles_and_the_package_serves_one(tmp_path, seed: int)
                 [ModelExperiment("ridge", "sklearn.linear_model.Ridge", {"alpha": 1.0}),
                  ModelExperiment("xgboost", "xgboost", {"n_estimators": 20, "max_depth": 3, "n_jobs": 1}),
                  ModelExperiment("lightgbm", "lightgbm", {"n_estimators": 20, "verbose": -1, "n_jobs": 1})],
-                X, y, increment=inc, cv=3, metric="rmse", seed=seed, sweep={"num_cpus": 2, "stages": 1})
+                X, y, increment=inc, cv=3, metric="rmse", seed=seed,
+                # a throughput no model serves: the estimate is recorded, and no ensemble is chosen
+                sweep={"num_cpus": 2, "stages": 1, "ensemble_throughput_rps": 1e7})
         finally:
             ray.shutdown()
     comp = json.loads((inc.experiments_dir / "comparison.json").read_text())
@@ -169,6 +171,9 @@ def test_sweep_records_ensembles_and_the_package_serves_one(tmp_path, seed: int)
     assert ens["built"] and {e["candidate"] for e in ens["ensembles"]} == {"ensemble-greedy", "ensemble-stack"}
     assert all(e["reason"] for e in ens["ensembles"]) and "## Ensemble" in (inc.experiments_dir / "comparison.md").read_text()
     assert all(e["paired_se"] >= 0 and "paired SE" in e["reason"] for e in ens["ensembles"])
+    assert ens["target_throughput_rps"] == 1e7 and ens["chosen"] is None and comp["best"] == ens["best_single"]["record"]
+    assert all(0 < e["served_throughput_rps_estimate"] < 1e7 for e in ens["ensembles"])
+    assert "throughput target: 1e+07 req/s" in (inc.experiments_dir / "comparison.md").read_text()
     kinds = {r["candidate"]: r["kind"] for r in comp["rows"]}
     assert kinds["ensemble-greedy"] == kinds["ensemble-stack"] == "ensemble"
     folds = trial_inputs(problems.get("regression"), X, y, cv=3, seed=seed).folds  # the sweep's own
@@ -259,6 +264,58 @@ def test_the_latency_target_counts_the_served_clients() -> None:
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=7.0, target_p99_ms=100.0, other=None,
                      clients=16, model_p99_ms=2.0)
     assert ok and "estimated 32.0 ms (16 x its model call p99 2.00 ms)" in why
+
+
+def test_the_throughput_target_refuses_an_ensemble_one_server_cannot_serve_that_fast() -> None:
+    """The spec's `throughput >= 1000 req/s`: one server process answers one request at a time, so
+    a model call of 1.4 ms on average caps it near 714 req/s however good the ensemble is."""
+    from specweave_ray.search._ensemble import EnsembleScore, decide, served_throughput_rps
+    from specweave_ray.search.coordinator import TrialResult
+
+    auc = get_metric("roc_auc")
+    single = TrialResult("xgb", "candidate", "t1", "exp-001", "finished", {}, {"cv_mean": 0.90})
+    ens = EnsembleScore("stack", ("a", "b"), (), (0.93, 0.95, 0.94, 0.94))
+    assert served_throughput_rps(1.4) == pytest.approx(714.29, abs=0.01)
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=100.0, other=None,
+                     clients=16, model_p99_ms=1.6, target_rps=1000.0, model_mean_ms=1.4)
+    assert not ok and "at most 714 req/s" in why and "throughput target of 1000 req/s" in why
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=100.0, other=None,
+                     clients=16, model_p99_ms=0.6, target_rps=1000.0, model_mean_ms=0.5)
+    assert ok and "at most 2,000 req/s" in why and "estimated 9.6 ms" in why
+    # both targets broken: the sentence names both
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=10.0, other=None,
+                     clients=16, model_p99_ms=1.6, target_rps=1000.0, model_mean_ms=1.4)
+    assert not ok and "latency_p99 < 10 ms; and its throughput" in why
+    # no throughput target: the cost is not in the sentence, nothing is refused for it
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=None, other=None,
+                     model_mean_ms=100.0)
+    assert ok and "req/s" not in why
+
+
+def test_a_better_stack_that_breaks_a_target_does_not_keep_out_a_greedy_ensemble_that_meets_it() -> None:
+    from functools import partial
+
+    from specweave_ray.search._ensemble import EnsembleScore, decide, decide_each
+    from specweave_ray.search.coordinator import TrialResult
+
+    auc = get_metric("roc_auc")
+    single = TrialResult("xgb", "candidate", "t1", "exp-001", "finished", {}, {"cv_mean": 0.90})
+    greedy = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.93, 0.95, 0.94, 0.94))
+    stack = EnsembleScore("stack", ("a", "b", "c"), (), (0.94, 0.96, 0.95, 0.95))
+    mean_ms = {"greedy": 0.5, "stack": 1.4}  # the stack's third member is the slow one
+    base = partial(decide, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=None)
+
+    def verdict(ens, other, target_rps):
+        return base(ens, other=other, target_rps=target_rps, model_mean_ms=mean_ms[ens.method])
+
+    (g_ok, g_why), (s_ok, s_why) = decide_each([greedy, stack], partial(verdict, target_rps=1000.0))
+    assert g_ok and not s_ok and "throughput target of 1000 req/s" in s_why
+    # without the target the better stack wins and the greedy ensemble is refused because of it
+    (g_ok, g_why), (s_ok, s_why) = decide_each([greedy, stack], partial(verdict, target_rps=None))
+    assert s_ok and not g_ok and "the stack ensemble scored better (0.9500)" in g_why
+    # both break it: neither is chosen, each for its own reason
+    (g_ok, g_why), (s_ok, s_why) = decide_each([greedy, stack], partial(verdict, target_rps=5000.0))
+    assert not g_ok and not s_ok and "at most 2,000 req/s" in g_why and "at most 714 req/s" in s_why
 
 
 def test_one_candidate_makes_no_ensemble_and_says_why(seed: int) -> None:

@@ -113,6 +113,8 @@ def test_run_classification_end_to_end_then_rerun_skips(tmp_path, root, capsys):
     # T-005's ensemble is held to the spec's latency target at T-008's 16 concurrent clients
     assert comparison["ensemble"]["built"] and comparison["ensemble"]["latency_clients"] == 16
     assert comparison["ensemble"]["target_latency_p99_ms"] == 100
+    assert comparison["ensemble"]["target_throughput_rps"] == 1000  # and to its throughput target
+    assert "throughput target: 1000 req/s" in (inc.experiments_dir / "comparison.md").read_text()
     assert f"held-out {metric} = {m[metric]!r}" in printed and "Not recorded yet" not in printed
     n = len(list_records(inc))
 

@@ -404,6 +404,10 @@ def _sweep(run: _Run, experiments: list[ModelExperiment], *, refit: bool, task: 
              and t.op in ("<", "<=")), None)
         # T-008 holds that target against the HTTP p99 of its concurrent clients (deploy.bench)
         update["ensemble_latency_clients"] = HTTP_CLIENTS
+    if cfg.sweep.ensemble_throughput_rps is None:  # and its throughput target, the served req/s
+        update["ensemble_throughput_rps"] = next(
+            (t.value for t in run.spec.targets if t.metric == "throughput" and t.relative_to is None
+             and t.op in (">", ">=")), None)
     sweep = cfg.sweep.model_copy(update=update)
     return run_experiments(
         experiments, run.X_train, run.y_train, increment=run.inc, problem_type=run.problem.name,

@@ -530,12 +530,17 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
             target, clients = ens.get("target_latency_p99_ms"), int(ens.get("latency_clients") or 1)
             served = (f" at {clients} concurrent clients (estimated as {clients} x the model call's p99 on "
                       f"an encoded row: one server answers one request at a time)" if clients > 1 else " (single-row, in process)")
+            rps, single_rps = ens.get("target_throughput_rps"), single.get("single_served_throughput_rps_estimate")
             lines.append(f"Best single candidate: {single['candidate']} ({m} {single['cv_mean']:.4f}, single-row "
-                         f"p99 {single['single_latency_p99_ms']:.1f} ms); latency target: "
-                         f"{f'latency_p99 < {target:g} ms{served}' if target is not None else 'none in the spec'}.")
+                         f"p99 {single['single_latency_p99_ms']:.1f} ms"
+                         + (f", served at most {single_rps:,.0f} req/s" if single_rps is not None else "")
+                         + "); latency target: "
+                         f"{f'latency_p99 < {target:g} ms{served}' if target is not None else 'none in the spec'}; "
+                         f"throughput target: "
+                         f"{f'{rps:g} req/s (estimated as 1000 / the mean of the model call on an encoded row, in ms)' if rps is not None else 'none in the spec'}.")
             lines.append("An ensemble is chosen only when it beats the best single candidate by more than the "
                          "standard error of their per-fold differences (the ensemble by nested CV, both on the "
-                         "sweep's folds) within the latency target.")
+                         "sweep's folds) within the latency and throughput targets.")
             lines.append("")
             for e in ens["ensembles"]:
                 members = ", ".join(f"{n} {w:.2f}" for n, w in zip(e["members"], e["weights"], strict=True)) \

@@ -341,7 +341,8 @@ def run_experiments(
                             if not isinstance(out, Exception) and not payload["candidates"][n]["raw"]},
                     meta=coordinator.meta, classes=classes, rounds=sweep_cfg.ensemble_rounds,
                     target_p99_ms=sweep_cfg.ensemble_latency_p99_ms,
-                    clients=sweep_cfg.ensemble_latency_clients, seed=seed)
+                    clients=sweep_cfg.ensemble_latency_clients, target_rps=sweep_cfg.ensemble_throughput_rps,
+                    seed=seed)
             except Exception as err:  # noqa: BLE001 - the single candidates stand; the comparison says why
                 logger.warning("the ensemble was not built: %s: %s", type(err).__name__, err)
                 ensembles, ens_info = [], {"built": False, "chosen": None,
