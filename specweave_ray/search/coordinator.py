@@ -537,7 +537,7 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
                          + "); latency target: "
                          f"{f'latency_p99 < {target:g} ms{served}' if target is not None else 'none in the spec'}; "
                          f"throughput target: "
-                         f"{f'{rps:g} req/s (estimated as 1000 / the mean of the model call on an encoded row, in ms)' if rps is not None else 'none in the spec'}.")
+                         f"{f'{rps:g} req/s (estimated as 1000 / the p99 of the model call on an encoded row, in ms)' if rps is not None else 'none in the spec'}.")
             lines.append("An ensemble is chosen only when it beats the best single candidate by more than the "
                          "standard error of their per-fold differences (the ensemble by nested CV, both on the "
                          "sweep's folds) within the latency and throughput targets.")

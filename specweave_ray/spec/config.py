@@ -120,7 +120,7 @@ class SweepConfig(_Frozen):
     ensemble_latency_p99_ms: float | None = Field(default=None, gt=0)
     ensemble_latency_clients: int = Field(default=1, ge=1, le=10000)
     # an ensemble that one server process cannot serve this fast is not chosen (the pipeline sets it
-    # from the spec's throughput target): 1000 / the mean of its model call on an encoded row, in req/s
+    # from the spec's throughput target): 1000 / the p99 of its model call on an encoded row, in req/s
     ensemble_throughput_rps: float | None = Field(default=None, gt=0)
     # one sweep's wall-clock budget for its trials (Ray Tune's TuneConfig.time_budget_s): when it
     # ends the running trials are stopped and recorded ``interrupted`` (cause: the time budget);
