@@ -320,6 +320,49 @@ def test_a_better_stack_that_breaks_a_target_does_not_keep_out_a_greedy_ensemble
     assert not g_ok and not s_ok and "estimated 2,000 req/s" in g_why and "estimated 625 req/s" in s_why
 
 
+def test_a_pool_too_slow_for_the_targets_drops_its_slow_member_before_the_ensembles_are_built(tmp_path, seed: int) -> None:
+    """A forest of 100 trees takes milliseconds per row where a linear model and one tree take microseconds:
+    with the spec's targets allowing a 3 ms model call, the forest leaves the pool (as AutoGluon's
+    infer_limit would drop it) and both ensembles are built, scored and recorded without it."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.tree import DecisionTreeRegressor
+
+    from specweave_ray.search._ensemble import add_ensembles, prune_to_budget
+    from specweave_ray.search.coordinator import TrialResult, render_comparison
+    from specweave_ray.workspace.increment import Increment
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(400, 5)), columns=[f"f{i}" for i in range(5)])
+    y = X.to_numpy() @ np.array([1.0, 2.0, 0.0, -1.0, 0.5]) + np.sin(3 * X["f2"].to_numpy()) + rng.normal(0, 0.3, 400)
+    folds = _folds(400, k=3, seed=seed)
+    makers = {"linear": LinearRegression, "tree": lambda: DecisionTreeRegressor(max_depth=4, random_state=seed),
+              "forest": lambda: RandomForestRegressor(n_estimators=100, max_depth=6, random_state=seed)}
+    oof = {n: cross_val_predict(make(), X, y, cv=folds) for n, make in makers.items()}
+    fitted = {n: (make().fit(X, y), None) for n, make in makers.items()}
+    rmse = get_metric("rmse")
+    best = {n: TrialResult(n, "candidate", f"t-{n}", f"exp-00{i}", "finished", {}, {"cv_mean": score(rmse, y, oof[n])})
+            for i, n in enumerate(makers)}
+
+    pool, dropped = prune_to_budget(list(makers), oof=oof, y=y, fitted={n: f[0] for n, f in fitted.items()},
+                                    features=None, X=X, metric=rmse, output="values", budget_ms=3.0, seed=seed)
+    assert pool == ["linear", "tree"] and [d["candidate"] for d in dropped] == ["forest"]
+    assert dropped[0]["pool_model_latency_p99_ms"] > 3.0 and dropped[0]["model_latency_p99_ms"] > 3.0
+    # a budget every pool meets drops nothing
+    assert prune_to_budget(list(makers), oof=oof, y=y, fitted={n: f[0] for n, f in fitted.items()}, features=None,
+                           X=X, metric=rmse, output="values", budget_ms=1e6, seed=seed) == (sorted(makers), [])
+
+    inc = Increment.create("Pruned Pool", problem_type="regression", root=tmp_path / "incs")
+    made, info = add_ensembles(inc, oof=oof, best=best, fitted=fitted, y=y, folds=folds, metric=rmse,
+                               output="values", X=X, meta={}, target_p99_ms=48.0, clients=16, seed=seed)
+    assert info["serving_budget_ms"] == 3.0 and info["pool"] == ["linear", "tree"], info["pruned"]
+    assert [d["candidate"] for d in info["pruned"]] == ["forest"]
+    assert all("forest" not in t.params["members"] for t in made) and len(made) == 2
+    text = render_comparison({"metric": "rmse", "mode": "min", "increment": inc.id, "trials": 3, "failed": 0,
+                              "rows": [], "failures": [], "ensemble": info})
+    assert "dropped from the pool, the least missed first: forest (" in text and "over linear, tree" in text
+
+
 def test_one_candidate_makes_no_ensemble_and_says_why(seed: int) -> None:
     from specweave_ray.search._ensemble import add_ensembles
     from specweave_ray.search.coordinator import TrialResult

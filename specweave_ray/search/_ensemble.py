@@ -344,6 +344,77 @@ def _serving_costs(latency_p99_ms: float | None, target_p99_ms: float | None, *,
     return costs, broken
 
 
+def serving_budget_ms(target_p99_ms: float | None, *, clients: int, target_rps: float | None) -> float | None:
+    """The most a model call on an encoded row (its p99) may cost for :func:`decide` to let the
+    spec's targets stand: under ``target_p99_ms / clients`` (:func:`served_p99_ms`) and
+    ``1000 / target_rps`` (:func:`served_throughput_rps`); None when the spec sets neither.
+
+    Example:
+        >>> serving_budget_ms(100.0, clients=16, target_rps=1000.0), serving_budget_ms(None, clients=1, target_rps=None)
+        (1.0, None)
+    """
+    limits = [target_p99_ms / max(1, clients)] if target_p99_ms is not None else []
+    limits += [1000.0 / target_rps] if target_rps is not None else []
+    return min(limits) if limits else None
+
+
+def prune_to_budget(pool: Sequence[str], *, oof: Mapping[str, np.ndarray], y: np.ndarray, fitted: Mapping[str, Any],
+                    features: Any, X: Any, metric: MetricDef, output: str, budget_ms: float, rounds: int = ROUNDS,
+                    seed: int = 0) -> tuple[list[str], list[dict[str, Any]]]:
+    """The pool with its members dropped, one at a time, until a stack over all of them (the costlier
+    ensemble: it calls every member, then its meta-learner) answers an encoded row within
+    ``budget_ms`` at p99, or two members are left; as AutoGluon's ``infer_limit`` prunes the models
+    an ensemble may use. Each time the member dropped is, of those whose own call's p99 is enough to
+    bring the pool within the budget (less its share of the pool's mean time), the one whose absence costs the greedy selection's score over
+    every out-of-fold row least; when no one member is enough, the one whose absence costs least
+    per millisecond of its own call (a member greedy selection gives no weight costs nothing). The
+    pool's cost is measured, not summed: on the fraud example four members of 0.10-0.44 ms p99
+    each made a stack of 1.48 ms p99, not 0.99.
+
+    Returns:
+        The pool kept, and per member dropped: its name, its own call's p99, the pool's p99 before,
+        the greedy score without it.
+    """
+    pool = sorted(pool)
+    y = np.asarray(y)
+    ok = np.ones(len(y), dtype=bool)
+    for n in pool:
+        ok &= np.isfinite(np.asarray(oof[n], dtype=np.float64)).reshape(len(y), -1).all(axis=1)
+    outs = {n: np.asarray(oof[n], dtype=np.float64)[ok] for n in pool}
+    dropped: list[dict[str, Any]] = []
+    sign = 1.0 if metric.mode == "max" else -1.0
+    own = {n: single_row_latency_ms(fitted[n], features, X, output=output, n=5) for n in pool}
+    while True:
+        stacker = fit_stack([outs[n] for n in pool], y[ok], output=output, seed=seed)
+        model = EnsembleModel.from_fitted([fitted[n] for n in pool], names=list(pool), output=output, stacker=stacker)
+        timed = single_row_latency_ms(model, features, X, output=output, n=5)
+        cost = timed["model_latency_p99_ms"]
+        if cost <= budget_ms or len(pool) <= 2:
+            return list(pool), dropped
+        full = _greedy_score([outs[n] for n in pool], y[ok], metric, rounds=rounds)
+        kept = {m: _greedy_score([outs[n] for n in pool if n != m], y[ok], metric, rounds=rounds) for m in pool}
+        loss = {m: max(0.0, sign * (full - kept[m])) for m in pool}
+        # what the pool's p99 would be without a member: less that member's share of the pool's mean
+        # time (means, not p99s, for the share: a single slow call does not make a member look cheap)
+        share = {n: min(1.0, own[n]["model_latency_mean_ms"] / max(timed["model_latency_mean_ms"], 1e-9)) for n in pool}
+        slow = {n: own[n]["model_latency_mean_ms"] for n in pool}
+        enough = [n for n in pool if cost * (1.0 - share[n]) <= budget_ms]
+        if enough:  # the least missed of those; a tie drops the slower
+            m = min(enough, key=lambda n: (loss[n], -slow[n], n))
+        else:  # the least missed per millisecond it saves
+            m = min(pool, key=lambda n: (loss[n] / max(slow[n], 1e-6), -slow[n], n))
+        dropped.append({"candidate": m, "model_latency_p99_ms": own[m]["model_latency_p99_ms"],
+                        "pool_model_latency_p99_ms": cost,
+                        f"greedy_{metric.name}_without": kept[m]})
+        pool = [n for n in pool if n != m]
+
+
+def _greedy_score(outputs: Sequence[np.ndarray], y: np.ndarray, metric: MetricDef, *, rounds: int) -> float:
+    """The score of greedy selection's weighted outputs on the rows it chose them on."""
+    w = greedy_selection(outputs, y, metric, rounds=rounds)
+    return score(metric, y, np.sum([wi * o for wi, o in zip(w, outputs, strict=True)], axis=0))
+
+
 def ensemble_model(ens: EnsembleScore, fitted: Mapping[str, Any], *, output: str) -> EnsembleModel:
     """The deployable model: the members' refits (already fitted) and the weights / meta-learner."""
     return EnsembleModel.from_fitted([fitted[n] for n in ens.names], weights=ens.weights or None,
@@ -382,10 +453,16 @@ def add_ensembles(inc: Increment, *, oof: Mapping[str, np.ndarray], best: Mappin
                           f"(an ensemble needs two)" + (f"; left out: {', '.join(left_out)}" if left_out else ""))
         return [], info
     t0 = time.perf_counter()
+    features = fitted[pool[0]][1]  # one feature pipeline, fitted on the same rows for every member
+    budget_ms = serving_budget_ms(target_p99_ms, clients=clients, target_rps=target_rps)
+    if budget_ms is not None and len(pool) > 2:
+        pool, pruned = prune_to_budget(pool, oof=oof, y=y, fitted={n: fitted[n][0] for n in pool},
+                                       features=features, X=X, metric=metric, output=output,
+                                       budget_ms=budget_ms, rounds=rounds, seed=seed)
+        info.update(pool=pool, serving_budget_ms=budget_ms, pruned=pruned)
     scores = build_ensembles({n: oof[n] for n in pool}, y, folds, metric, output=output, rounds=rounds, seed=seed)
     build_s = time.perf_counter() - t0
     top = singles[0]
-    features = fitted[pool[0]][1]  # one feature pipeline, fitted on the same rows for every member
     single_latency = single_row_latency_ms(fitted[top.candidate][0], fitted[top.candidate][1], X, output=output)
     models, latencies = {}, {}
     for ens in scores:

@@ -541,6 +541,13 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
             lines.append("An ensemble is chosen only when it beats the best single candidate by more than the "
                          "standard error of their per-fold differences (the ensemble by nested CV, both on the "
                          "sweep's folds) within the latency and throughput targets.")
+            if ens.get("pruned"):
+                drops = "; ".join(f"{d['candidate']} ({d['model_latency_p99_ms']:.2f} ms alone; the pool's stack took "
+                                  f"{d['pool_model_latency_p99_ms']:.2f} ms)"
+                                  for d in ens["pruned"])
+                lines.append(f"To fit the targets (a model call within {ens['serving_budget_ms']:.2f} ms at p99), "
+                             f"dropped from the pool, the least missed first: {drops}; "
+                             f"the ensembles are over {', '.join(ens['pool'])}.")
             lines.append("")
             for e in ens["ensembles"]:
                 members = ", ".join(f"{n} {w:.2f}" for n, w in zip(e["members"], e["weights"], strict=True)) \
