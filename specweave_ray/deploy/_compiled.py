@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 XGB_MAX_ROWS = 256  # XGBoost: the compiled library up to this many rows (measured above)
 LGB_MIN_ROWS = 1024  # LightGBM: the compiled library from this many rows (measured above)
+ONE_THREAD_ROWS = 64  # up to this many rows on one thread, here and in the Predictor's XGBoost calls
 
 
 def compile_trees(booster: Any, family: str, *, rounds: tuple[int, int] = (0, 0),
@@ -89,7 +90,7 @@ def compile_trees(booster: Any, family: str, *, rounds: tuple[int, int] = (0, 0)
     def predict(X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
         n = X.shape[0]
-        out = (one if n <= 64 else many).predict(tl2cgen.DMatrix(X))
+        out = (one if n <= ONE_THREAD_ROWS else many).predict(tl2cgen.DMatrix(X))
         out = out.reshape(n, -1)  # TL2cgen: (rows, targets, classes)
         return out[:, 0] if out.shape[1] == 1 else out
 

@@ -30,7 +30,12 @@ import pandas as pd
 
 from specweave_ray._fs import read_json
 from specweave_ray.candidates._common import family_of
-from specweave_ray.deploy._compiled import LGB_MIN_ROWS, XGB_MAX_ROWS, compile_trees
+from specweave_ray.deploy._compiled import (
+    LGB_MIN_ROWS,
+    ONE_THREAD_ROWS,
+    XGB_MAX_ROWS,
+    compile_trees,
+)
 from specweave_ray.deploy._fast_features import (
     FastEncoder,
     compile_encoder,
@@ -60,7 +65,6 @@ Rows = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-_ONE_THREAD_ROWS = 64  # XGBoost scores up to this many rows on one thread
 _SMALL_FRAME = 32  # DataFrames up to this many rows are scored through the dict-row path
 _ROW_SOFTMAX_ROWS = 64  # torch's softmax along rows up to this many rows, along columns above
 
@@ -442,7 +446,7 @@ def _scorer(model: Any, family: str, classes: np.ndarray | None, *,
             n = X.shape[0]
             if compiled is not None and n <= XGB_MAX_ROWS:
                 return compiled(X)
-            return (one if n <= _ONE_THREAD_ROWS else booster).inplace_predict(
+            return (one if n <= ONE_THREAD_ROWS else booster).inplace_predict(
                 X, iteration_range=rounds, missing=missing, validate_features=False)
 
         return booster, (xgb if k is None else (lambda X: as_proba(xgb(X))))
