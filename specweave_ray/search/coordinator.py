@@ -533,7 +533,7 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
             rps, single_rps = ens.get("target_throughput_rps"), single.get("single_served_throughput_rps_estimate")
             lines.append(f"Best single candidate: {single['candidate']} ({m} {single['cv_mean']:.4f}, single-row "
                          f"p99 {single['single_latency_p99_ms']:.1f} ms"
-                         + (f", served at most {single_rps:,.0f} req/s" if single_rps is not None else "")
+                         + (f", served at an estimated {single_rps:,.0f} req/s" if single_rps is not None else "")
                          + "); latency target: "
                          f"{f'latency_p99 < {target:g} ms{served}' if target is not None else 'none in the spec'}; "
                          f"throughput target: "
