@@ -251,19 +251,19 @@ def test_the_latency_target_counts_the_served_clients() -> None:
     auc = get_metric("roc_auc")
     single = TrialResult("xgb", "candidate", "t1", "exp-001", "finished", {}, {"cv_mean": 0.90})
     ens = EnsembleScore("greedy", ("a", "b"), (0.5, 0.5), (0.93, 0.95, 0.94, 0.94))
-    assert served_p99_ms(7.0, 16) == 112.0 and served_p99_ms(7.0, 1) == 7.0
+    assert served_p99_ms(7.0, 16) == 224.0 and served_p99_ms(7.0, 1) == 7.0
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=7.0, target_p99_ms=100.0, other=None)
     assert ok and "single-row p99 latency 7.0 ms" in why  # in process: one client
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=7.0, target_p99_ms=100.0, other=None,
                      clients=16)
-    assert not ok and "at 16 concurrent clients, estimated 112.0 ms" in why and "latency_p99 < 100 ms" in why
-    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=5.0, target_p99_ms=100.0, other=None,
+    assert not ok and "at 16 concurrent clients, estimated 224.0 ms" in why and "latency_p99 < 100 ms" in why
+    ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=100.0, other=None,
                      clients=16)
-    assert ok and "estimated 80.0 ms" in why
+    assert ok and "estimated 96.0 ms" in why
     # the served path encodes a row in microseconds: the model's own call is what queues
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=7.0, target_p99_ms=100.0, other=None,
                      clients=16, model_p99_ms=2.0)
-    assert ok and "estimated 32.0 ms (16 x its model call p99 2.00 ms)" in why
+    assert ok and "estimated 64.0 ms (2 x 16 x its model call p99 2.00 ms)" in why
 
 
 def test_the_throughput_target_refuses_an_ensemble_one_server_cannot_serve_that_fast() -> None:
@@ -280,10 +280,10 @@ def test_the_throughput_target_refuses_an_ensemble_one_server_cannot_serve_that_
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=100.0, other=None,
                      clients=16, model_p99_ms=1.6, target_rps=1000.0)
     assert not ok and "estimated 625 req/s (1000 / its model call p99 1.60 ms)" in why
-    assert "throughput target of 1000 req/s" in why and "latency_p99" not in why  # 25.6 ms meets that one
+    assert "throughput target of 1000 req/s" in why and "latency_p99" not in why  # 51.2 ms meets that one
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=100.0, other=None,
                      clients=16, model_p99_ms=0.5, target_rps=1000.0)
-    assert ok and "estimated 2,000 req/s" in why and "estimated 8.0 ms" in why
+    assert ok and "estimated 2,000 req/s" in why and "estimated 16.0 ms" in why
     # both targets broken: the sentence names both
     ok, why = decide(ens, best_single=single, metric=auc, latency_p99_ms=3.0, target_p99_ms=10.0, other=None,
                      clients=16, model_p99_ms=1.6, target_rps=1000.0)
@@ -354,7 +354,7 @@ def test_a_pool_too_slow_for_the_targets_drops_its_slow_member_before_the_ensemb
 
     inc = Increment.create("Pruned Pool", problem_type="regression", root=tmp_path / "incs")
     made, info = add_ensembles(inc, oof=oof, best=best, fitted=fitted, y=y, folds=folds, metric=rmse,
-                               output="values", X=X, meta={}, target_p99_ms=48.0, clients=16, seed=seed)
+                               output="values", X=X, meta={}, target_p99_ms=96.0, clients=16, seed=seed)
     assert info["serving_budget_ms"] == 3.0 and info["pool"] == ["linear", "tree"], info["pruned"]
     assert [d["candidate"] for d in info["pruned"]] == ["forest"]
     assert all("forest" not in t.params["members"] for t in made) and len(made) == 2

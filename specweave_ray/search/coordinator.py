@@ -528,8 +528,9 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
         else:
             single = ens["best_single"]
             target, clients = ens.get("target_latency_p99_ms"), int(ens.get("latency_clients") or 1)
-            served = (f" at {clients} concurrent clients (estimated as {clients} x the model call's p99 on "
-                      f"an encoded row: one server answers one request at a time)" if clients > 1 else " (single-row, in process)")
+            served = (f" at {clients} concurrent clients (estimated as 2 x {clients} x the model call's p99 on "
+                      f"an encoded row: one server answers one request at a time, and a closed loop's p99 is "
+                      f"twice its mean)" if clients > 1 else " (single-row, in process)")
             rps, single_rps = ens.get("target_throughput_rps"), single.get("single_served_throughput_rps_estimate")
             lines.append(f"Best single candidate: {single['candidate']} ({m} {single['cv_mean']:.4f}, single-row "
                          f"p99 {single['single_latency_p99_ms']:.1f} ms"

@@ -116,7 +116,7 @@ class SweepConfig(_Frozen):
     ensemble_rounds: int = Field(default=25, ge=1, le=1000)
     # an ensemble whose p99 latency is not below this is not chosen (the pipeline sets it from the
     # spec's latency_p99 target), its latency estimated for `ensemble_latency_clients` concurrent
-    # clients of one server process: clients x its single-row p99 (the pipeline sets T-008's 16)
+    # clients of one server process: 2 x clients x its model call's p99 (the pipeline sets T-008's 16)
     ensemble_latency_p99_ms: float | None = Field(default=None, gt=0)
     ensemble_latency_clients: int = Field(default=1, ge=1, le=10000)
     # an ensemble that one server process cannot serve this fast is not chosen (the pipeline sets it
